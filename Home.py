@@ -1,0 +1,13 @@
+"""Connector Studio: the entry point that builds the navigation over the pages in ``pages/``."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Connector Studio", page_icon="🔌", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+        st.Page("pages/connections.py", title="Connections", icon=":material/link:"),
+    ]
+)
+navigation.run()

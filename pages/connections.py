@@ -1,0 +1,337 @@
+"""Connections: list, create, edit, activate, disable and delete REST APIs and file servers.
+
+Layout only: every action is one call on ``ConfigStore``, which validates, masks and audits.
+Widget keys carry the connection's id so that opening another connection starts from its own
+stored values, while an unsaved edit survives the reruns that switching an option causes.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from studio.errors import ConfigError, StudioError
+from studio.models import AUTH_LABELS, DEFAULT_PORTS, KIND_LABELS, ApiConnection
+from studio.store import ConfigStore
+from studio.vault import MASK
+
+NEW = "➕ New connection"
+KEEP_HELP = "The dots stand for the stored secret: leave them to keep it, or type a new one."
+
+store = ConfigStore()
+state = st.session_state
+
+
+def flash(message: str) -> None:
+    """Show a message after the rerun that follows a change."""
+    state["conn_flash"] = message
+
+
+def pick(name: str) -> None:
+    state["conn_pick_next"] = name
+
+
+st.title("Connections")
+if message := state.pop("conn_flash", None):
+    st.success(message)
+
+connections = store.list("connections")
+if connections:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Name": c.name,
+                    "Kind": KIND_LABELS[c.kind],
+                    "URL or host": c.target,
+                    "Auth": c.auth_label,
+                    "Status": c.status,
+                    "Updated": c.updated_at,
+                }
+                for c in connections
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"Updated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
+else:
+    st.info("No connections yet. Create one below.")
+
+if "conn_pick_next" in state:
+    state["conn_pick"] = state.pop("conn_pick_next")
+names = [c.name for c in connections]
+if state.get("conn_pick") not in [NEW, *names]:
+    state["conn_pick"] = NEW
+choice = st.selectbox("Open", [NEW, *names], key="conn_pick")
+current = next((c for c in connections if c.name == choice), None)
+cid = current.id if current else "new"
+
+
+def key(field: str) -> str:
+    return f"conn.{cid}.{field}"
+
+
+def secret_input(label: str, value: str, field: str) -> str:
+    return st.text_input(
+        label,
+        value=value,
+        type="password",
+        key=key(field),
+        help=KEEP_HELP if value == MASK else None,
+    )
+
+
+def close_delete() -> None:
+    state.pop("conn_confirm", None)
+
+
+# The open dialog is kept in the session, so it survives full reruns (not only fragment ones).
+@st.dialog("Delete connection", on_dismiss=close_delete)
+def confirm_delete(conn) -> None:
+    users = store.dependents("connections", conn.id)
+    if users:
+        st.error(f"{conn.name!r} is used by {', '.join(users)}; change or delete those first.")
+        if st.button("Close", key="conn_delete_close"):
+            close_delete()
+            st.rerun()
+        return
+    st.write(f"Delete **{conn.name}**? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Delete", type="primary", key="conn_delete_yes"):
+        try:
+            store.delete("connections", conn.id, source="studio")
+        except StudioError as e:
+            st.error(str(e))
+            return
+        close_delete()
+        flash(f"Deleted connection {conn.name!r}.")
+        pick(NEW)
+        st.rerun()
+    if no.button("Cancel", key="conn_delete_no"):
+        close_delete()
+        st.rerun()
+
+
+if current is not None:
+    st.subheader(current.name)
+    st.caption(f"{KIND_LABELS[current.kind]} · {current.status} · id `{current.id}`")
+    toggle = delete = st.container(horizontal=True)
+    if current.status == "active":
+        if toggle.button("Disable", key="conn_disable"):
+            store.set_status("connections", current.id, "disabled", source="studio")
+            flash(f"Disabled {current.name!r}.")
+            st.rerun()
+    elif toggle.button("Activate", key="conn_activate"):
+        store.set_status("connections", current.id, "active", source="studio")
+        flash(f"Activated {current.name!r}.")
+        st.rerun()
+    if delete.button("Delete…", key="conn_delete"):
+        state["conn_confirm"] = current.id
+    if state.get("conn_confirm") == current.id:
+        confirm_delete(current)
+else:
+    st.subheader("New connection")
+
+kinds = list(KIND_LABELS)
+kind = st.radio(
+    "Kind",
+    kinds,
+    index=kinds.index(current.kind) if current else 0,
+    format_func=KIND_LABELS.get,
+    horizontal=True,
+    key=key("kind"),
+    disabled=current is not None,
+)
+data: dict = {
+    "kind": kind,
+    "name": st.text_input("Name", current.name if current else "", key=key("name")),
+}
+if current is not None:
+    data.update(id=current.id, status=current.status)
+
+if kind == "api":
+    api = current if isinstance(current, ApiConnection) else None
+    data["base_url"] = st.text_input(
+        "Base URL",
+        api.base_url if api else "",
+        key=key("base_url"),
+        placeholder="https://api.example.com/v1",
+    )
+    auth_types = list(AUTH_LABELS)
+    stored_auth = api.auth if api else None
+    auth_type = st.selectbox(
+        "Authentication",
+        auth_types,
+        index=auth_types.index(stored_auth.type) if stored_auth else 0,
+        format_func=AUTH_LABELS.get,
+        key=key("auth_type"),
+    )
+    # Values of the stored auth only when it is of the chosen type: no secret crosses types.
+    old = stored_auth.model_dump() if stored_auth and stored_auth.type == auth_type else {}
+    auth: dict = {"type": auth_type}
+    if auth_type == "oauth2":
+        auth["token_url"] = st.text_input(
+            "Access token URL", old.get("token_url", ""), key=key("token_url")
+        )
+        left, right = st.columns(2)
+        auth["client_id"] = left.text_input(
+            "Client ID", old.get("client_id", ""), key=key("client_id")
+        )
+        with right:
+            auth["client_secret"] = secret_input(
+                "Client secret", old.get("client_secret", ""), "client_secret"
+            )
+        left, right = st.columns(2)
+        auth["username"] = left.text_input(
+            "Username (password grant)",
+            old.get("username", ""),
+            key=key("oauth_user"),
+            help="A username and password select the password grant instead of client credentials.",
+        )
+        with right:
+            auth["password"] = secret_input(
+                "Password (password grant)", old.get("password", ""), "oauth_pw"
+            )
+        left, right = st.columns(2)
+        auth["scope"] = left.text_input("Scope", old.get("scope", ""), key=key("scope"))
+        client_auth = ["body", "basic"]
+        auth["client_auth"] = right.selectbox(
+            "Send client credentials",
+            client_auth,
+            index=client_auth.index(old.get("client_auth", "body")),
+            format_func={"body": "In the request body", "basic": "As HTTP basic auth"}.get,
+            key=key("client_auth"),
+        )
+    elif auth_type == "basic":
+        auth["username"] = st.text_input("Username", old.get("username", ""), key=key("basic_user"))
+        auth["password"] = secret_input("Password", old.get("password", ""), "basic_pw")
+    elif auth_type == "bearer":
+        auth["token"] = secret_input("Bearer token", old.get("token", ""), "token")
+    elif auth_type == "api_key":
+        left, right = st.columns([2, 1])
+        auth["name"] = left.text_input(
+            "API key name", old.get("name", ""), key=key("key_name"), placeholder="X-API-Key"
+        )
+        places = ["header", "query"]
+        auth["placement"] = right.selectbox(
+            "Send in",
+            places,
+            index=places.index(old.get("placement", "header")),
+            key=key("key_place"),
+            format_func={"header": "a header", "query": "the query string"}.get,
+        )
+        auth["value"] = secret_input("API key value", old.get("value", ""), "key_value")
+    data["auth"] = auth
+
+    st.markdown("**Custom headers** sent on every call")
+    headers = pd.DataFrame(
+        [h.model_dump() for h in api.headers] if api else [], columns=["name", "value", "secret"]
+    )
+    edited = st.data_editor(
+        headers,
+        num_rows="dynamic",
+        width="stretch",
+        key=key("headers"),
+        column_config={
+            "name": st.column_config.TextColumn("Name", required=True),
+            "value": st.column_config.TextColumn("Value", help=KEEP_HELP),
+            "secret": st.column_config.CheckboxColumn("Secret", help="Encrypt and mask the value"),
+        },
+    )
+    data["headers"] = [
+        {k: v for k, v in row.items() if not (k == "secret" and pd.isna(v))}
+        for row in edited.fillna({"name": "", "value": ""}).to_dict("records")
+        if row.get("name")
+    ]
+    left, right = st.columns(2)
+    data["timeout"] = left.number_input(
+        "Timeout (seconds)",
+        min_value=1.0,
+        max_value=3600.0,
+        value=float(api.timeout if api else 30),
+        key=key("timeout"),
+    )
+    data["verify_tls"] = right.checkbox(
+        "Verify TLS certificates", api.verify_tls if api else True, key=key("verify_tls")
+    )
+else:
+    srv = current if current is not None and current.kind == "file_server" else None
+    protocols = list(DEFAULT_PORTS)
+    left, right = st.columns([1, 3])
+    protocol = left.selectbox(
+        "Protocol",
+        protocols,
+        index=protocols.index(srv.protocol if srv else "sftp"),
+        format_func={"ftp": "FTP", "ftps": "FTPS (explicit TLS)", "sftp": "SFTP"}.get,
+        key=key("protocol"),
+    )
+    data["protocol"] = protocol
+    data["host"] = right.text_input(
+        "Host", srv.host if srv else "", key=key("host"), placeholder="files.example.com"
+    )
+    left, right = st.columns([1, 3])
+    port = left.number_input(
+        "Port",
+        min_value=0,
+        max_value=65535,
+        value=srv.port if srv else 0,
+        key=key("port"),
+        help=f"0 uses the protocol's default ({DEFAULT_PORTS[protocol]})",
+    )
+    data["port"] = int(port) or None
+    data["root"] = right.text_input("Root folder", srv.root if srv else "/", key=key("root"))
+    left, right = st.columns(2)
+    data["username"] = left.text_input("Username", srv.username if srv else "", key=key("username"))
+    with right:
+        data["password"] = secret_input("Password", srv.password if srv else "", "password")
+    if protocol == "sftp":
+        data["private_key"] = st.text_area(
+            "Private key (SFTP, PEM)",
+            srv.private_key if srv else "",
+            key=key("private_key"),
+            help=KEEP_HELP
+            if srv and srv.private_key == MASK
+            else "Paste an OpenSSH or PEM private key",
+        )
+    else:
+        data["passive"] = st.checkbox(
+            "Passive mode", srv.passive if srv else True, key=key("passive")
+        )
+
+if st.button("Save" if current else "Create", type="primary", key="conn_save"):
+    try:
+        if current is None:
+            saved = store.create("connections", data, source="studio")
+            for k in [k for k in state if str(k).startswith("conn.new.")]:
+                del state[k]
+        else:
+            saved = store.update("connections", current.id, data, source="studio")
+    except ConfigError as e:
+        for message in e.messages:
+            st.error(message)
+    except StudioError as e:
+        st.error(str(e))
+    else:
+        flash(f"Saved connection {saved.name!r}.")
+        pick(saved.name)
+        st.rerun()
+
+if current is not None:
+    with st.expander("Audit trail"):
+        trail = store.audit("connections", current.id)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "When (UTC)": e["at"],
+                        "Action": e["action"],
+                        "Source": e["source"],
+                        "Changes": "; ".join(
+                            f"{c['field']}: {c['old']!r} → {c['new']!r}" for c in e["changes"]
+                        ),
+                    }
+                    for e in trail
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )

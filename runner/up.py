@@ -1,0 +1,66 @@
+"""``python -m runner up``: the embedded default, everything a new user needs in one command.
+
+Starts the studio (Streamlit) as a child process on the store in ``STUDIO_HOME``, loads the
+demo configs into a brand-new store, and stops every child on Ctrl-C or SIGTERM. Children that
+later issues add (the scheduling daemon, the demo sandbox API) are started here too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from studio.store import ConfigStore
+from studio.transfer import seed_examples
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def studio_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "Home.py"),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+def up(store: ConfigStore, *, host: str, port: int, demo: bool = True) -> int:
+    if demo:
+        loaded = [o for o in seed_examples(store) if o.action == "create"]
+        if loaded:
+            print(f"loaded {len(loaded)} demo config(s) into {store.path}")
+    env = {**os.environ, "STUDIO_HOME": str(store.home)}
+    children = [subprocess.Popen(studio_command(host, port), cwd=ROOT, env=env)]
+    print(f"Connector Studio: http://{host}:{port}  (data in {store.home}; Ctrl-C stops)")
+
+    stopping = False
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        ended = [c for c in children if c.poll() is not None]
+        if ended:
+            code = ended[0].returncode or 1
+            print(f"{ended[0].args[2]} stopped with status {ended[0].returncode}", file=sys.stderr)
+            break
+        time.sleep(0.3)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0 if stopping else code

@@ -1,0 +1,133 @@
+"""Errors an analyst can act on: one sentence each, naming the field in the form's own words.
+
+Pydantic's errors are written for programmers (``auth.oauth2.client_id: Field required``); the
+studio, the CLI and the REST API all show ``Authentication › Client ID: is required`` instead.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ValidationError
+
+
+class StudioError(Exception):
+    """Base of the errors the studio shows as they are: the message is for people."""
+
+
+class ConfigError(StudioError):
+    """A config failed validation; ``messages`` holds one readable sentence per problem."""
+
+    def __init__(self, messages: Iterable[str]):
+        self.messages = list(messages)
+        super().__init__("; ".join(self.messages))
+
+
+class NotFound(StudioError):
+    pass
+
+
+class Conflict(StudioError):
+    """A duplicate name, or a delete that would leave dependents behind."""
+
+
+_LABELLED = re.compile(r"^[A-Z][^:]{0,60}: ")
+
+_PHRASES = {
+    "missing": "is required",
+    "string_too_short": "must not be empty",
+    "extra_forbidden": "is not a known setting",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "union_tag_invalid": "must be one of {expected_tags}",
+    "union_tag_not_found": "needs a type",
+    "literal_error": "must be one of {expected}",
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_long": "must be at most {max_length} characters",
+    "string_pattern_mismatch": "has characters that are not allowed",
+    "datetime_parsing": "must be a date and time such as 2026-01-31T08:00:00Z",
+    "datetime_from_date_parsing": "must be a date and time such as 2026-01-31T08:00:00Z",
+}
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (unwrapping Annotated, unions and lists)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, tuple, set):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _tag_of(model: type[BaseModel]) -> set[str]:
+    tags = set()
+    for f in model.model_fields.values():
+        if typing.get_origin(f.annotation) is typing.Literal:
+            tags.update(str(a) for a in typing.get_args(f.annotation))
+    return tags
+
+
+def field_label(roots: list[type[BaseModel]], loc: tuple) -> str:
+    """Walk ``loc`` through the models, collecting each field's title: "Custom headers 2 › Name"."""
+    candidates, titles = roots, []
+    for part in loc:
+        if isinstance(part, int):
+            if titles:
+                titles[-1] = f"{titles[-1]} {part + 1}"
+            continue
+        owner = next((m for m in candidates if part in m.model_fields), None)
+        if owner is None:
+            # A discriminator tag ("oauth2") or a function validator name: narrow, don't title.
+            tagged = [m for m in candidates if part in _tag_of(m)]
+            if tagged:
+                candidates = tagged
+            elif part is loc[-1]:
+                titles.append(part)  # a key no model knows: name it as the user wrote it
+            continue
+        info = owner.model_fields[part]
+        titles.append(info.title or part.replace("_", " ").capitalize())
+        candidates = _models_in(info.annotation)
+    return " › ".join(titles)
+
+
+def readable(error: ValidationError, roots: list[type[BaseModel]]) -> list[str]:
+    """One sentence per validation error, naming the field by its title."""
+    out = []
+    for e in error.errors(include_url=False):
+        label = field_label(roots, tuple(e["loc"]))
+        ctx = {
+            k: (", ".join(map(repr, v)) if isinstance(v, list) else v)
+            for k, v in (e.get("ctx") or {}).items()
+        }
+        if e["type"] == "value_error":
+            text = str(e["ctx"]["error"]) if "error" in (e.get("ctx") or {}) else e["msg"]
+        elif e["type"] in _PHRASES:
+            try:
+                text = _PHRASES[e["type"]].format(**ctx)
+            except (KeyError, IndexError):
+                text = e["msg"]
+        else:
+            text = e["msg"][0].lower() + e["msg"][1:]
+        if _LABELLED.match(text):
+            # A model-level check names the field it is about ("Username: …"); nest it.
+            out.append(f"{label} › {text}" if label else text)
+        else:
+            out.append(f"{label}: {text}" if label else text)
+    return out
+
+
+def roots_of(adapter_type: object) -> list[type[BaseModel]]:
+    return _models_in(adapter_type)

@@ -1,0 +1,320 @@
+"""The config store: connections (and later jobs) in one TinyDB file shared by every process.
+
+The studio, the CLI, the runner and its REST API all go through ``ConfigStore``. Each operation
+opens the file afresh; a change holds the cross-process lock from its read to its write, and the
+change and its audit entry are written together in one atomic replace, so a crash keeps both or
+neither. Secrets are sealed on the way in and masked on the way out unless a caller that must
+use them (the engine) asks for ``reveal=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+from tinydb import TinyDB
+from tinydb.middlewares import CachingMiddleware
+
+from studio.errors import ConfigError, Conflict, NotFound, readable, roots_of
+from studio.models import KINDS, ConfigModel, ResourceKind
+from studio.storage import AtomicJSONStorage, file_lock
+from studio.vault import MASK, Vault, keep_masked, load_key, masked
+
+Source = Literal["studio", "cli", "api", "runner"]
+CONFIG_FILE = "configs.json"
+_STAMPS = ("created_at", "updated_at")
+
+
+def studio_home() -> Path:
+    """Where everything lives: ``STUDIO_HOME``, or ``./data`` for the embedded default."""
+    return Path(os.environ.get("STUDIO_HOME") or "data").resolve()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    """``{"auth": {"type": "basic"}}`` → ``{"auth.type": "basic"}``, for readable audit diffs."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def diff(old: ConfigModel | None, new: ConfigModel | None) -> list[dict]:
+    """The changed fields, old and new values, with secrets compared in clear but shown masked."""
+
+    def views(m: ConfigModel | None) -> tuple[dict, dict]:
+        if m is None:
+            return {}, {}
+        exclude = {"id", *_STAMPS}
+        return (
+            _flatten(m.model_dump(mode="json", exclude=exclude)),
+            _flatten(masked(m).model_dump(mode="json", exclude=exclude)),
+        )
+
+    (old_plain, old_shown), (new_plain, new_shown) = views(old), views(new)
+    changed = [
+        {"field": key, "old": old_shown.get(key), "new": new_shown.get(key)}
+        for key in sorted(old_plain.keys() | new_plain.keys())
+        if old_plain.get(key) != new_plain.get(key)
+    ]
+    # A created or deleted config lists only the fields it had, not every empty default.
+    both = old is not None and new is not None
+    return [c for c in changed if both or any(c[k] not in ("", None, []) for k in ("old", "new"))]
+
+
+class ConfigStore:
+    """Create, read, update, activate, disable and delete configs, with an audit trail."""
+
+    def __init__(self, home: Path | None = None, kinds: dict[str, ResourceKind] = KINDS):
+        self.home = Path(home) if home else studio_home()
+        self.path = self.home / CONFIG_FILE
+        self.kinds = kinds
+        self._vault: Vault | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = Vault(load_key(self.home))
+        return self._vault
+
+    @contextlib.contextmanager
+    def _db(self, write: bool = False) -> Iterator[TinyDB]:
+        """A fresh TinyDB over one snapshot; with ``write``, under the lock and saved once at
+        the end (CachingMiddleware buffers every table write until ``close``)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        lock = file_lock(self.home / f"{CONFIG_FILE}.lock") if write else contextlib.nullcontext()
+        with lock:
+            storage = CachingMiddleware(AtomicJSONStorage)
+            db = TinyDB(self.path, storage=storage)
+            yield db
+            if write:
+                storage.storage.sweep()
+                db.close()  # flushes: one atomic replace for the whole change
+
+    def _kind(self, kind: str) -> ResourceKind:
+        try:
+            return self.kinds[kind]
+        except KeyError:
+            raise NotFound(f"There is no kind of config called {kind!r}") from None
+
+    def _validate(self, kind: ResourceKind, data: object) -> ConfigModel:
+        if isinstance(data, ConfigModel):
+            data = data.model_dump(mode="json")
+        try:
+            return kind.validate_config(data)
+        except ValidationError as e:
+            raise ConfigError(readable(e, roots_of(kind.annotation))) from None
+
+    def _load(self, kind: ResourceKind, doc: dict) -> ConfigModel:
+        return self.vault.open(kind.validate_config(dict(doc)))
+
+    def _find(self, db: TinyDB, kind: ResourceKind, ref: str) -> tuple[int, ConfigModel] | None:
+        """By id, else by name, case-insensitively: the CLI and API accept either."""
+        docs = db.table(kind.table, cache_size=0).all()
+        for doc in docs:
+            if doc.get("id") == ref:
+                return doc.doc_id, self._load(kind, doc)
+        folded = str(ref).casefold()
+        for doc in docs:
+            if str(doc.get("name", "")).casefold() == folded:
+                return doc.doc_id, self._load(kind, doc)
+        return None
+
+    def _require(self, db: TinyDB, kind: ResourceKind, ref: str) -> tuple[int, ConfigModel]:
+        found = self._find(db, kind, ref)
+        if found is None:
+            raise NotFound(f"No {kind.label} called {ref!r}")
+        return found
+
+    def _check_name(self, db: TinyDB, kind: ResourceKind, model: ConfigModel) -> None:
+        folded = model.name.casefold()
+        for doc in db.table(kind.table, cache_size=0).all():
+            if doc["id"] != model.id and str(doc.get("name", "")).casefold() == folded:
+                raise Conflict(
+                    f"Name: a {kind.label} called {doc['name']!r} exists already "
+                    "(names are unique, whatever their case)"
+                )
+
+    def _record(self, db, kind, action, model, source, changes) -> None:
+        db.table("audit", cache_size=0).insert(
+            {
+                "at": utcnow().isoformat(),
+                "source": source,
+                "action": action,
+                "kind": kind.table,
+                "id": model.id,
+                "name": model.name,
+                "changes": changes,
+            }
+        )
+
+    def _put(self, db, kind, doc_id: int | None, model: ConfigModel) -> None:
+        sealed = self.vault.seal(model)
+        table = db.table(kind.table, cache_size=0)
+        if doc_id is None:
+            table.insert(sealed)
+        else:
+
+            def replace(doc: dict) -> None:
+                doc.clear()
+                doc.update(sealed)
+
+            table.update(replace, doc_ids=[doc_id])
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def list(self, kind: str = "connections", *, reveal: bool = False) -> list[ConfigModel]:
+        """Every config of a kind, sorted by name; secrets masked unless ``reveal``."""
+        k = self._kind(kind)
+        with self._db() as db:
+            models = [self._load(k, doc) for doc in db.table(k.table, cache_size=0).all()]
+        models.sort(key=lambda m: m.name.casefold())
+        return models if reveal else [masked(m) for m in models]
+
+    def get(self, kind: str, ref: str, *, reveal: bool = False) -> ConfigModel:
+        k = self._kind(kind)
+        with self._db() as db:
+            _, model = self._require(db, k, ref)
+        return model if reveal else masked(model)
+
+    def dependents(self, kind: str, ref: str) -> list[str]:
+        """What uses this config ("job 'Nightly products'"): found through the kinds' refs."""
+        k = self._kind(kind)
+        with self._db() as db:
+            _, model = self._require(db, k, ref)
+            return self._dependents(db, k, model)
+
+    def _dependents(self, db: TinyDB, kind: ResourceKind, model: ConfigModel) -> list[str]:
+        found = []
+        for other in self.kinds.values():
+            fields = [f for f, target in other.refs.items() if target == kind.table]
+            for doc in db.table(other.table, cache_size=0).all() if fields else []:
+                if any(doc.get(f) == model.id for f in fields):
+                    found.append(f"{other.label} {doc.get('name')!r}")
+        return sorted(found)
+
+    def audit(self, kind: str | None = None, ref: str | None = None) -> list[dict]:
+        """The audit trail, newest first; of one config when ``ref`` (id or name) is given.
+
+        A deleted config has no record left, so its trail is matched by id or by name."""
+        with self._db() as db:
+            entries = db.table("audit", cache_size=0).all()
+            if ref is not None and kind is not None:
+                found = self._find(db, self._kind(kind), ref)
+                ids = (
+                    {found[1].id}
+                    if found
+                    else {
+                        e["id"]
+                        for e in entries
+                        if e["kind"] == kind and str(e["name"]).casefold() == ref.casefold()
+                    }
+                    | {ref}
+                )
+                entries = [e for e in entries if e["kind"] == kind and e["id"] in ids]
+            elif kind is not None:
+                entries = [e for e in entries if e["kind"] == kind]
+        return [dict(e) for e in reversed(entries)]
+
+    # --- changes ----------------------------------------------------------------------------
+
+    def create(self, kind: str, data: object, *, source: Source) -> ConfigModel:
+        k = self._kind(kind)
+        model = self._validate(k, data)
+        with self._db(write=True) as db:
+            if any(d.get("id") == model.id for d in db.table(k.table, cache_size=0).all()):
+                raise Conflict(f"A {k.label} with id {model.id!r} exists already")
+            self._check_name(db, k, model)
+            model, missing = keep_masked(model, None)
+            self._refuse_masked(missing)
+            now = utcnow()
+            model = model.model_copy(update={"created_at": now, "updated_at": now})
+            self._put(db, k, None, model)
+            self._record(db, k, "create", model, source, diff(None, model))
+        return masked(model)
+
+    def update(self, kind: str, ref: str, data: object, *, source: Source) -> ConfigModel:
+        """Replace a config; fields still showing the mask keep their stored secret."""
+        k = self._kind(kind)
+        new = self._validate(k, data)
+        with self._db(write=True) as db:
+            doc_id, old = self._require(db, k, ref)
+            return masked(self._replace(db, k, doc_id, old, new, source))
+
+    def modify(
+        self, kind: str, ref: str, change: Callable[[ConfigModel], object], *, source: Source
+    ) -> ConfigModel:
+        """Read, change and write one config under one lock: no update of another process
+        can slip in between. ``change`` gets the stored config (secrets in clear)."""
+        k = self._kind(kind)
+        with self._db(write=True) as db:
+            doc_id, old = self._require(db, k, ref)
+            new = self._validate(k, change(old.model_copy(deep=True)))
+            return masked(self._replace(db, k, doc_id, old, new, source))
+
+    def _replace(self, db, k, doc_id, old, new, source, action="update") -> ConfigModel:
+        new, missing = keep_masked(new, old)
+        self._refuse_masked(missing)
+        new = new.model_copy(update={"id": old.id, "created_at": old.created_at})
+        self._check_name(db, k, new)
+        changes = diff(old, new)
+        if not changes:
+            return old
+        new = new.model_copy(update={"updated_at": utcnow()})
+        self._put(db, k, doc_id, new)
+        self._record(db, k, action, new, source, changes)
+        return new
+
+    def set_status(self, kind: str, ref: str, status: str, *, source: Source) -> ConfigModel:
+        """Activate or disable: recorded as such in the audit trail, not as an update."""
+        if status not in ("active", "disabled"):
+            raise ConfigError([f"Status: must be 'active' or 'disabled', not {status!r}"])
+        k = self._kind(kind)
+        action = "activate" if status == "active" else "disable"
+        with self._db(write=True) as db:
+            doc_id, old = self._require(db, k, ref)
+            new = old.model_copy(update={"status": status})
+            return masked(self._replace(db, k, doc_id, old, new, source, action=action))
+
+    def delete(self, kind: str, ref: str, *, source: Source) -> ConfigModel:
+        """Delete, unless something still uses it: then nothing changes and the error lists
+        the dependents."""
+        k = self._kind(kind)
+        with self._db(write=True) as db:
+            doc_id, old = self._require(db, k, ref)
+            users = self._dependents(db, k, old)
+            if users:
+                raise Conflict(
+                    f"{k.label.capitalize()} {old.name!r} is used by {', '.join(users)}; "
+                    "change or delete those first"
+                )
+            db.table(k.table, cache_size=0).remove(doc_ids=[doc_id])
+            self._record(db, k, "delete", old, source, diff(old, None))
+        return masked(old)
+
+    @staticmethod
+    def _refuse_masked(missing: list[str]) -> None:
+        if missing:
+            raise ConfigError(
+                [
+                    f"{name}: still shows the mask {MASK} but no secret is stored; enter it"
+                    for name in missing
+                ]
+            )

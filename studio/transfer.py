@@ -1,0 +1,123 @@
+"""Export configs to a folder of JSON files and import them back, by name.
+
+One file per config (``connections/<name>.json``) so that configs can live in git, be reviewed
+as diffs and be moved between environments. Secrets are exported as the mask unless asked for;
+importing a file that still shows the mask keeps the secret already stored under that name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from studio.errors import ConfigError, StudioError, readable, roots_of
+from studio.store import ConfigStore, Source, diff
+from studio.vault import keep_masked
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "configs" / "examples"
+_UNPORTABLE = {"created_at", "updated_at"}
+
+
+def slug(name: str) -> str:
+    """A file name for a config name: lower case, dashes, nothing a shell or Windows minds."""
+    return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "config"
+
+
+def export_configs(
+    store: ConfigStore, folder: Path, *, include_secrets: bool = False
+) -> list[Path]:
+    """Write every config to ``folder/<kind>/<slug>.json``; returns the files written."""
+    written = []
+    for kind in store.kinds.values():
+        taken: set[str] = set()
+        for model in store.list(kind.table, reveal=include_secrets):
+            name = slug(model.name)
+            if name in taken:  # "A b" and "a-b" slug alike: keep both
+                name = f"{name}-{model.id}"
+            taken.add(name)
+            path = Path(folder) / kind.table / f"{name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = model.model_dump(mode="json", exclude=_UNPORTABLE)
+            path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+            written.append(path)
+    return written
+
+
+@dataclass
+class Outcome:
+    """What importing one file did, or would do in a dry run."""
+
+    file: str
+    kind: str
+    name: str
+    action: str  # create, update, unchanged, error
+    fields: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def __str__(self) -> str:
+        what = f"{self.kind} {self.name!r}" if self.name else self.file
+        if self.action == "error":
+            return f"error     {what} ({self.file}): {self.error}"
+        detail = f": {', '.join(self.fields)}" if self.fields and self.action == "update" else ""
+        return f"{self.action:<9} {what}{detail}"
+
+
+def import_configs(
+    store: ConfigStore, folder: Path, *, dry_run: bool = False, source: Source = "cli"
+) -> list[Outcome]:
+    """Create or update each file's config by name (case-insensitive); with ``dry_run``,
+    report what would change and write nothing. A bad file is reported and the others go on."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StudioError(f"{folder} is not a folder")
+    outcomes = []
+    for kind in store.kinds.values():  # connections first: jobs refer to them
+        existing = {m.name.casefold(): m for m in store.list(kind.table, reveal=True)}
+        for path in sorted((folder / kind.table).glob("*.json")):
+            rel = str(path.relative_to(folder))
+            try:
+                data = json.loads(path.read_text("utf-8"))
+                new = kind.validate_config({k: v for k, v in data.items() if k not in _UNPORTABLE})
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                outcomes.append(Outcome(rel, kind.label, "", "error", error=f"unreadable: {e}"))
+                continue
+            except ValidationError as e:
+                msg = "; ".join(readable(e, roots_of(kind.annotation)))
+                outcomes.append(
+                    Outcome(rel, kind.label, str(data.get("name", "")), "error", error=msg)
+                )
+                continue
+            old = existing.get(new.name.casefold())
+            outcomes.append(_apply(store, kind.table, kind.label, rel, old, new, dry_run, source))
+    return outcomes
+
+
+def _apply(store, table, label, rel, old, new, dry_run, source) -> Outcome:
+    merged, missing = keep_masked(new, old)
+    if missing:
+        error = f"{', '.join(missing)} still masked and nothing stored to keep; add the secret"
+        return Outcome(rel, label, new.name, "error", error=error)
+    if old is not None:
+        merged = merged.model_copy(update={"id": old.id})
+    changes = diff(old, merged) if old is not None else []
+    action = "create" if old is None else ("update" if changes else "unchanged")
+    if not dry_run and action != "unchanged":
+        try:
+            if old is None:
+                store.create(table, merged, source=source)
+            else:
+                store.update(table, old.id, merged, source=source)
+        except (ConfigError, StudioError) as e:
+            return Outcome(rel, label, new.name, "error", error=str(e))
+    return Outcome(rel, label, new.name, action, fields=[c["field"] for c in changes])
+
+
+def seed_examples(store: ConfigStore, folder: Path = EXAMPLES) -> list[Outcome]:
+    """Load the demo configs into a brand-new store (one that has never held anything)."""
+    if store.path.exists():
+        return []
+    return import_configs(store, folder, source="cli")

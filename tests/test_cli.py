@@ -1,0 +1,91 @@
+"""``python -m runner``, run as a user runs it: a separate process on the same store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from runner.cli import generated_docs
+from studio.store import ConfigStore
+from tests.conftest import ROOT, api_connection, sftp_connection
+
+
+def runner(*args: str, home) -> subprocess.CompletedProcess:
+    env = {"STUDIO_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_help_lists_the_subcommands(home):
+    out = runner("--help", home=home)
+    assert out.returncode == 0
+    for command in ("up", "connections", "export", "import", "docs"):
+        assert f"    {command}" in out.stdout
+
+
+def test_connections_list_show_status_delete_and_audit(home):
+    store = ConfigStore(home)
+    store.create("connections", api_connection(), source="studio")
+    store.create("connections", sftp_connection(), source="studio")
+    listing = runner("connections", "list", home=home)
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "TARGET", "AUTH", "STATUS", "UPDATED"]
+    assert (
+        "Shop API" in lines[1]
+        and "OAuth 2.0" in lines[1]
+        and "https://api.example.com/v1" in lines[1]
+    )
+    assert "sftp://files.example.com:22/" in lines[2]
+    shown = runner("connections", "show", "shop api", home=home)
+    assert json.loads(shown.stdout)["auth"]["client_secret"] == "••••••"
+    assert "client-secret-value-42" not in shown.stdout + listing.stdout
+    assert runner("connections", "disable", "Shop API", home=home).stdout.strip() == (
+        "connection 'Shop API' is disabled"
+    )
+    assert store.get("connections", "Shop API").status == "disabled"
+    audit = runner("connections", "audit", "Shop API", home=home).stdout
+    assert "disable  'Shop API' by cli" in audit and "status: 'active' → 'disabled'" in audit
+    assert runner("connections", "delete", "supplier sftp", home=home).returncode == 0
+    assert [c.name for c in store.list("connections")] == ["Shop API"]
+
+
+def test_errors_are_one_readable_line_and_exit_2(home):
+    out = runner("connections", "show", "missing", home=home)
+    assert (out.returncode, out.stderr) == (2, "error: No connection called 'missing'\n")
+    assert out.stdout == ""
+
+
+def test_export_then_import_dry_run(home, tmp_path):
+    ConfigStore(home).create("connections", api_connection(), source="studio")
+    out = runner("export", str(tmp_path / "x"), home=home)
+    assert out.stdout == f"exported 1 config(s) to {tmp_path / 'x'}\n"
+    other = tmp_path / "other"
+    # The export masked the secrets, so a new store cannot take it: the dry run says so.
+    dry = runner("import", str(tmp_path / "x"), "--dry-run", home=other)
+    assert dry.returncode == 1
+    assert dry.stdout.startswith("(dry run) error     connection 'Shop API'")
+    assert "Client secret, Header value still masked and nothing stored to keep" in dry.stdout
+    assert not (other / "configs.json").exists()
+    # Into the store it came from, the masked file is a no-op.
+    again = runner("import", str(tmp_path / "x"), home=home)
+    assert (again.returncode, again.stdout) == (0, "unchanged connection 'Shop API'\n")
+    secrets = runner("export", str(tmp_path / "y"), "--include-secrets", home=home)
+    assert "secrets in clear" in secrets.stderr
+    dry = runner("import", str(tmp_path / "y"), "--dry-run", home=other)
+    assert dry.stdout == "(dry run) create    connection 'Shop API'\n"
+    assert not (other / "configs.json").exists()
+
+
+def test_committed_docs_are_up_to_date():
+    """Fails when the config model or the CLI changed and `python -m runner docs` was not run."""
+    for path, text in generated_docs().items():
+        assert path.exists(), f"{path} is missing; run `python -m runner docs`"
+        assert path.read_text("utf-8") == text, f"{path} is stale; run `python -m runner docs`"

@@ -1,0 +1,127 @@
+"""The Connections page, driven through Streamlit's AppTest as an analyst would click it."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from studio.store import ConfigStore
+from tests.conftest import ROOT, api_connection
+
+
+@pytest.fixture
+def page(home) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30)
+    at.run()
+    at.switch_page("pages/connections.py").run()
+    assert not at.exception
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_create_an_api_connection_and_see_it_listed(page, home):
+    page.text_input(key="conn.new.name").input("Shop API")
+    page.text_input(key="conn.new.base_url").input("https://api.example.com/v1")
+    page.selectbox(key="conn.new.auth_type").select("oauth2").run()
+    page.text_input(key="conn.new.token_url").input("https://api.example.com/oauth/token")
+    page.text_input(key="conn.new.client_id").input("studio")
+    page.text_input(key="conn.new.client_secret").input("s3cret-value")
+    page.button(key="conn_save").click().run()
+    assert errors(page) == [] and not page.exception
+    assert page.success[0].value == "Saved connection 'Shop API'."
+    table = page.dataframe[0].value
+    assert table["Name"].tolist() == ["Shop API"]
+    assert table["Auth"].tolist() == ["OAuth 2.0"]
+    assert page.selectbox(key="conn_pick").value == "Shop API"
+    stored = ConfigStore(home).get("connections", "Shop API", reveal=True)
+    assert stored.auth.client_secret == "s3cret-value"
+    # The secret is never sent back to the browser, only the mask.
+    cid = stored.id
+    assert page.text_input(key=f"conn.{cid}.client_secret").value == "••••••"
+
+
+def test_an_invalid_url_shows_the_message_and_saves_nothing(page, home):
+    page.text_input(key="conn.new.name").input("Broken")
+    page.text_input(key="conn.new.base_url").input("api.example.com")
+    page.button(key="conn_save").click().run()
+    assert errors(page) == ["Base URL: must start with http:// or https://"]
+    assert ConfigStore(home).list("connections") == []
+    assert page.text_input(key="conn.new.name").value == "Broken"  # the form keeps what was typed
+
+
+def test_file_server_form_shows_only_its_protocol_fields(page, home):
+    page.radio(key="conn.new.kind").set_value("file_server").run()
+    labels = [t.label for t in page.text_input]
+    assert "Base URL" not in labels and "Host" in labels
+    assert [t.label for t in page.text_area] == ["Private key (SFTP, PEM)"]
+    page.selectbox(key="conn.new.protocol").select("ftp").run()
+    assert [t.label for t in page.text_area] == []
+    assert [c.label for c in page.checkbox] == ["Passive mode"]
+    page.text_input(key="conn.new.name").input("Supplier FTP")
+    page.text_input(key="conn.new.host").input("ftp.example.com")
+    page.text_input(key="conn.new.username").input("importer")
+    page.text_input(key="conn.new.password").input("pw")
+    page.button(key="conn_save").click().run()
+    assert errors(page) == []
+    conn = ConfigStore(home).get("connections", "Supplier FTP")
+    assert (conn.protocol, conn.port, conn.passive) == ("ftp", 21, True)
+
+
+def test_edit_with_the_masked_secret_untouched_keeps_the_secret(home):
+    store = ConfigStore(home)
+    conn = store.create("connections", api_connection(), source="cli")
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
+    at.switch_page("pages/connections.py").run()
+    at.selectbox(key="conn_pick").select("Shop API").run()
+    assert at.text_input(key=f"conn.{conn.id}.client_secret").value == "••••••"
+    at.text_input(key=f"conn.{conn.id}.base_url").input("https://api.example.com/v2")
+    at.button(key="conn_save").click().run()
+    assert errors(at) == []
+    saved = store.get("connections", conn.id, reveal=True)
+    assert saved.base_url == "https://api.example.com/v2"
+    assert saved.auth.client_secret == "client-secret-value-42"
+    assert saved.headers[0].value == "header-secret-value-7"
+    trail = store.audit("connections", conn.id)
+    assert trail[0]["source"] == "studio"
+    assert trail[0]["changes"] == [
+        {
+            "field": "base_url",
+            "old": "https://api.example.com/v1",
+            "new": "https://api.example.com/v2",
+        }
+    ]
+    assert "client-secret-value-42" not in str(at.dataframe[0].value.to_dict())
+
+
+def test_disable_activate_and_delete_behind_a_confirmation(home):
+    store = ConfigStore(home)
+    conn = store.create("connections", api_connection(), source="cli")
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
+    at.switch_page("pages/connections.py").run()
+    at.selectbox(key="conn_pick").select("Shop API").run()
+    at.button(key="conn_disable").click().run()
+    assert store.get("connections", conn.id).status == "disabled"
+    at.button(key="conn_activate").click().run()
+    assert store.get("connections", conn.id).status == "active"
+    # Delete, then cancel: nothing happens.
+    at.button(key="conn_delete").click().run()
+    assert any("This cannot be undone" in m.value for m in at.markdown)
+    at.button(key="conn_delete_no").click().run()
+    assert [c.name for c in store.list("connections")] == ["Shop API"]
+    # Delete, then confirm: gone, and the audit trail says who did it.
+    at.button(key="conn_delete").click().run()
+    at.button(key="conn_delete_yes").click().run()
+    assert store.list("connections") == []
+    assert at.success[0].value == "Deleted connection 'Shop API'."
+    assert at.selectbox(key="conn_pick").value == "➕ New connection"
+    assert store.audit("connections", "Shop API")[0]["source"] == "studio"
+
+
+def test_overview_counts_connections(home):
+    ConfigStore(home).create("connections", api_connection(), source="cli")
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["1", "1"]

@@ -1,0 +1,113 @@
+"""The whole studio, started by the README's command, used in headless Chromium.
+
+Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright. Outside CI a machine without
+it skips these tests and says so; in CI (``CI`` set) a missing browser fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from studio.store import ConfigStore
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+OUTPUT = ROOT / "test-output"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory):
+    """``python -m runner up`` on a fresh home, once for the session."""
+    home = tmp_path_factory.mktemp("studio-home")
+    port = free_port()
+    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    log = open(tmp_path_factory.mktemp("logs") / "up.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "up", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/_stcore/health")
+        yield url, Path(home)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, "runner up did not stop cleanly on SIGTERM"
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_up_serves_the_studio_with_demo_data(studio, browser):
+    url, home = studio
+    assert {c.name for c in ConfigStore(home).list("connections")} >= {"Demo sandbox", "Demo SFTP"}
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_role("heading", name="Connector Studio").wait_for(timeout=30_000)
+    page.get_by_role("link", name="Connections").first.click()
+    page.get_by_role("heading", name="Connections").wait_for()
+    page.get_by_label("Name", exact=True).fill("Browser API")
+    page.get_by_label("Base URL").fill("https://browser.example.com/api")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_text("Saved connection 'Browser API'.").wait_for(timeout=20_000)
+    assert ConfigStore(home).get("connections", "Browser API").base_url.endswith("/api")
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "connections.png"), full_page=True)
+    page.close()
+
+
+def test_an_invalid_url_shows_its_message_in_the_browser(studio, browser):
+    url, home = studio
+    page = browser.new_page()
+    page.goto(f"{url}/connections")
+    page.get_by_label("Name", exact=True).fill("Bad URL")
+    page.get_by_label("Base URL").fill("not a url")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_text("Base URL: must not contain spaces").wait_for(timeout=20_000)
+    assert "Bad URL" not in {c.name for c in ConfigStore(home).list("connections")}
+    page.close()

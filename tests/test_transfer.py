@@ -1,0 +1,82 @@
+"""Export to a folder of JSON files and import back by name, with a dry run."""
+
+from __future__ import annotations
+
+import json
+
+from studio.transfer import EXAMPLES, export_configs, import_configs, seed_examples
+from studio.vault import MASK
+from tests.conftest import api_connection, sftp_connection
+
+
+def test_export_leaves_secrets_out_unless_asked(store, tmp_path):
+    store.create("connections", api_connection(), source="cli")
+    store.create("connections", sftp_connection(), source="cli")
+    files = export_configs(store, tmp_path / "out")
+    assert sorted(p.name for p in files) == ["shop-api.json", "supplier-sftp.json"]
+    text = "".join(p.read_text("utf-8") for p in files)
+    assert "client-secret-value-42" not in text and "sftp-password-value-9" not in text
+    data = json.loads((tmp_path / "out/connections/shop-api.json").read_text("utf-8"))
+    assert data["auth"]["client_secret"] == MASK and "created_at" not in data
+    clear = export_configs(store, tmp_path / "clear", include_secrets=True)
+    assert "client-secret-value-42" in "".join(p.read_text("utf-8") for p in clear)
+
+
+def test_round_trip_into_a_new_store_and_dry_run_reports_changes(store, tmp_path, home):
+    from studio.store import ConfigStore
+
+    store.create("connections", api_connection(), source="cli")
+    export_configs(store, tmp_path / "x", include_secrets=True)
+    other = ConfigStore(tmp_path / "other")
+    outcomes = import_configs(other, tmp_path / "x")
+    assert [(o.action, o.name) for o in outcomes] == [("create", "Shop API")]
+    assert (
+        other.get("connections", "shop api", reveal=True).auth.client_secret
+        == "client-secret-value-42"
+    )
+    # Edit the file: a masked secret and a new timeout; the dry run says so and writes nothing.
+    path = tmp_path / "x/connections/shop-api.json"
+    data = json.loads(path.read_text("utf-8"))
+    data["auth"]["client_secret"] = MASK
+    data["timeout"] = 5
+    path.write_text(json.dumps(data), "utf-8")
+    before = other.path.read_bytes()
+    outcomes = import_configs(other, tmp_path / "x", dry_run=True)
+    assert [(o.action, o.fields) for o in outcomes] == [("update", ["timeout"])]
+    assert str(outcomes[0]) == "update    connection 'Shop API': timeout"
+    assert other.path.read_bytes() == before
+    assert [o.action for o in import_configs(other, tmp_path / "x")] == ["update"]
+    assert other.get("connections", "Shop API").timeout == 5
+    assert (
+        other.get("connections", "Shop API", reveal=True).auth.client_secret
+        == "client-secret-value-42"
+    )
+    assert [o.action for o in import_configs(other, tmp_path / "x")] == ["unchanged"]
+
+
+def test_bad_files_are_reported_and_the_others_imported(store, tmp_path):
+    folder = tmp_path / "in" / "connections"
+    folder.mkdir(parents=True)
+    (folder / "a.json").write_text(json.dumps(sftp_connection("Good")), "utf-8")
+    (folder / "b.json").write_text("{not json", "utf-8")
+    (folder / "c.json").write_text(json.dumps(api_connection("Bad", base_url="nope")), "utf-8")
+    (folder / "d.json").write_text(
+        json.dumps(api_connection("Masked", auth={"type": "bearer", "token": MASK})), "utf-8"
+    )
+    outcomes = {o.file: o for o in import_configs(store, tmp_path / "in")}
+    assert outcomes["connections/a.json"].action == "create"
+    assert outcomes["connections/b.json"].error.startswith("unreadable: Expecting property name")
+    assert outcomes["connections/c.json"].error == "Base URL: must start with http:// or https://"
+    assert (
+        "Bearer token still masked and nothing stored to keep"
+        in outcomes["connections/d.json"].error
+    )
+    assert [c.name for c in store.list("connections")] == ["Good"]
+
+
+def test_examples_are_valid_and_seed_only_a_new_store(store):
+    outcomes = seed_examples(store)
+    assert outcomes and all(o.action == "create" for o in outcomes), outcomes
+    assert len(store.list("connections")) == len(list((EXAMPLES / "connections").glob("*.json")))
+    store.delete("connections", "Demo SFTP", source="cli")
+    assert seed_examples(store) == []  # never again once the store exists
