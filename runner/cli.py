@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from studio.errors import ConfigError, StudioError
-from studio.models import KIND_LABELS, config_schema
+from studio.kinds import config_schema
+from studio.models import KIND_LABELS
 from studio.store import ConfigStore
 from studio.transfer import export_configs, import_configs
 

@@ -121,11 +121,12 @@ def readable(error: ValidationError, roots: list[type[BaseModel]]) -> list[str]:
                 text = e["msg"]
         else:
             text = e["msg"][0].lower() + e["msg"][1:]
-        if _LABELLED.match(text):
-            # A model-level check names the field it is about ("Username: …"); nest it.
-            out.append(f"{label} › {text}" if label else text)
-        else:
-            out.append(f"{label}: {text}" if label else text)
+        for line in text.splitlines() or [""]:
+            if _LABELLED.match(line):
+                # A model-level check names the field it is about ("Username: …"); nest it.
+                out.append(f"{label} › {line}" if label else line)
+            else:
+                out.append(f"{label}: {line}" if label else line)
     return out
 
 

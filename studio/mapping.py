@@ -285,7 +285,7 @@ class Mapper:
             "                append(row)\n"
             "    return rows\n"
         )
-        exec(compile(source, "<mapping>", "exec"), names)  # noqa: S102 - keys and names are repr()d
+        exec(compile(source, "<mapping>", "exec"), names)
         return names["fast"]
 
     def map(self, records: Iterable[Any], start: int = 0) -> MappedBatch:
@@ -418,8 +418,6 @@ def suggest(records: list[Any], entity: Entity) -> list[FieldMap]:
         if best is not None and best_score >= 0.75:
             used.add(best.path)
             out.append(
-                FieldMap(
-                    extract=best.path, generate=name, type=spec.type, required=spec.required
-                )
+                FieldMap(extract=best.path, generate=name, type=spec.type, required=spec.required)
             )
     return out

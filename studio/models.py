@@ -9,15 +9,13 @@ fields carry the ``SECRET`` marker because the store encrypts them and every vie
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _SecretMarker:
@@ -173,7 +171,7 @@ def check_http_url(v: str) -> str:
     return v
 
 
-class _Stamped(ConfigModel):
+class Stamped(ConfigModel):
     """Identity, status and timestamps that every stored config carries."""
 
     id: str = Field(default_factory=new_id, title="ID", pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -190,7 +188,7 @@ class _Stamped(ConfigModel):
         return v
 
 
-class ApiConnection(_Stamped):
+class ApiConnection(Stamped):
     """A REST API: a base URL, an authentication method and headers sent on every call."""
 
     kind: Literal["api"] = "api"
@@ -227,7 +225,7 @@ class ApiConnection(_Stamped):
 DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
 
 
-class FileServerConnection(_Stamped):
+class FileServerConnection(Stamped):
     """An FTP, FTPS (explicit TLS) or SFTP server; every path is taken relative to ``root``."""
 
     kind: Literal["file_server"] = "file_server"
@@ -276,46 +274,3 @@ class FileServerConnection(_Stamped):
 Connection = Annotated[ApiConnection | FileServerConnection, Field(discriminator="kind")]
 
 KIND_LABELS = {"api": "API", "file_server": "File server"}
-
-
-@dataclass(frozen=True)
-class ResourceKind:
-    """What the store needs to know of a kind of config: its table, model and references.
-
-    ``refs`` names the fields holding ids of other kinds (a job's ``connection_id``), so that
-    the store can refuse a delete that would leave dependents dangling, whatever the kind.
-    """
-
-    table: str
-    label: str
-    annotation: object
-    refs: dict[str, str] = field(default_factory=dict)
-
-    @functools.cached_property
-    def adapter(self) -> TypeAdapter:
-        return TypeAdapter(self.annotation)
-
-    def validate_config(self, data: object) -> ConfigModel:
-        return self.adapter.validate_python(data)
-
-
-CONNECTIONS = ResourceKind(table="connections", label="connection", annotation=Connection)
-KINDS: dict[str, ResourceKind] = {"connections": CONNECTIONS}
-
-
-def config_schema() -> dict:
-    """The JSON Schema of every config kind, as published in ``docs/config-schema.json``."""
-    defs: dict = {}
-    one_of = []
-    for kind in KINDS.values():
-        schema = kind.adapter.json_schema(ref_template="#/$defs/{model}")
-        defs.update(schema.pop("$defs", {}))
-        defs[kind.label.title()] = schema
-        one_of.append({"$ref": f"#/$defs/{kind.label.title()}"})
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Connector Studio configuration",
-        "description": "One config file as exported by `python -m runner export`.",
-        "oneOf": one_of,
-        "$defs": dict(sorted(defs.items())),
-    }

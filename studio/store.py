@@ -21,7 +21,8 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 
 from studio.errors import ConfigError, Conflict, NotFound, readable, roots_of
-from studio.models import KINDS, ConfigModel, ResourceKind
+from studio.kinds import KINDS, ResourceKind
+from studio.models import KIND_LABELS, ConfigModel
 from studio.storage import AtomicJSONStorage, file_lock
 from studio.vault import MASK, Vault, keep_masked, load_key, masked
 
@@ -143,14 +144,48 @@ class ConfigStore:
             raise NotFound(f"No {kind.label} called {ref!r}")
         return found
 
-    def _check_name(self, db: TinyDB, kind: ResourceKind, model: ConfigModel) -> None:
-        folded = model.name.casefold()
-        for doc in db.table(kind.table, cache_size=0).all():
-            if doc["id"] != model.id and str(doc.get("name", "")).casefold() == folded:
-                raise Conflict(
-                    f"Name: a {kind.label} called {doc['name']!r} exists already "
-                    "(names are unique, whatever their case)"
+    def _check_unique(self, db: TinyDB, kind: ResourceKind, model: ConfigModel) -> None:
+        """Names (and a kind's other unique fields, when set) are unique, whatever their case."""
+        for name in kind.unique:
+            value = str(getattr(model, name, "") or "").casefold()
+            if not value:
+                continue
+            for doc in db.table(kind.table, cache_size=0).all():
+                if doc["id"] != model.id and str(doc.get(name, "")).casefold() == value:
+                    if name == "name":
+                        raise Conflict(
+                            f"Name: a {kind.label} called {doc[name]!r} exists already "
+                            "(names are unique, whatever their case)"
+                        )
+                    title = type(model).model_fields[name].title or name
+                    raise Conflict(
+                        f"{title}: {doc[name]!r} is taken by {kind.label} {doc['name']!r} "
+                        f"({title.lower()}s are unique)"
+                    )
+
+    def _resolve_refs(self, db: TinyDB, kind: ResourceKind, model: ConfigModel) -> ConfigModel:
+        """A reference may be given by name ("connection_id": "Shop API"); store the id, and
+        refuse a reference to nothing."""
+        updates = {}
+        for field, table in kind.refs.items():
+            ref = getattr(model, field)
+            target = self._find(db, self._kind(table), ref)
+            if target is None:
+                title = type(model).model_fields[field].title or field
+                raise ConfigError([f"{title}: there is no {self.kinds[table].label} {ref!r}"])
+            need = getattr(type(model), "ref_kinds", {}).get(field)
+            have = getattr(target[1], "kind", None)
+            if need and have != need:
+                title = type(model).model_fields[field].title or field
+                what = f"{target[1].name!r} is a {KIND_LABELS[have]} {self.kinds[table].label}"
+                raise ConfigError(
+                    [
+                        f"{title}: {what}; a {kind.label} of this kind needs "
+                        f"a {KIND_LABELS[need]} one"
+                    ]
                 )
+            updates[field] = target[1].id
+        return model.model_copy(update=updates) if updates else model
 
     def _record(self, db, kind, action, model, source, changes) -> None:
         db.table("audit", cache_size=0).insert(
@@ -241,7 +276,8 @@ class ConfigStore:
         with self._db(write=True) as db:
             if any(d.get("id") == model.id for d in db.table(k.table, cache_size=0).all()):
                 raise Conflict(f"A {k.label} with id {model.id!r} exists already")
-            self._check_name(db, k, model)
+            model = self._resolve_refs(db, k, model)
+            self._check_unique(db, k, model)
             model, missing = keep_masked(model, None)
             self._refuse_masked(missing)
             now = utcnow()
@@ -273,7 +309,8 @@ class ConfigStore:
         new, missing = keep_masked(new, old)
         self._refuse_masked(missing)
         new = new.model_copy(update={"id": old.id, "created_at": old.created_at})
-        self._check_name(db, k, new)
+        new = self._resolve_refs(db, k, new)
+        self._check_unique(db, k, new)
         changes = diff(old, new)
         if not changes:
             return old

@@ -49,7 +49,10 @@ def test_compiled_once():
     ("expr", "message"),
     [
         ("$.a b", "JSONPath '$.a b': unexpected 'b' at position 5\n  $.a b\n      ^"),
-        ("$.items[", "JSONPath '$.items[': ends too early (an unclosed bracket or quote?) at position 9"),
+        (
+            "$.items[",
+            "JSONPath '$.items[': ends too early (an unclosed bracket or quote?) at position 9",
+        ),
         ("", "JSONPath '': is empty"),
     ],
 )

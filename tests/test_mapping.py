@@ -17,43 +17,78 @@ def fm(extract, generate, **kw) -> FieldMap:
 
 def test_catalog_has_the_entities_with_djust_required_fields():
     entities = load_entities()
-    assert set(entities) >= {"Products", "Variants", "Offers", "Suppliers", "Orders", "Accounts",
-                             "Customers"}
+    assert set(entities) >= {
+        "Products",
+        "Variants",
+        "Offers",
+        "Suppliers",
+        "Orders",
+        "Accounts",
+        "Customers",
+    }
     assert PRODUCTS.required == ["external_id", "name", "classification_category_id"]
     assert entities["Suppliers"].required == ["external_id", "name"]
     assert all(e.fields[e.key].required for e in entities.values())
 
 
 def test_types_defaults_and_literals():
-    mapper = Mapper([
-        fm("$.id", "external_id"),
-        fm("title", "name"),
-        fm("$.cat", "classification_category_id", default="uncategorised"),
-        fm("$.price.amount", "price", type="number"),
-        fm("$.stock", "stock", type="integer"),
-        fm("$.active", "active", type="boolean"),
-        fm("$.released", "released", type="date", format="%d/%m/%Y"),
-        fm("$.changed", "changed", type="datetime"),
-        fm('"EUR"', "currency"),
-        fm("$.tags", "tags"),
-    ], PRODUCTS)
-    batch = mapper.map([{
-        "id": 7, "title": "Lamp", "price": {"amount": "12,50"}, "stock": "3", "active": "yes",
-        "released": "31/01/2026", "changed": "2026-01-31T08:00:00Z", "tags": ["a", "b"],
-    }])
+    mapper = Mapper(
+        [
+            fm("$.id", "external_id"),
+            fm("title", "name"),
+            fm("$.cat", "classification_category_id", default="uncategorised"),
+            fm("$.price.amount", "price", type="number"),
+            fm("$.stock", "stock", type="integer"),
+            fm("$.active", "active", type="boolean"),
+            fm("$.released", "released", type="date", format="%d/%m/%Y"),
+            fm("$.changed", "changed", type="datetime"),
+            fm('"EUR"', "currency"),
+            fm("$.tags", "tags"),
+        ],
+        PRODUCTS,
+    )
+    batch = mapper.map(
+        [
+            {
+                "id": 7,
+                "title": "Lamp",
+                "price": {"amount": "12,50"},
+                "stock": "3",
+                "active": "yes",
+                "released": "31/01/2026",
+                "changed": "2026-01-31T08:00:00Z",
+                "tags": ["a", "b"],
+            }
+        ]
+    )
     assert batch.rejects == []
-    assert batch.rows == [{
-        "external_id": "7", "name": "Lamp", "classification_category_id": "uncategorised",
-        "price": 12.5, "stock": 3, "active": True, "released": "2026-01-31",
-        "changed": "2026-01-31T08:00:00+00:00", "currency": "EUR", "tags": '["a", "b"]',
-    }]
+    assert batch.rows == [
+        {
+            "external_id": "7",
+            "name": "Lamp",
+            "classification_category_id": "uncategorised",
+            "price": 12.5,
+            "stock": 3,
+            "active": True,
+            "released": "2026-01-31",
+            "changed": "2026-01-31T08:00:00+00:00",
+            "currency": "EUR",
+            "tags": '["a", "b"]',
+        }
+    ]
 
 
 def test_rejects_name_record_field_and_reason_and_keep_going():
-    mapper = Mapper([
-        fm("$.id", "external_id"), fm("$.name", "name"), fm("$.cat", "classification_category_id"),
-        fm("$.price.amount", "price", type="number"), fm("$.stock", "stock", type="integer"),
-    ], PRODUCTS)
+    mapper = Mapper(
+        [
+            fm("$.id", "external_id"),
+            fm("$.name", "name"),
+            fm("$.cat", "classification_category_id"),
+            fm("$.price.amount", "price", type="number"),
+            fm("$.stock", "stock", type="integer"),
+        ],
+        PRODUCTS,
+    )
     records = [
         {"id": "a", "name": "A", "cat": "c", "price": {"amount": 1}, "stock": 1},
         {"id": "b", "name": "B", "cat": "c", "price": {"amount": "abc"}, "stock": 1.5},
@@ -72,12 +107,22 @@ def test_rejects_name_record_field_and_reason_and_keep_going():
 
 def test_fast_and_careful_paths_agree_on_every_record():
     """The generated fast path must never change a result, only the speed."""
-    mapper = Mapper([fm("$.a.b", "x", type="integer"), fm("c", "y"), fm("$.d[*]", "z"),
-                     fm("e.f", "w", type="number", default="0")])
-    records = [{"a": {"b": 1}, "c": "s", "d": [1], "e": {"f": 2.5}},
-               {"a": {"b": "2"}, "c": 3, "d": [1, 2], "e.f": "4"},
-               {"a": {}, "c": None, "d": [], "e": {}},
-               {"a": {"b": True}, "c": "", "d": "x"}, "not a dict", None]
+    mapper = Mapper(
+        [
+            fm("$.a.b", "x", type="integer"),
+            fm("c", "y"),
+            fm("$.d[*]", "z"),
+            fm("e.f", "w", type="number", default="0"),
+        ]
+    )
+    records = [
+        {"a": {"b": 1}, "c": "s", "d": [1], "e": {"f": 2.5}},
+        {"a": {"b": "2"}, "c": 3, "d": [1, 2], "e.f": "4"},
+        {"a": {}, "c": None, "d": [], "e": {}},
+        {"a": {"b": True}, "c": "", "d": "x"},
+        "not a dict",
+        None,
+    ]
     fast = mapper.map(records)
     careful_rows = []
     careful_rejects: list = []
@@ -98,14 +143,30 @@ def test_invalid_jsonpath_in_a_mapping_is_refused_with_its_position():
 
 def test_unmapped_required_fields():
     assert unmapped_required([fm("$.id", "external_id")], PRODUCTS) == [
-        "name", "classification_category_id"]
+        "name",
+        "classification_category_id",
+    ]
 
 
 def test_profile_and_suggestions():
-    records = [{"id": "P1", "title": "Lamp", "category": {"code": "lights"}, "price": 9.5,
-                "createdAt": "2026-01-02T03:04:05Z", "qty": 3},
-               {"id": "P2", "title": "Desk", "category": {"code": "desks"}, "price": 120,
-                "createdAt": "2026-01-03T03:04:05Z", "qty": 0}]
+    records = [
+        {
+            "id": "P1",
+            "title": "Lamp",
+            "category": {"code": "lights"},
+            "price": 9.5,
+            "createdAt": "2026-01-02T03:04:05Z",
+            "qty": 3,
+        },
+        {
+            "id": "P2",
+            "title": "Desk",
+            "category": {"code": "desks"},
+            "price": 120,
+            "createdAt": "2026-01-03T03:04:05Z",
+            "qty": 0,
+        },
+    ]
     info = {p.path: p for p in profile(records)}
     assert info["$.price"].type == "number" and info["$.qty"].type == "integer"
     assert info["$.createdAt"].type == "datetime"

@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from studio.errors import readable, roots_of
-from studio.models import CONNECTIONS, Connection, FileServerConnection, config_schema
+from studio.kinds import CONNECTIONS, config_schema
+from studio.models import Connection, FileServerConnection
 from tests.conftest import api_connection, sftp_connection
 
 

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from studio.errors import ConfigError, Conflict, NotFound
-from studio.models import KINDS, ConfigModel, ResourceKind
+from studio.kinds import KINDS, ResourceKind
+from studio.models import ConfigModel
 from studio.store import ConfigStore
 from studio.vault import MASK
 from tests.conftest import api_connection, run_python, sftp_connection

@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from studio.errors import StudioError
-from studio.models import CONNECTIONS
+from studio.kinds import CONNECTIONS
 from studio.store import ConfigStore
 from studio.vault import MASK, Vault, has_secrets, keep_masked, load_key, masked, secret_slots
 from tests.conftest import api_connection, sftp_connection

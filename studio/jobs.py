@@ -1,0 +1,274 @@
+"""The import job model (API kind): a chain of calls, a content finder and a field mapping.
+
+Each call may extract named variables from its responses (JSONPath) that later calls use as
+``{name}`` in their path, query, headers and body; a call has one behavior: a single request,
+Retry (poll until a condition holds), Download (a file whose URL an earlier call returned) or
+Pagination. The job is validated as a whole when saved: JSONPaths parse, every ``{name}`` used
+is defined by an earlier call or built in, and the entity's required fields are mapped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from studio.entities import entity, load_entities
+from studio.jsonpath import check
+from studio.mapping import FieldMap, ValueRejected, converter, unmapped_required
+from studio.models import ConfigModel, Stamped
+from studio.schedules import Schedule
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+BUILTINS = ("now", "run_id", "last_success_at")
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _jsonpath(v: str) -> str:
+    if v and (error := check(v)):
+        raise ValueError(error)
+    return v
+
+
+class Param(ConfigModel):
+    """A query parameter, header or form field; ``value`` may hold ``{variables}``."""
+
+    name: str = Field(title="Name", min_length=1)
+    value: str = Field(default="", title="Value")
+
+
+class Variable(ConfigModel):
+    """A value taken from a call's responses for later calls: ``productId`` ← ``$.items[*].id``."""
+
+    name: str = Field(title="Variable name", pattern=_IDENT)
+    path: str = Field(title="JSONPath", min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _jsonpath(v)
+
+
+class Body(ConfigModel):
+    type: Literal["none", "json", "form", "raw"] = Field(default="none", title="Body type")
+    content: str = Field(default="", title="Body")
+    fields: list[Param] = Field(default_factory=list, title="Form fields")
+    content_type: str = Field(default="", title="Content type (raw bodies)")
+
+    @model_validator(mode="after")
+    def _json_parses(self) -> Body:
+        if self.type == "json" and self.content.strip():
+            # Placeholders may stand for numbers ({"id": {id}}): parse with a stand-in value.
+            try:
+                json.loads(PLACEHOLDER.sub("0", self.content))
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f"Body: is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+                ) from None
+        return self
+
+
+class NoBehavior(ConfigModel):
+    type: Literal["none"] = "none"
+
+
+class RetryBehavior(ConfigModel):
+    """Poll: repeat the call until the status and a condition hold (an export becomes ready)."""
+
+    type: Literal["retry"] = "retry"
+    max_attempts: int = Field(default=10, ge=1, le=10_000, title="Max attempts")
+    interval: float = Field(default=5.0, ge=0, le=86_400, title="Interval (seconds)")
+    expected_status: int = Field(default=200, ge=100, le=599, title="Expected status")
+    condition_key: str = Field(default="", title="Condition key (JSONPath)")
+    condition_value: str = Field(default="", title="Condition value")
+
+    @field_validator("condition_key")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _jsonpath(v)
+
+
+class DownloadBehavior(ConfigModel):
+    """Fetch a file, streamed to disk, from a URL an earlier response gave."""
+
+    type: Literal["download"] = "download"
+    url_source: str = Field(
+        default="",
+        title="URL from",
+        description="A variable name, or a JSONPath into the previous call's response; empty: "
+        "the call's own path.",
+    )
+    format: Literal["csv", "json", "jsonl", "zip"] = Field(default="csv", title="File format")
+    delimiter: str = Field(default=",", title="CSV delimiter", min_length=1, max_length=1)
+    encoding: str = Field(default="utf-8", title="Encoding")
+    header_row: bool = Field(default=True, title="First row is a header")
+    quote_char: str = Field(default='"', title="Quote character", min_length=1, max_length=1)
+
+    @field_validator("url_source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if v.startswith("$"):
+            return _jsonpath(v)
+        if v and not re.match(_IDENT, v):
+            raise ValueError("must be a variable name or a JSONPath starting with $")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"{v!r} is not an encoding Python knows (try utf-8)") from None
+        return v
+
+
+class PaginationBehavior(ConfigModel):
+    """Loop through pages. Stops on total pages or records, an empty or short page, a missing
+    next token or link, or ``max_pages``."""
+
+    type: Literal["pagination"] = "pagination"
+    style: Literal["page", "offset", "cursor", "next_link"] = Field(default="page", title="Style")
+    page_param: str = Field(default="page", title="Page parameter")
+    first_page: int = Field(default=1, ge=0, title="First page")
+    size_param: str = Field(default="size", title="Page size parameter")
+    page_size: int = Field(default=100, ge=1, le=100_000, title="Page size")
+    offset_param: str = Field(default="offset", title="Offset parameter")
+    limit_param: str = Field(default="limit", title="Limit parameter")
+    cursor_param: str = Field(default="cursor", title="Cursor parameter")
+    cursor_path: str = Field(default="", title="Next cursor (JSONPath)")
+    cursor_header: str = Field(default="", title="Next cursor header")
+    next_link_path: str = Field(
+        default="", title="Next link (JSONPath)", description="Empty: the Link header's rel=next"
+    )
+    total_pages_path: str = Field(default="", title="Total pages (JSONPath)")
+    total_records_path: str = Field(default="", title="Total records (JSONPath)")
+    stop_on_short_page: bool = Field(default=True, title="Stop on a short page")
+    max_pages: int = Field(default=1000, ge=1, le=1_000_000, title="Max pages")
+
+    @field_validator("cursor_path", "next_link_path", "total_pages_path", "total_records_path")
+    @classmethod
+    def _paths(cls, v: str) -> str:
+        return _jsonpath(v)
+
+    @model_validator(mode="after")
+    def _cursor_source(self) -> PaginationBehavior:
+        if self.style == "cursor" and not (self.cursor_path or self.cursor_header):
+            raise ValueError("Next cursor (JSONPath): give a JSONPath or a header for the cursor")
+        return self
+
+
+Behavior = Annotated[
+    NoBehavior | RetryBehavior | DownloadBehavior | PaginationBehavior,
+    Field(discriminator="type", title="Behavior"),
+]
+
+
+class Call(ConfigModel):
+    """One HTTP call of the chain."""
+
+    name: str = Field(default="", title="Label")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(default="GET", title="Method")
+    path: str = Field(default="", title="Path")
+    query: list[Param] = Field(default_factory=list, title="Query parameters")
+    headers: list[Param] = Field(default_factory=list, title="Headers")
+    body: Body = Field(default_factory=Body)
+    variables: list[Variable] = Field(default_factory=list, title="Variables")
+    behavior: Behavior = Field(default_factory=NoBehavior)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    def placeholders(self) -> dict[str, set[str]]:
+        """Every ``{name}`` this call uses, by the field it appears in (for validation)."""
+        texts = {
+            "Path": [self.path],
+            "Query parameters": [p.value for p in self.query] + [p.name for p in self.query],
+            "Headers": [p.value for p in self.headers],
+            "Body": [self.body.content] + [p.value for p in self.body.fields],
+        }
+        return {k: {n for t in v for n in PLACEHOLDER.findall(t)} for k, v in texts.items()}
+
+
+class ApiJob(Stamped):
+    """An import job that calls a REST API."""
+
+    ref_kinds: ClassVar[dict[str, str]] = {"connection_id": "api"}
+
+    kind: Literal["api"] = "api"
+    connection_id: str = Field(title="Connection", min_length=1)
+    entity: str = Field(title="Target entity")
+    external_key: str = Field(
+        default="",
+        title="External key",
+        pattern=r"^[A-Za-z0-9_.\-]{0,100}$",
+        description="A stable key for the REST API (/v1/datafeed/synchron/{externalKey})",
+    )
+    schedule: Schedule = Field(default_factory=Schedule)
+    calls: list[Call] = Field(min_length=1, title="Calls")
+    content_finder: str = Field(default="$", title="Content finder (JSONPath)")
+    mapping: list[FieldMap] = Field(default_factory=list, title="Mapping")
+
+    @field_validator("content_finder")
+    @classmethod
+    def _finder(cls, v: str) -> str:
+        return _jsonpath(v) or "$"
+
+    @field_validator("entity")
+    @classmethod
+    def _known_entity(cls, v: str) -> str:
+        if v not in load_entities():
+            raise ValueError(f"{v!r} is not one of {', '.join(load_entities())}")
+        return v
+
+    @model_validator(mode="after")
+    def _whole_job(self) -> ApiJob:
+        problems = []
+        defined = set(BUILTINS)
+        for i, call in enumerate(self.calls, 1):
+            for where, names in call.placeholders().items():
+                for name in sorted(names - defined):
+                    problems.append(
+                        f"Call {i} › {where}: uses {{{name}}}, which no earlier call defines "
+                        f"(variables so far: {', '.join(sorted(defined))})"
+                    )
+            source = getattr(call.behavior, "url_source", "")
+            if source and not source.startswith("$") and source not in defined:
+                problems.append(f"Call {i} › URL from: no earlier call defines {{{source}}}")
+            if isinstance(call.behavior, DownloadBehavior) and not (source or call.path):
+                problems.append(f"Call {i} › URL from: a download needs a URL source or a path")
+            if not call.path and not isinstance(call.behavior, DownloadBehavior):
+                problems.append(f"Call {i} › Path: is required")
+            defined |= {v.name for v in call.variables}
+        spec = entity(self.entity)
+        missing = unmapped_required(self.mapping, spec)
+        if missing:
+            problems.append(
+                f"Mapping: required field{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} of {self.entity} {'are' if len(missing) > 1 else 'is'} "
+                "not mapped"
+            )
+        for n, f in enumerate(self.mapping, 1):
+            if f.generate not in spec.fields:
+                problems.append(
+                    f"Mapping {n} › Generate: {f.generate!r} is not a field of {self.entity}"
+                )
+            if f.default not in (None, ""):
+                try:
+                    converter(f.type, f.format)(f.default)
+                except (ValueRejected, ValueError) as e:
+                    problems.append(f"Mapping {n} › Default: {f.default!r} {e}")
+        seen: set[str] = set()
+        for f in self.mapping:
+            if f.generate in seen:
+                problems.append(f"Mapping: {f.generate!r} is generated twice")
+            seen.add(f.generate)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self

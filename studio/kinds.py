@@ -1,0 +1,66 @@
+"""The kinds of config the store holds, and the JSON Schema published for them.
+
+A kind is a table, a model and what it refers to; the store is generic over kinds, so a new
+kind of config (file jobs, say) is one entry here.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from pydantic import TypeAdapter
+
+from studio.jobs import ApiJob
+from studio.models import ConfigModel, Connection
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """What the store needs to know of a kind of config: its table, model and references.
+
+    ``refs`` names the fields holding ids of other kinds (a job's ``connection_id``), so that
+    the store can refuse a delete that would leave dependents dangling, whatever the kind.
+    """
+
+    table: str
+    label: str
+    annotation: object
+    refs: dict[str, str] = field(default_factory=dict)
+    unique: tuple[str, ...] = ("name",)
+
+    @functools.cached_property
+    def adapter(self) -> TypeAdapter:
+        return TypeAdapter(self.annotation)
+
+    def validate_config(self, data: object) -> ConfigModel:
+        return self.adapter.validate_python(data)
+
+
+CONNECTIONS = ResourceKind(table="connections", label="connection", annotation=Connection)
+JOBS = ResourceKind(
+    table="jobs",
+    label="job",
+    annotation=ApiJob,
+    refs={"connection_id": "connections"},
+    unique=("name", "external_key"),
+)
+KINDS: dict[str, ResourceKind] = {"connections": CONNECTIONS, "jobs": JOBS}
+
+
+def config_schema() -> dict:
+    """The JSON Schema of every config kind, as published in ``docs/config-schema.json``."""
+    defs: dict = {}
+    one_of = []
+    for kind in KINDS.values():
+        schema = kind.adapter.json_schema(ref_template="#/$defs/{model}")
+        defs.update(schema.pop("$defs", {}))
+        defs[kind.label.title()] = schema
+        one_of.append({"$ref": f"#/$defs/{kind.label.title()}"})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Connector Studio configuration",
+        "description": "One config file as exported by `python -m runner export`.",
+        "oneOf": one_of,
+        "$defs": dict(sorted(defs.items())),
+    }
