@@ -145,12 +145,20 @@ class PaginationBehavior(ConfigModel):
     next_link_path: str = Field(
         default="", title="Next link (JSONPath)", description="Empty: the Link header's rel=next"
     )
+    records_path: str = Field(
+        default="",
+        title="Records on a page (JSONPath)",
+        description="What counts as the page's records for the empty and short page rules; "
+        "empty: the job's content finder",
+    )
     total_pages_path: str = Field(default="", title="Total pages (JSONPath)")
     total_records_path: str = Field(default="", title="Total records (JSONPath)")
     stop_on_short_page: bool = Field(default=True, title="Stop on a short page")
     max_pages: int = Field(default=1000, ge=1, le=1_000_000, title="Max pages")
 
-    @field_validator("cursor_path", "next_link_path", "total_pages_path", "total_records_path")
+    @field_validator(
+        "cursor_path", "next_link_path", "records_path", "total_pages_path", "total_records_path"
+    )
     @classmethod
     def _paths(cls, v: str) -> str:
         return _jsonpath(v)

@@ -197,6 +197,14 @@ class ApiConnection(Stamped):
     headers: list[Header] = Field(default_factory=list, title="Custom headers")
     timeout: float = Field(default=30.0, gt=0, le=3600, title="Timeout (seconds)")
     verify_tls: bool = Field(default=True, title="Verify TLS certificates")
+    max_response_mb: float = Field(
+        default=100.0,
+        gt=0,
+        le=10_000,
+        title="Max response size (MB)",
+        description="A larger response fails clearly instead of exhausting memory; downloads "
+        "stream to disk and are not limited.",
+    )
 
     @field_validator("base_url")
     @classmethod

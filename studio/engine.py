@@ -1,0 +1,513 @@
+"""The import engine: run a job's chain of calls and yield its records in batches.
+
+A run and a preview are the same code (``Chain``); a preview only adds limits and collects a
+trace. Calls run in order. Each call is sent once per combination of the multi-valued variables
+it uses (fan-out), performs its behavior (one request, polling, a download, or pages), and its
+responses feed its variables; the responses of the last call go through the content finder and
+become records. Everything the chain does is reported as events (requests, pages, log lines,
+stops) so that the studio can draw it, the runner log it and the tests assert it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+from studio.entities import entity
+from studio.errors import StudioError
+from studio.http import Exchange, HttpClient, HttpError, Response
+from studio.jobs import (
+    PLACEHOLDER,
+    ApiJob,
+    Call,
+    DownloadBehavior,
+    PaginationBehavior,
+    RetryBehavior,
+)
+from studio.jsonpath import CompiledPath, JsonPathError, compile_path, leaf_paths
+from studio.mapping import Mapper
+from studio.models import ApiConnection
+from studio.readers import CsvOptions, read_file
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Limits:
+    """Caps for a preview; a run has none (but each pagination's own ``max_pages``)."""
+
+    max_pages: int | None = None
+    max_records: int | None = None
+    max_fanout: int | None = None
+
+
+def records_of(doc: Any, finder: CompiledPath) -> list[Any]:
+    """What a content finder selects: ``$.items`` (one list) and ``$.items[*]`` give the same
+    records; ``$`` on a list gives its items; a single object gives one record."""
+    found = finder.values(doc)
+    if len(found) == 1 and isinstance(found[0], list):
+        return found[0]
+    return found
+
+
+def render_json(template: str, values: dict[str, Any]) -> str:
+    """Fill ``{name}`` in a JSON body: inside a string the value is escaped into the string,
+    outside one (``{"id": {id}}``) it becomes a JSON value of its own."""
+    out, i, in_string = [], 0, False
+    while i < len(template):
+        c = template[i]
+        if in_string and c == "\\":
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if c == '"':
+            in_string = not in_string
+        m = PLACEHOLDER.match(template, i) if c == "{" else None
+        if m and m.group(1) in values:
+            value = values[m.group(1)]
+            out.append(json.dumps(str(value))[1:-1] if in_string else json.dumps(value))
+            i = m.end()
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def fill(text: str, values: dict[str, Any], quote_values: bool = False) -> str:
+    def sub(m) -> str:
+        if m.group(1) not in values:
+            return m.group(0)
+        v = values[m.group(1)]
+        v = "" if v is None else str(v)
+        return quote(v, safe="") if quote_values else v
+
+    return PLACEHOLDER.sub(sub, text)
+
+
+@dataclass
+class Chain:
+    """One execution of a job's calls against one connection."""
+
+    job: ApiJob
+    conn: ApiConnection
+    client: HttpClient
+    limits: Limits = field(default_factory=Limits)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    last_success_at: str = ""
+    on_event: Callable[[Event], None] = lambda _e: None
+    workdir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.finder = compile_path(self.job.content_finder)
+        self.started = datetime.now(UTC).replace(microsecond=0)
+        self.records_seen = 0
+        self.previous_docs: list[Any] = []
+
+    def log(self, message: str, **data: Any) -> None:
+        self.on_event({"kind": "log", "message": message, **data})
+
+    def stop(self, message: str) -> None:
+        self.on_event({"kind": "stop", "message": message})
+
+    # --- the chain ---------------------------------------------------------------------------
+
+    def batches(self, up_to_call: int | None = None) -> Iterator[list[Any]]:
+        """Record batches of the last call (``up_to_call``, 1-based, or the job's last)."""
+        calls = self.job.calls[: up_to_call or len(self.job.calls)]
+        variables: dict[str, list[Any]] = {}
+        builtins = {
+            "now": self.started.isoformat().replace("+00:00", "Z"),
+            "run_id": self.run_id,
+            "last_success_at": self.last_success_at,
+        }
+        for index, call in enumerate(calls, 1):
+            last = index == len(calls)
+            compiled = [(v.name, v.path, compile_path(v.path)) for v in call.variables]
+            collected: dict[str, list[Any]] = {name: [] for name, _p, _c in compiled}
+            docs: list[Any] = []
+            for binding in self._bindings(index, call, variables, builtins):
+                for kind, value in self._perform(index, call, binding):
+                    if last:
+                        self.on_event(
+                            {
+                                "kind": "document",
+                                "call": index,
+                                "value": value,
+                                "records": kind == "records",
+                            }
+                        )
+                    if kind == "doc":
+                        docs.append(value)
+                        found = {}
+                        for name, _path, path in compiled:
+                            matches = path.values(value)
+                            collected[name].extend(matches)
+                            found[name] = matches if len(matches) != 1 else matches[0]
+                        if found:
+                            self.on_event({"kind": "variables", "call": index, "values": found})
+                        records = records_of(value, self.finder) if last else []
+                    else:
+                        records = value if last else []
+                    if records:
+                        yield self._capped(records)
+                        if (
+                            self.limits.max_records is not None
+                            and self.records_seen >= self.limits.max_records
+                        ):
+                            self.stop(f"stopped after {self.records_seen} records: preview limit")
+                            return
+            for name, path_text, _c in compiled:
+                if not collected[name]:
+                    self.log(f"Call {index}: variable {{{name}}} ({path_text}) matched nothing")
+            variables.update(collected)
+            self.previous_docs = docs
+
+    def _capped(self, records: list[Any]) -> list[Any]:
+        cap = self.limits.max_records
+        if cap is not None:
+            records = records[: cap - self.records_seen]
+        self.records_seen += len(records)
+        return records
+
+    def _bindings(
+        self, index: int, call: Call, variables: dict[str, list], builtins: dict
+    ) -> Iterator[dict[str, Any]]:
+        """One dict of values per request: the product of the multi-valued variables used."""
+        used = set().union(*call.placeholders().values())
+        source = getattr(call.behavior, "url_source", "")
+        if source and not source.startswith("$"):
+            used.add(source)
+        fixed = dict(builtins)
+        fan: list[tuple[str, list[Any]]] = []
+        for name in sorted(used & variables.keys()):
+            values = variables[name]
+            if not values:
+                raise StudioError(
+                    f"Call {index} uses {{{name}}}, but it matched nothing in the earlier "
+                    "responses; check the variable's JSONPath against the last test"
+                )
+            if len(values) == 1:
+                fixed[name] = values[0]
+            else:
+                fan.append((name, values))
+        if not fan:
+            yield fixed
+            return
+        combos = list(itertools.product(*(values for _n, values in fan)))
+        cap = self.limits.max_fanout
+        names = [n for n, _v in fan]
+        self.log(f"Call {index}: fanning out over {', '.join(names)}: {len(combos)} requests")
+        for n, combo in enumerate(combos):
+            if cap is not None and n >= cap:
+                self.stop(f"stopped after {cap} of {len(combos)} fan-out requests: preview limit")
+                return
+            yield {**fixed, **dict(zip(names, combo, strict=True))}
+
+    # --- one call ----------------------------------------------------------------------------
+
+    def _label(self, index: int, call: Call) -> str:
+        return f"Call {index}" + (f" ({call.name})" if call.name else "")
+
+    def _request_parts(self, call: Call, values: dict[str, Any]) -> dict[str, Any]:
+        whole = PLACEHOLDER.fullmatch(call.path.strip())
+        path = fill(call.path, values) if whole else fill(call.path, values, quote_values=True)
+        parts: dict[str, Any] = {
+            "url": self.client.url(path),
+            "params": [(fill(p.name, values), fill(p.value, values)) for p in call.query],
+            "headers": {p.name: fill(p.value, values) for p in call.headers},
+        }
+        body = call.body
+        if body.type == "json" and body.content.strip():
+            text = render_json(body.content, values)
+            try:
+                parts["json_body"] = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise StudioError(f"the JSON body is not valid once filled in: {e}") from None
+        elif body.type == "form":
+            parts["data"] = {f.name: fill(f.value, values) for f in body.fields}
+        elif body.type == "raw":
+            parts["data"] = fill(body.content, values).encode()
+            if body.content_type:
+                parts["headers"].setdefault("Content-Type", body.content_type)
+        return parts
+
+    def _send(self, label: str, call: Call, parts: dict, note: str = "", **extra) -> Response:
+        response = self.client.request(
+            label,
+            call.method,
+            parts["url"],
+            params=parts["params"],
+            headers=parts["headers"],
+            json_body=parts.get("json_body"),
+            data=parts.get("data"),
+            note=note,
+            **extra,
+        )
+        return response
+
+    def _perform(self, index: int, call: Call, values: dict) -> Iterator[tuple[str, Any]]:
+        label = self._label(index, call)
+        parts = self._request_parts(call, values)
+        behavior = call.behavior
+        if isinstance(behavior, RetryBehavior):
+            yield "doc", self._poll(label, call, parts, behavior)
+        elif isinstance(behavior, DownloadBehavior):
+            yield from self._download(label, call, parts, behavior, values)
+        elif isinstance(behavior, PaginationBehavior):
+            yield from self._pages(label, call, parts, behavior)
+        else:
+            yield "doc", self._send(label, call, parts).json(label)
+
+    def _poll(self, label: str, call: Call, parts: dict, b: RetryBehavior) -> Any:
+        condition = compile_path(b.condition_key) if b.condition_key else None
+        status, value = None, None
+        for attempt in range(1, b.max_attempts + 1):
+            response = self._send(
+                label, call, parts, note=f"attempt {attempt}/{b.max_attempts}", fail=False
+            )
+            status = response.status
+            doc = None
+            if response.content.strip():
+                with contextlib.suppress(HttpError):
+                    doc = response.json(label)
+            value = condition.get(doc) if condition and doc is not None else None
+            met = condition is None or _same(value, b.condition_value)
+            if status == b.expected_status and met:
+                self.log(f"{label}: condition met after {attempt} attempt(s)")
+                if doc is None:
+                    raise HttpError(f"{label}: the answer that met the condition is not JSON")
+                return doc
+            if status >= 400 and status != b.expected_status:
+                self.log(f"{label}: attempt {attempt} answered {status}")
+            if attempt < b.max_attempts:
+                time.sleep(b.interval)
+        want = f"status {b.expected_status}"
+        if condition:
+            want += f" and {b.condition_key} = {b.condition_value!r}"
+        got = f"status {status}" + (f" and {b.condition_key} = {value!r}" if condition else "")
+        raise StudioError(
+            f"{label}: gave up after {b.max_attempts} attempts waiting for {want}; "
+            f"the last answer had {got}"
+        )
+
+    def _download(
+        self, label: str, call: Call, parts: dict, b: DownloadBehavior, values: dict
+    ) -> Iterator[tuple[str, Any]]:
+        url = parts["url"]
+        if b.url_source.startswith("$"):
+            path = compile_path(b.url_source)
+            found = next((v for d in self.previous_docs for v in path.values(d) if v), None)
+            if not found:
+                raise StudioError(
+                    f"{label}: {b.url_source} found no URL in the previous call's response"
+                )
+            url = urljoin(self.client.conn.base_url + "/", str(found))
+        elif b.url_source:
+            url = urljoin(self.client.conn.base_url + "/", str(values[b.url_source]))
+        # Credentials go only to the connection's own host, never to a file store it links to.
+        same_host = urlsplit(url).netloc == urlsplit(self.client.conn.base_url).netloc
+        with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+            target = Path(tmp) / "download"
+            response = self.client.request(
+                label, "GET", url, stream_to=target, authenticate=same_host, note="download"
+            )
+            self.log(f"{label}: downloaded {response.exchange.size:,} bytes")
+            options = CsvOptions(b.delimiter, b.encoding, b.header_row, b.quote_char)
+            name = Path(urlsplit(url).path).name or "download"
+            yield from read_file(target, b.format, options, name=f"{label}: {name}")
+
+    def _pages(
+        self, label: str, call: Call, parts: dict, b: PaginationBehavior
+    ) -> Iterator[tuple[str, Any]]:
+        counter = compile_path(b.records_path) if b.records_path else self.finder
+        total_pages = compile_path(b.total_pages_path) if b.total_pages_path else None
+        total_records = compile_path(b.total_records_path) if b.total_records_path else None
+        cursor_path = compile_path(b.cursor_path) if b.cursor_path else None
+        link_path = compile_path(b.next_link_path) if b.next_link_path else None
+        cap, cap_reason = b.max_pages, "max pages"
+        if self.limits.max_pages is not None and self.limits.max_pages < cap:
+            cap, cap_reason = self.limits.max_pages, "preview limit"
+        base_params = list(parts["params"])
+        page, offset, cursor, url, seen = b.first_page, 0, None, parts["url"], 0
+        visited: set[str] = set()
+        for number in itertools.count(1):
+            params = list(base_params)
+            if b.style == "page":
+                params.append((b.page_param, str(page)))
+                if b.size_param:
+                    params.append((b.size_param, str(b.page_size)))
+            elif b.style == "offset":
+                params += [(b.offset_param, str(offset)), (b.limit_param, str(b.page_size))]
+            elif b.style == "cursor" and cursor:
+                params.append((b.cursor_param, cursor))
+            elif b.style == "next_link" and number > 1:
+                params = []  # the link carries its own query
+            response = self._send(
+                label, call, {**parts, "url": url, "params": params}, note=f"page {number}"
+            )
+            doc = response.json(label)
+            count = len(records_of(doc, counter))
+            seen += count
+            self.on_event({"kind": "page", "call": label, "page": number, "records": count})
+            yield "doc", doc
+            reason = None
+            if count == 0:
+                reason = "an empty page"
+            elif b.stop_on_short_page and b.style in ("page", "offset") and count < b.page_size:
+                reason = f"a short page ({count} of {b.page_size} records)"
+            elif (
+                total_pages
+                and _as_int(total_pages.get(doc)) is not None
+                and number >= _as_int(total_pages.get(doc))
+            ):
+                reason = f"the last page ({number} of {_as_int(total_pages.get(doc))})"
+            elif (
+                total_records
+                and _as_int(total_records.get(doc)) is not None
+                and seen >= _as_int(total_records.get(doc))
+            ):
+                reason = f"all {_as_int(total_records.get(doc))} records read"
+            elif b.style == "cursor":
+                nxt = cursor_path.get(doc) if cursor_path else response.headers.get(b.cursor_header)
+                if not nxt:
+                    reason = "no next cursor"
+                elif str(nxt) == cursor:
+                    reason = "the same cursor twice"
+                cursor = str(nxt) if nxt else None
+            elif b.style == "next_link":
+                nxt = link_path.get(doc) if link_path else response.links.get("next", {}).get("url")
+                if not nxt:
+                    reason = "no next link"
+                else:
+                    nxt = urljoin(response.url, str(nxt))
+                    if nxt in visited or nxt == url:
+                        reason = "a next link seen before"
+                    visited.add(url)
+                    url = nxt
+            page += 1
+            offset += count
+            if reason:
+                self.log(f"{label}: stopped after {number} page(s): {reason}")
+                return
+            if number >= cap:
+                message = f"stopped after {number} pages: {cap_reason}"
+                self.stop(f"{label}: {message}")
+                return
+            if self.limits.max_records is not None and self.records_seen >= self.limits.max_records:
+                return
+
+
+def _same(value: Any, expected: str) -> bool:
+    if isinstance(value, bool):
+        return str(value).lower() == expected.strip().lower()
+    return value is not None and str(value) == expected
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- preview ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Trace:
+    """What a preview did and found: the studio's test panel and ``runner preview --json``."""
+
+    exchanges: list[dict] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    documents: list[Any] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def preview(
+    job: ApiJob,
+    conn: ApiConnection,
+    *,
+    up_to_call: int | None = None,
+    max_pages: int = 5,
+    max_records: int = 500,
+    last_success_at: str = "",
+    on_event: Callable[[Event], None] | None = None,
+) -> Trace:
+    """Run the chain (up to a call) with limits, write nothing, and return its trace.
+
+    Transport retries stay on, with a small cap, so a preview behaves like a run."""
+    trace = Trace()
+    started = time.perf_counter()
+    keep_docs = 50
+
+    def record(event: Event) -> None:
+        kind = event["kind"]
+        if kind == "exchange":
+            trace.exchanges.append(event["exchange"].as_dict())
+        elif kind == "variables" and trace.exchanges:
+            trace.exchanges[-1]["variables"] = event["values"]
+        elif kind == "log":
+            trace.log.append(event["message"])
+        elif kind == "stop":
+            trace.stopped.append(event["message"])
+            trace.log.append(event["message"])
+        elif kind == "document" and len(trace.documents) < keep_docs:
+            value = event["value"]
+            trace.documents.append({"records": value} if event["records"] else value)
+        if on_event:
+            on_event(event)
+
+    def exchange(e: Exchange) -> None:
+        record({"kind": "exchange", "exchange": e})
+
+    limits = Limits(max_pages=max_pages, max_records=max_records, max_fanout=max_records)
+    with HttpClient(conn, retries=2, retry_after_max=5.0, on_exchange=exchange) as client:
+        chain = Chain(job, conn, client, limits, last_success_at=last_success_at, on_event=record)
+        mapper = Mapper(job.mapping, entity(job.entity))
+        try:
+            for batch in chain.batches(up_to_call):
+                mapped = mapper.map(batch, start=len(trace.records))
+                trace.records.extend(batch)
+                trace.rows.extend(mapped.rows)
+                trace.rejects.extend(r.as_dict() for r in mapped.rejects)
+        except StudioError as e:
+            trace.error = str(e)
+            trace.log.append(f"error: {e}")
+    trace.elapsed_ms = (time.perf_counter() - started) * 1000
+    return trace
+
+
+def find_records(documents: list[Any], expr: str) -> tuple[list[Any], str | None, list[str]]:
+    """The content finder over cached responses, for the live preview: (records, error,
+    nearby paths that do match when nothing does). No request is sent."""
+    try:
+        finder = compile_path(expr)
+    except JsonPathError as e:
+        return [], str(e), []
+    records = [r for doc in documents for r in records_of(doc, finder)]
+    if records or not documents:
+        return records, None, []
+    import difflib
+
+    paths = [p for p, v in leaf_paths(documents[0]) if isinstance(v, list) and v]
+    paths += [p for p, _v in leaf_paths(documents[0]) if p not in paths]
+    near = difflib.get_close_matches(expr, paths, n=5, cutoff=0.0)
+    return [], None, near

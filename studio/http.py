@@ -1,0 +1,462 @@
+"""HTTP for one run: authentication, transport retries, size limits and a masked trace.
+
+One ``HttpClient`` (one ``requests.Session``) per run or preview. Transport retries are
+urllib3's ``Retry`` mounted through requests' ``HTTPAdapter``: 429, 502, 503, 504, timeouts and
+dropped connections are retried with exponential backoff and jitter, honouring ``Retry-After``
+up to a cap; every other 4xx/5xx fails at once with the status and a body excerpt. OAuth 2.0
+tokens are cached per connection (process-wide) until shortly before they expire and fetched
+again once when the API answers 401. Every exchange is reported to ``on_exchange`` with every
+secret of the connection masked, whatever header, parameter or body it travelled in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from studio.errors import StudioError
+from studio.models import ApiConnection, OAuth2Auth
+from studio.vault import MASK, secret_slots
+
+RETRY_STATUSES = (429, 502, 503, 504)
+EXCERPT = 2000
+TOKEN_SKEW = 30.0  # refresh this many seconds before the token expires
+
+
+class HttpError(StudioError):
+    """A request that failed for good: the message says what, where and why, in one sentence."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Exchange:
+    """One request and its response as the trace shows them (secrets already masked)."""
+
+    label: str
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str
+    status: int | None = None
+    reason: str = ""
+    elapsed_ms: float = 0.0
+    size: int = 0
+    response_headers: dict[str, str] = field(default_factory=dict)
+    body_excerpt: str = ""
+    retries: list[str] = field(default_factory=list)
+    error: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: requests.structures.CaseInsensitiveDict
+    content: bytes
+    url: str
+    links: dict
+    exchange: Exchange
+
+    def json(self, label: str) -> Any:
+        """Parse the body; a malformed body names the call, the offset and a snippet."""
+        try:
+            return json.loads(self.content)
+        except UnicodeDecodeError as e:
+            raise HttpError(f"{label}: the response is not UTF-8 text (byte {e.start})") from None
+        except json.JSONDecodeError as e:
+            start = max(0, e.pos - 40)
+            snippet = self.content[start : e.pos + 40].decode("utf-8", "replace")
+            raise HttpError(
+                f"{label}: the response is not valid JSON at offset {e.pos} ({e.msg}): …{snippet}…"
+            ) from None
+
+
+_TOKEN_FIELD = re.compile(
+    r'("(?:access_token|refresh_token|id_token|client_secret|password)"\s*:\s*)"[^"]*"'
+)
+
+
+class Masker:
+    """Replaces every secret value (and the current token) in any text of the trace."""
+
+    def __init__(self, secrets: list[str]):
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+
+    def add(self, secret: str) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self._secrets:
+            if s in text:
+                text = text.replace(s, MASK)
+        # Tokens an endpoint hands out are secrets too, before they are known to the masker.
+        return _TOKEN_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+
+    def headers(self, headers: dict) -> dict[str, str]:
+        out = {}
+        for k, v in headers.items():
+            sensitive = k.lower() in (
+                "authorization",
+                "proxy-authorization",
+                "cookie",
+                "set-cookie",
+            )
+            out[k] = MASK if sensitive else self(str(v))
+        return out
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class TokenCache:
+    """OAuth 2.0 tokens per connection and credentials, shared by the threads of a process."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, _Token] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(auth: OAuth2Auth) -> str:
+        parts = [
+            auth.token_url,
+            auth.client_id,
+            auth.client_secret,
+            auth.username,
+            auth.password,
+            auth.scope,
+            auth.client_auth,
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            token = self._tokens.get(key)
+            if token and token.expires_at > time.time():
+                return token.value
+            return None
+
+    def put(self, key: str, value: str, expires_in: float) -> None:
+        with self._lock:
+            self._tokens[key] = _Token(value, time.time() + max(0.0, expires_in - TOKEN_SKEW))
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._tokens.pop(key, None)
+
+
+TOKENS = TokenCache()
+
+
+def connection_secrets(conn: ApiConnection) -> list[str]:
+    return [getattr(owner, name) for _p, owner, name in secret_slots(conn) if getattr(owner, name)]
+
+
+def describe_failure(exc: Exception, url: str, timeout: float) -> str:
+    """What went wrong below HTTP, in the analyst's words: DNS, refused, TLS, timeout."""
+    host = urlsplit(url).netloc or url
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = (
+            e.__cause__
+            or e.__context__
+            or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
+        )
+    text = " ".join(str(x) for x in chain)
+    if isinstance(exc, requests.exceptions.SSLError) or any(
+        isinstance(x, ssl.SSLError) for x in chain
+    ):
+        reason = next((str(x) for x in chain if isinstance(x, ssl.SSLError)), str(exc))
+        return f"the TLS handshake with {host} failed ({reason[:200]})"
+    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
+        return f"{host} did not answer within {timeout:g} s (timeout)"
+    if (
+        any(isinstance(x, socket.gaierror) for x in chain)
+        or "NameResolutionError" in text
+        or "Name or service not known" in text
+        or "nodename nor servname" in text
+    ):
+        return f"the host name in {host} cannot be resolved (DNS)"
+    if any(isinstance(x, ConnectionRefusedError) for x in chain) or "Connection refused" in text:
+        return f"{host} refused the connection (is the server running and the port right?)"
+    if "RemoteDisconnected" in text or "Connection aborted" in text or "reset by peer" in text:
+        return f"{host} dropped the connection before answering"
+    return f"the request to {host} failed: {str(exc)[:300]}"
+
+
+class HttpClient:
+    """Calls one API connection for the length of a run."""
+
+    def __init__(
+        self,
+        conn: ApiConnection,
+        *,
+        retries: int = 5,
+        backoff: float = 0.5,
+        retry_after_max: float = 60.0,
+        on_exchange: Callable[[Exchange], None] | None = None,
+        tokens: TokenCache = TOKENS,
+    ):
+        self.conn = conn
+        self.max_response_bytes = int(conn.max_response_mb * 1024 * 1024)
+        self.on_exchange = on_exchange or (lambda _e: None)
+        self.tokens = tokens
+        self.mask = Masker(connection_secrets(conn))
+        self.session = requests.Session()
+        self.session.verify = conn.verify_tls
+        self.session.headers["User-Agent"] = "ConnectorStudio/0.1"
+        # retry_after_max caps Retry-After: a server asking for an hour must not stall a run.
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,  # the statuses above mean "not processed": retry any method
+            backoff_factor=backoff,
+            backoff_jitter=backoff,
+            backoff_max=30.0,
+            retry_after_max=retry_after_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            redirect=5,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=8)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- auth --------------------------------------------------------------------------------
+
+    def _token(self, auth: OAuth2Auth, force: bool = False) -> str:
+        key = TokenCache.key(auth)
+        if not force and (cached := self.tokens.get(key)):
+            self.mask.add(cached)
+            return cached
+        form = {"grant_type": auth.grant}
+        if auth.grant == "password":
+            form |= {"username": auth.username, "password": auth.password}
+        if auth.scope:
+            form["scope"] = auth.scope
+        basic = None
+        if auth.client_auth == "basic":
+            basic = (auth.client_id, auth.client_secret)
+        else:
+            form |= {"client_id": auth.client_id, "client_secret": auth.client_secret}
+        response = self._send("token", "POST", auth.token_url, data=form, auth=basic)
+        label = f"the token endpoint {auth.token_url}"
+        if response.status >= 400:
+            body = self.mask(response.content[:500].decode("utf-8", "replace"))
+            raise HttpError(
+                f"{label} answered {response.status} {response.reason}: {body}", response.status
+            )
+        try:
+            data = response.json(label)
+            value = str(data["access_token"])
+        except (KeyError, TypeError):
+            raise HttpError(f"{label} answered without an access_token") from None
+        try:
+            expires_in = float(data.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            expires_in = 3600.0
+        self.mask.add(value)
+        self.tokens.put(key, value, expires_in)
+        return value
+
+    def _auth(self, headers: dict, params: list, force_token: bool = False):
+        auth = self.conn.auth
+        if auth.type == "oauth2":
+            headers["Authorization"] = f"Bearer {self._token(auth, force_token)}"
+        elif auth.type == "bearer":
+            headers["Authorization"] = f"Bearer {auth.token}"
+        elif auth.type == "api_key":
+            if auth.placement == "header":
+                headers[auth.name] = auth.value
+            else:
+                params.append((auth.name, auth.value))
+        elif auth.type == "basic":
+            return (auth.username, auth.password)
+        return None
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.conn.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def request(
+        self,
+        label: str,
+        method: str,
+        url: str,
+        *,
+        params: dict | list | None = None,
+        headers: dict | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        stream_to: Path | None = None,
+        fail: bool = True,
+        authenticate: bool = True,
+        note: str = "",
+    ) -> Response:
+        """Send one request with the connection's auth and headers. ``fail``: raise on a
+        4xx/5xx answer (after transport retries) instead of returning it. ``authenticate``:
+        off for URLs on other hosts (a signed file URL), which must not see credentials."""
+        base_headers = {h.name: h.value for h in self.conn.headers} if authenticate else {}
+        all_headers = {**base_headers, **(headers or {})}
+        all_params = list(params.items() if isinstance(params, dict) else params or [])
+
+        def send(force_token: bool = False) -> Response:
+            sent_headers = dict(all_headers)
+            basic = self._auth(sent_headers, all_params, force_token) if authenticate else None
+            return self._send(
+                label,
+                method,
+                url,
+                params=all_params,
+                headers=sent_headers,
+                json_body=json_body,
+                data=data,
+                auth=basic,
+                stream_to=stream_to,
+                note=note,
+            )
+
+        response = send()
+        if response.status == 401 and authenticate and self.conn.auth.type == "oauth2":
+            # The token may have been revoked or expired early: fetch a new one, once.
+            self.tokens.drop(TokenCache.key(self.conn.auth))
+            response = send(force_token=True)
+        if fail and response.status >= 400:
+            body = self.mask(response.content[:500].decode("utf-8", "replace")).strip()
+            tries = (
+                f" (after {len(response.exchange.retries) + 1} attempts)"
+                if response.exchange.retries
+                else ""
+            )
+            raise HttpError(
+                f"{label}: {method} {self.mask(response.url)} answered {response.status} "
+                f"{response.reason}{tries}: {body or '(empty body)'}",
+                response.status,
+            )
+        return response
+
+    def _send(
+        self,
+        label,
+        method,
+        url,
+        *,
+        params=None,
+        headers=None,
+        json_body=None,
+        data=None,
+        auth=None,
+        stream_to=None,
+        note="",
+    ) -> Response:
+        timeout = self.conn.timeout
+        request = requests.Request(
+            method, url, params=params, headers=headers, json=json_body, data=data, auth=auth
+        )
+        prepared = self.session.prepare_request(request)
+        body = prepared.body
+        body_text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+        exchange = Exchange(
+            label=label,
+            method=method,
+            url=self.mask(prepared.url or url),
+            request_headers=self.mask.headers(dict(prepared.headers)),
+            request_body=self.mask(body_text[:EXCERPT]),
+            note=note,
+        )
+        started = time.perf_counter()
+        try:
+            raw = self.session.send(prepared, timeout=(min(10.0, timeout), timeout), stream=True)
+        except requests.exceptions.RequestException as e:
+            exchange.elapsed_ms = (time.perf_counter() - started) * 1000
+            exchange.error = describe_failure(e, prepared.url or url, timeout)
+            self.on_exchange(exchange)
+            raise HttpError(f"{label}: {exchange.error}") from None
+        try:
+            content, size = self._read(raw, label, stream_to)
+        finally:
+            raw.close()
+        exchange.elapsed_ms = (time.perf_counter() - started) * 1000
+        exchange.status, exchange.reason = raw.status_code, raw.reason or ""
+        exchange.size = size
+        exchange.response_headers = self.mask.headers(dict(raw.headers))
+        exchange.body_excerpt = self.mask(content[:EXCERPT].decode("utf-8", "replace"))
+        history = getattr(getattr(raw.raw, "retries", None), "history", ()) or ()
+        exchange.retries = [
+            str(h.status) if h.status else (type(h.error).__name__ if h.error else "redirect")
+            for h in history
+        ]
+        self.on_exchange(exchange)
+        return Response(
+            raw.status_code, raw.reason or "", raw.headers, content, raw.url, raw.links, exchange
+        )
+
+    def _read(self, raw: requests.Response, label: str, stream_to: Path | None):
+        """The body, bounded by ``max_response_bytes``; or streamed to ``stream_to`` (files of
+        any size go to disk, never to memory)."""
+        if stream_to is not None and raw.status_code < 400:
+            size = 0
+            with open(stream_to, "wb") as f:
+                for chunk in raw.iter_content(1 << 16):
+                    f.write(chunk)
+                    size += len(chunk)
+            return b"", size
+        limit = self.max_response_bytes
+        declared = raw.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise HttpError(
+                f"{label}: the response is {int(declared):,} bytes, more than the "
+                f"maximum of {limit:,} (max response size)"
+            )
+        chunks, size = [], 0
+        for chunk in raw.iter_content(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(
+                    f"{label}: the response is larger than the maximum of {limit:,} "
+                    "bytes (max response size); use a Download or smaller pages"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks), size
