@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from studio.connectivity import check_connection
+from studio.engine import load_job, preview
 from studio.errors import ConfigError, StudioError
 from studio.kinds import config_schema
 from studio.models import KIND_LABELS
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=_formatter,
-        description="Connector Studio runner: start the studio, manage configs, generate docs.",
+        description="Connector Studio runner: start the studio, manage configs, preview jobs.",
         epilog="Data lives in $STUDIO_HOME (default ./data). Secrets are encrypted with "
         "$STUDIO_SECRET_KEY, or a key file made in $STUDIO_HOME on first use.",
     )
@@ -45,26 +47,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-demo", action="store_true", help="do not load the demo configs into a new store"
     )
+    p.add_argument(
+        "--sandbox-port", type=int, default=8765, help="demo sandbox API port (default 8765)"
+    )
+    p.add_argument("--no-sandbox", action="store_true", help="do not start the demo sandbox API")
+
+    for kind in ("connections", "jobs"):
+        label = kind[:-1]
+        p = sub.add_parser(
+            kind,
+            help=f"list, show, activate, disable, delete {kind}",
+            formatter_class=_formatter,
+        )
+        csub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+        c = csub.add_parser("list", help=f"a table of {kind}", formatter_class=_formatter)
+        c.add_argument("--json", action="store_true", help="print JSON (secrets masked)")
+        for action, text in [
+            ("show", f"one {label}, secrets masked"),
+            ("activate", f"activate a {label}"),
+            ("disable", f"disable a {label}"),
+            (
+                "delete",
+                f"delete a {label}"
+                + (" (refused while jobs use it)" if label == "connection" else ""),
+            ),
+            ("audit", f"the audit trail of a {label}, newest first"),
+        ]:
+            c = csub.add_parser(action, help=text, formatter_class=_formatter)
+            c.add_argument("name", metavar="NAME", help=f"{label} name or id")
+            if action in ("show", "audit"):
+                c.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser(
-        "connections",
-        help="list, show, activate, disable, delete connections",
+        "test-connection",
+        help="log in and reach a connection's server; exit 1 if it fails",
         formatter_class=_formatter,
     )
-    csub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    c = csub.add_parser("list", help="a table of connections", formatter_class=_formatter)
-    c.add_argument("--json", action="store_true", help="print JSON (secrets masked)")
-    for action, text in [
-        ("show", "one connection, secrets masked"),
-        ("activate", "activate a connection"),
-        ("disable", "disable a connection"),
-        ("delete", "delete a connection (refused while jobs use it)"),
-        ("audit", "the audit trail of a connection, newest first"),
-    ]:
-        c = csub.add_parser(action, help=text, formatter_class=_formatter)
-        c.add_argument("name", metavar="NAME", help="connection name or id")
-        if action in ("show", "audit"):
-            c.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("name", metavar="NAME", help="connection name or id")
+
+    p = sub.add_parser(
+        "preview",
+        help="run a job with preview limits, write nothing, print the trace",
+        formatter_class=_formatter,
+    )
+    p.add_argument("name", metavar="JOB", help="job name or id")
+    p.add_argument("--up-to", type=int, metavar="N", help="run calls 1..N only (default: all)")
+    p.add_argument("--pages", type=int, default=5, help="max pages per paginated call (5)")
+    p.add_argument("--records", type=int, default=500, help="max records (500)")
+    p.add_argument("--json", action="store_true", help="print the whole trace as JSON")
+
+    p = sub.add_parser("sandbox", help="serve the demo sandbox API", formatter_class=_formatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
 
     p = sub.add_parser(
         "export", help="write every config to a folder of JSON files", formatter_class=_formatter
@@ -122,29 +156,39 @@ def _print_table(rows: list[dict]) -> None:
         print("  ".join(str(r[k]).ljust(w) for k, w in widths.items()).rstrip())
 
 
-def _connections(store: ConfigStore, args: argparse.Namespace) -> int:
+def _summary(model) -> dict:
+    """One row of ``list``: what an operator scans for."""
+    when = model.updated_at.strftime("%Y-%m-%d %H:%M") if model.updated_at else ""
+    if model.kind in KIND_LABELS and hasattr(model, "target"):
+        return {
+            "name": model.name,
+            "kind": KIND_LABELS[model.kind],
+            "target": model.target,
+            "auth": model.auth_label,
+            "status": model.status,
+            "updated": when,
+        }
+    return {
+        "name": model.name,
+        "entity": model.entity,
+        "status": model.status,
+        "schedule": model.schedule.describe(),
+        "updated": when,
+    }
+
+
+def _configs(store: ConfigStore, kind: str, args: argparse.Namespace) -> int:
+    label = store.kinds[kind].label
     if args.action == "list":
-        conns = store.list("connections")
+        models = store.list(kind)
         if args.json:
-            print(json.dumps([c.model_dump(mode="json") for c in conns], indent=2))
+            print(json.dumps([m.model_dump(mode="json") for m in models], indent=2))
         else:
-            _print_table(
-                [
-                    {
-                        "name": c.name,
-                        "kind": KIND_LABELS[c.kind],
-                        "target": c.target,
-                        "auth": c.auth_label,
-                        "status": c.status,
-                        "updated": c.updated_at.strftime("%Y-%m-%d %H:%M") if c.updated_at else "",
-                    }
-                    for c in conns
-                ]
-            )
+            _print_table([_summary(m) for m in models])
     elif args.action == "show":
-        print(json.dumps(store.get("connections", args.name).model_dump(mode="json"), indent=2))
+        print(json.dumps(store.get(kind, args.name).model_dump(mode="json"), indent=2))
     elif args.action == "audit":
-        entries = store.audit("connections", args.name)
+        entries = store.audit(kind, args.name)
         if args.json:
             print(json.dumps(entries, indent=2, ensure_ascii=False))
         for e in [] if args.json else entries:
@@ -153,11 +197,41 @@ def _connections(store: ConfigStore, args: argparse.Namespace) -> int:
                 print(f"    {c['field']}: {c['old']!r} → {c['new']!r}")
     elif args.action in ("activate", "disable"):
         status = "active" if args.action == "activate" else "disabled"
-        conn = store.set_status("connections", args.name, status, source="cli")
-        print(f"connection {conn.name!r} is {conn.status}")
+        model = store.set_status(kind, args.name, status, source="cli")
+        print(f"{label} {model.name!r} is {model.status}")
     elif args.action == "delete":
-        conn = store.delete("connections", args.name, source="cli")
-        print(f"deleted connection {conn.name!r}")
+        model = store.delete(kind, args.name, source="cli")
+        print(f"deleted {label} {model.name!r}")
+    return 0
+
+
+def _preview(store: ConfigStore, args: argparse.Namespace) -> int:
+    job, conn = load_job(store, args.name)
+    trace = preview(
+        job, conn, up_to_call=args.up_to, max_pages=args.pages, max_records=args.records
+    )
+    if args.json:
+        print(json.dumps(trace.as_dict(), indent=2, ensure_ascii=False, default=str))
+        return 1 if trace.error else 0
+    for e in trace.exchanges:
+        status = e["status"] if e["status"] is not None else "---"
+        note = f"  [{e['note']}]" if e["note"] else ""
+        retried = f"  retried: {', '.join(e['retries'])}" if e["retries"] else ""
+        print(
+            f"{e['label']:<10} {e['method']:<6} {status}  {e['elapsed_ms']:7.0f} ms  "
+            f"{e['size']:>9,} B  {e['url']}{note}{retried}"
+        )
+    for line in trace.log:
+        print(f"  {line}")
+    print(
+        f"{len(trace.records)} records, {len(trace.rows)} rows, {len(trace.rejects)} rejects "
+        f"in {trace.elapsed_ms:.0f} ms"
+    )
+    for r in trace.rejects[:20]:
+        print(f"  reject record {r['record']}: {r['reason']}")
+    if trace.error:
+        print(f"error: {trace.error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -169,9 +243,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             from runner.up import up
 
-            return up(store, host=args.host, port=args.port, demo=not args.no_demo)
-        if args.command == "connections":
-            return _connections(store, args)
+            return up(
+                store,
+                host=args.host,
+                port=args.port,
+                demo=not args.no_demo,
+                sandbox_port=None if args.no_sandbox else args.sandbox_port,
+            )
+        if args.command in ("connections", "jobs"):
+            return _configs(store, args.command, args)
+        if args.command == "test-connection":
+            check = check_connection(store.get("connections", args.name, reveal=True))
+            print(check.message, file=sys.stdout if check.ok else sys.stderr)
+            return 0 if check.ok else 1
+        if args.command == "preview":
+            return _preview(store, args)
+        if args.command == "sandbox":
+            from runner.sandbox import serve
+
+            print(f"demo sandbox API on http://{args.host}:{args.port}/api")
+            serve(args.host, args.port)
+            return 0
         if args.command == "export":
             files = export_configs(store, args.folder, include_secrets=args.include_secrets)
             print(f"exported {len(files)} config(s) to {args.folder}")

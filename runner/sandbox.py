@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret"
 USER, PASSWORD = "demo", "demo"
@@ -134,8 +133,13 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             await asyncio.sleep(float(q["slow"]))
         if q.get("fail") in ("429", "503"):
             return Response("try later", int(q["fail"]), {"Retry-After": q.get("retry_after", "1")})
-        if path.startswith("/api/") and not authorized(request):
-            return JSONResponse({"error": "unauthorized"}, 401, {"WWW-Authenticate": "Bearer"})
+        if (path == "/api" or path.startswith("/api/")) and not authorized(request):
+            return Response(
+                json.dumps({"error": "unauthorized"}),
+                401,
+                {"WWW-Authenticate": "Bearer"},
+                media_type="application/json",
+            )
         if q.get("malformed"):
             return Response(
                 '{"items": [{"id": "P00001", "title": "Unterminated',
@@ -231,6 +235,23 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         if not 1 <= i <= state.products:
             return dumps({"error": f"no product {product_id}"}, 404)
         return dumps({"product": product(i) | {"details": {"weight_kg": i % 9 + 0.5}}})
+
+    @app.get("/api")
+    def index() -> Response:
+        return dumps(
+            {
+                "name": "Connector Studio demo sandbox",
+                "endpoints": [
+                    "/api/products",
+                    "/api/products-offset",
+                    "/api/products-cursor",
+                    "/api/products-links",
+                    "/api/products/{id}",
+                    "/api/suppliers",
+                    "/api/exports",
+                ],
+            }
+        )
 
     @app.api_route("/api/echo", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def echo(request: Request) -> Response:

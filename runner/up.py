@@ -1,8 +1,8 @@
 """``python -m runner up``: the embedded default, everything a new user needs in one command.
 
-Starts the studio (Streamlit) as a child process on the store in ``STUDIO_HOME``, loads the
-demo configs into a brand-new store, and stops every child on Ctrl-C or SIGTERM. Children that
-later issues add (the scheduling daemon, the demo sandbox API) are started here too.
+Starts the studio (Streamlit) and the demo sandbox API as child processes on the store in
+``STUDIO_HOME``, loads the demo configs into a brand-new store, and stops every child on Ctrl-C
+or SIGTERM. The scheduling daemon joins them when it exists.
 """
 
 from __future__ import annotations
@@ -30,13 +30,18 @@ def studio_command(host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def up(store: ConfigStore, *, host: str, port: int, demo: bool = True) -> int:
+def up(
+    store: ConfigStore, *, host: str, port: int, demo: bool = True, sandbox_port: int | None = 8765
+) -> int:
     if demo:
         loaded = [o for o in seed_examples(store) if o.action == "create"]
         if loaded:
             print(f"loaded {len(loaded)} demo config(s) into {store.path}")
     env = {**os.environ, "STUDIO_HOME": str(store.home)}
     children = [subprocess.Popen(studio_command(host, port), cwd=ROOT, env=env)]
+    if sandbox_port:
+        sandbox = [sys.executable, "-m", "runner", "sandbox", "--port", str(sandbox_port)]
+        children.append(subprocess.Popen(sandbox, cwd=ROOT, env=env))
     print(f"Connector Studio: http://{host}:{port}  (data in {store.home}; Ctrl-C stops)")
 
     stopping = False
@@ -52,7 +57,8 @@ def up(store: ConfigStore, *, host: str, port: int, demo: bool = True) -> int:
         ended = [c for c in children if c.poll() is not None]
         if ended:
             code = ended[0].returncode or 1
-            print(f"{ended[0].args[2]} stopped with status {ended[0].returncode}", file=sys.stderr)
+            name = " ".join(ended[0].args[2:4])
+            print(f"{name} stopped with status {ended[0].returncode}", file=sys.stderr)
             break
         time.sleep(0.3)
     for child in children:

@@ -89,3 +89,55 @@ def test_committed_docs_are_up_to_date():
     for path, text in generated_docs().items():
         assert path.exists(), f"{path} is missing; run `python -m runner docs`"
         assert path.read_text("utf-8") == text, f"{path} is stale; run `python -m runner docs`"
+
+
+def test_test_connection_and_preview_against_the_sandbox(home, sandbox):
+    from studio.transfer import EXAMPLES, import_configs
+
+    store = ConfigStore(home)
+    import_configs(store, EXAMPLES)
+    store.modify(
+        "connections",
+        "Demo sandbox",
+        lambda c: c.model_copy(
+            update={
+                "base_url": f"{sandbox.url}/api",
+                "auth": c.auth.model_copy(update={"token_url": f"{sandbox.url}/oauth/token"}),
+            }
+        ),
+        source="cli",
+    )
+    ok = runner("test-connection", "demo sandbox", home=home)
+    assert (ok.returncode, ok.stdout) == (
+        0,
+        (
+            f"Demo sandbox: connected and the token endpoint issued a token; {sandbox.url}/api is "
+            "reachable\n"
+        ),
+    )
+    out = runner("preview", "Demo suppliers", home=home)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("token      POST   200") and "/oauth/token" in lines[0]
+    assert lines[1].startswith("Call 1 (Suppliers) GET    200") and lines[1].endswith("/suppliers")
+    assert lines[-1].startswith("4 records, 4 rows, 0 rejects in ")
+    trace = json.loads(
+        runner(
+            "preview", "Demo products (page numbers)", "--pages", "2", "--json", home=home
+        ).stdout
+    )
+    assert len(trace["records"]) == 40
+    assert trace["stopped"] == ["Call 1 (Products): stopped after 2 pages: preview limit"]
+    assert "demo-secret" not in json.dumps(trace)
+    store.modify(
+        "connections",
+        "Demo sandbox",
+        lambda c: c.model_copy(
+            update={"auth": c.auth.model_copy(update={"client_secret": "wrong"})}
+        ),
+        source="cli",
+    )
+    bad = runner("test-connection", "demo sandbox", home=home)
+    assert bad.returncode == 1 and "answered 401 Unauthorized" in bad.stderr
+    failed = runner("preview", "Demo suppliers", home=home)
+    assert failed.returncode == 1 and failed.stderr.startswith("error: the token endpoint")

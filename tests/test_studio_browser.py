@@ -48,11 +48,20 @@ def wait_http(url: str, timeout: float = 60) -> None:
 def studio(tmp_path_factory):
     """``python -m runner up`` on a fresh home, once for the session."""
     home = tmp_path_factory.mktemp("studio-home")
-    port = free_port()
+    port, sandbox_port = free_port(), free_port()
     env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
     log = open(tmp_path_factory.mktemp("logs") / "up.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "up", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "up",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -61,6 +70,7 @@ def studio(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/_stcore/health")
+        wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
         yield url, Path(home)
     finally:
         proc.terminate()

@@ -1,0 +1,40 @@
+"""The demo configs import cleanly and every demo job previews against the sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.engine import load_job, preview
+from studio.transfer import EXAMPLES, import_configs
+
+JOBS = sorted(json.loads(p.read_text("utf-8"))["name"] for p in (EXAMPLES / "jobs").glob("*.json"))
+
+
+@pytest.fixture
+def demo_store(store, sandbox):
+    outcomes = import_configs(store, EXAMPLES)
+    assert [o for o in outcomes if o.action != "create"] == []
+    # Point the demo connection at this session's sandbox instead of port 8765.
+    store.modify(
+        "connections",
+        "Demo sandbox",
+        lambda c: c.model_copy(
+            update={
+                "base_url": f"{sandbox.url}/api",
+                "auth": c.auth.model_copy(update={"token_url": f"{sandbox.url}/oauth/token"}),
+            }
+        ),
+        source="cli",
+    )
+    return store
+
+
+@pytest.mark.parametrize("name", JOBS)
+def test_every_demo_job_previews_without_error_or_reject(demo_store, name):
+    job, conn = load_job(demo_store, name)
+    trace = preview(job, conn, max_pages=10, max_records=1000)
+    assert trace.error is None, trace.error
+    assert trace.rejects == []
+    assert trace.rows and len(trace.rows) == len(trace.records)
