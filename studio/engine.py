@@ -40,6 +40,7 @@ from studio.models import ApiConnection
 from studio.readers import CsvOptions, read_file
 
 Event = dict[str, Any]
+KEEP_DOCS = 100  # responses of a call kept for the next one; the last call's are never kept
 
 
 @dataclass
@@ -147,7 +148,8 @@ class Chain:
                             }
                         )
                     if kind == "doc":
-                        docs.append(value)
+                        if not last and len(docs) < KEEP_DOCS:
+                            docs.append(value)  # for a download whose URL is a JSONPath
                         found = {}
                         for name, _path, path in compiled:
                             matches = path.values(value)

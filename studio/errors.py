@@ -34,7 +34,7 @@ class Conflict(StudioError):
     """A duplicate name, or a delete that would leave dependents behind."""
 
 
-_LABELLED = re.compile(r"^[A-Z][^:]{0,60}: ")
+_LABELLED = re.compile(r"^[A-Z][^:'\"]{0,60}: ")
 
 _PHRASES = {
     "missing": "is required",
@@ -108,10 +108,7 @@ def readable(error: ValidationError, roots: list[type[BaseModel]]) -> list[str]:
     out = []
     for e in error.errors(include_url=False):
         label = field_label(roots, tuple(e["loc"]))
-        ctx = {
-            k: (", ".join(map(repr, v)) if isinstance(v, list) else v)
-            for k, v in (e.get("ctx") or {}).items()
-        }
+        ctx = {k: _show(v) for k, v in (e.get("ctx") or {}).items()}
         if e["type"] == "value_error":
             text = str(e["ctx"]["error"]) if "error" in (e.get("ctx") or {}) else e["msg"]
         elif e["type"] in _PHRASES:
@@ -121,12 +118,32 @@ def readable(error: ValidationError, roots: list[type[BaseModel]]) -> list[str]:
                 text = e["msg"]
         else:
             text = e["msg"][0].lower() + e["msg"][1:]
-        for line in text.splitlines() or [""]:
+        for line in _sentences(text):
             if _LABELLED.match(line):
                 # A model-level check names the field it is about ("Username: …"); nest it.
                 out.append(f"{label} › {line}" if label else line)
             else:
                 out.append(f"{label}: {line}" if label else line)
+    return out
+
+
+def _show(value: object) -> object:
+    if isinstance(value, list):
+        return ", ".join(map(repr, value))
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _sentences(text: str) -> list[str]:
+    """One message per line, but an indented line (a caret under an expression) stays with
+    the message it illustrates."""
+    out: list[str] = []
+    for line in text.splitlines() or [""]:
+        if out and line.startswith(" "):
+            out[-1] += "\n" + line
+        else:
+            out.append(line)
     return out
 
 

@@ -65,7 +65,7 @@ class Body(ConfigModel):
                 json.loads(PLACEHOLDER.sub("0", self.content))
             except json.JSONDecodeError as e:
                 raise ValueError(
-                    f"Body: is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+                    f"is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
                 ) from None
         return self
 
@@ -219,7 +219,7 @@ class ApiJob(Stamped):
         description="A stable key for the REST API (/v1/datafeed/synchron/{externalKey})",
     )
     schedule: Schedule = Field(default_factory=Schedule)
-    calls: list[Call] = Field(min_length=1, title="Calls")
+    calls: list[Call] = Field(min_length=1, title="Call")
     content_finder: str = Field(default="$", title="Content finder (JSONPath)")
     mapping: list[FieldMap] = Field(default_factory=list, title="Mapping")
 

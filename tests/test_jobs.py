@@ -1,0 +1,187 @@
+"""The job model and its storage: a whole job validated at save, errors naming call and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.errors import ConfigError, Conflict
+from studio.schedules import Schedule
+from tests.conftest import api_connection, sftp_connection
+
+MAPPING = [
+    {"extract": "$.id", "generate": "external_id"},
+    {"extract": "$.title", "generate": "name"},
+    {"extract": "$.category.code", "generate": "classification_category_id"},
+]
+
+
+def job(**overrides) -> dict:
+    data = {
+        "kind": "api",
+        "name": "Nightly products",
+        "connection_id": "Shop API",
+        "entity": "Products",
+        "calls": [{"path": "/products"}],
+        "content_finder": "$.items",
+        "mapping": MAPPING,
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def conn(store):
+    return store.create("connections", api_connection(), source="cli")
+
+
+def errors(store, data) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        store.create("jobs", data, source="studio")
+    return e.value.messages
+
+
+def test_a_job_refers_to_its_connection_by_id_given_a_name(store, conn):
+    saved = store.create("jobs", job(), source="studio")
+    assert saved.connection_id == conn.id
+    assert store.get("jobs", "nightly products").calls[0].path == "/products"
+    assert store.dependents("connections", conn.id) == ["job 'Nightly products'"]
+
+
+def test_errors_name_the_call_and_field_and_nothing_is_saved(store, conn):
+    data = job(
+        calls=[
+            {"path": "/products", "variables": [{"name": "ids", "path": "$.items[*].id"}]},
+            {
+                "path": "/products/{id}",
+                "query": [{"name": "since", "value": "{since}"}],
+                "body": {"type": "json", "content": '{"a": }'},
+            },
+            {
+                "path": "",
+                "behavior": {"type": "retry", "condition_key": "$.status[", "interval": -1},
+            },
+        ],
+        content_finder="$.items[?(",
+        mapping=[*MAPPING[:1], {"extract": "$.x", "generate": "colour"}],
+    )
+    assert errors(store, data) == [
+        "Call 2 › Body: is not valid JSON (line 1, column 7: Expecting value)",
+        "Call 3 › Behavior › Interval (seconds): must be at least 0",
+        "Call 3 › Behavior › Condition key (JSONPath): JSONPath '$.status[': ends too early "
+        "(an unclosed bracket or quote?) at position 10\n  $.status[\n           ^",
+        "Content finder (JSONPath): JSONPath '$.items[?(': ends too early (an unclosed bracket or "
+        "quote?) at position 11\n  $.items[?(\n            ^",
+    ]
+    assert store.list("jobs") == []
+
+
+def test_whole_job_rules(store, conn):
+    data = job(
+        calls=[
+            {"path": "/products", "variables": [{"name": "ids", "path": "$.items[*].id"}]},
+            {"path": "/products/{id}", "query": [{"name": "since", "value": "{last_success_at}"}]},
+            {"behavior": {"type": "download", "url_source": "fileUrl"}},
+        ],
+        mapping=[
+            *MAPPING[:1],
+            {"extract": "$.x", "generate": "colour"},
+            {
+                "extract": "$.y",
+                "generate": "updated_at",
+                "type": "datetime",
+                "default": "yesterday",
+            },
+        ],
+    )
+    assert errors(store, data) == [
+        "Call 2 › Path: uses {id}, which no earlier call defines (variables so far: ids, "
+        "last_success_at, now, run_id)",
+        "Call 3 › URL from: no earlier call defines {fileUrl}",
+        "Mapping: required fields name, classification_category_id of Products are not mapped",
+        "Mapping 2 › Generate: 'colour' is not a field of Products",
+        "Mapping 3 › Default: 'yesterday' is not a datetime in the format ISO 8601",
+    ]
+
+
+def test_connection_must_exist_and_be_an_api(store, conn):
+    assert errors(store, job(connection_id="Nope")) == ["Connection: there is no connection 'Nope'"]
+    store.create("connections", sftp_connection(), source="cli")
+    assert errors(store, job(connection_id="Supplier SFTP")) == [
+        "Connection: 'Supplier SFTP' is a File server connection; a job of this kind needs a API "
+        "one"
+    ]
+
+
+def test_unknown_entity_and_duplicate_external_key(store, conn):
+    assert errors(store, job(entity="Widgets"))[0].startswith(
+        "Target entity: 'Widgets' is not one of Products, Variants, Offers"
+    )
+    store.create("jobs", job(external_key="products"), source="cli")
+    with pytest.raises(
+        Conflict, match="External key: 'products' is taken by job 'Nightly products'"
+    ):
+        store.create("jobs", job(name="Other", external_key="PRODUCTS"), source="cli")
+    store.create("jobs", job(name="No key 1"), source="cli")
+    store.create("jobs", job(name="No key 2"), source="cli")  # empty keys do not collide
+
+
+def test_a_connection_in_use_cannot_be_deleted(store, conn):
+    store.create("jobs", job(), source="cli")
+    with pytest.raises(Conflict, match="is used by job 'Nightly products'"):
+        store.delete("connections", conn.id, source="cli")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "words", "cron"),
+    [
+        ({"type": "manual"}, "manually (no schedule)", None),
+        ({"type": "minutes", "every": 15}, "every 15 minutes", None),
+        ({"type": "hourly", "every": 2, "every_minutes": 30}, "every 2 hours and 30 minutes", None),
+        ({"type": "hourly", "mode": "at", "at": "6:05"}, "every day at 06:05 UTC", "5 6 * * *"),
+        ({"type": "daily", "every": 3, "at": "22:00"}, "every 3 days at 22:00 UTC", None),
+        (
+            {"type": "daily", "mode": "weekdays", "at": "07:30"},
+            "every weekday (Monday to Friday) at 07:30 UTC",
+            "30 7 * * 1-5",
+        ),
+        (
+            {"type": "weekly", "weekdays": ["fri", "mon"], "at": "08:00"},
+            "every Monday and Friday at 08:00 UTC",
+            "0 8 * * 1,5",
+        ),
+        (
+            {"type": "monthly", "day": 31, "at": "01:00"},
+            "on the 31st of every month at 01:00 UTC (months without that day are skipped)",
+            "0 1 31 * *",
+        ),
+        (
+            {"type": "monthly", "mode": "last_day", "at": "23:00"},
+            "on the last day of every month at 23:00 UTC",
+            "0 23 L * *",
+        ),
+        (
+            {"type": "monthly", "mode": "last_weekday", "at": "06:00"},
+            "on the last weekday of every month at 06:00 UTC",
+            "0 6 LW * *",
+        ),
+    ],
+)
+def test_schedules_in_words_and_cron(schedule, words, cron):
+    s = Schedule.model_validate(schedule)
+    assert s.describe() == words
+    assert s.cron_expression() == cron
+
+
+def test_invalid_schedules_are_refused(store, conn):
+    assert errors(store, job(schedule={"type": "cron", "cron": "0 25 * * *"})) == [
+        "Schedule › Cron expression: '0 25 * * *' is not valid: Bad hour"
+    ]
+    assert errors(store, job(schedule={"type": "hourly", "mode": "at", "at": "25:00"})) == [
+        "Schedule › At (UTC): must be a time of day from 00:00 to 23:59"
+    ]
+    assert errors(store, job(schedule={"type": "weekly"})) == [
+        "Schedule › Days: tick at least one day"
+    ]
+    assert errors(store, job(schedule={"type": "cron", "cron": "0 0 31 2 *"})) == [
+        "Schedule › Cron expression: '0 0 31 2 *' is not valid: Bad day-of-month"
+    ]
