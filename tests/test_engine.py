@@ -464,3 +464,46 @@ def test_find_records_without_calling_the_api_again(sandbox):
     records, error, _ = find_records(trace.documents, "$.items[")
     assert error.startswith("JSONPath '$.items[': ends too early")
     assert sandbox.hits("/api/products") == hits
+
+
+def test_a_dropped_connection_is_retried(sandbox):
+    """A real server on loopback that hangs up on the first request, then answers."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    body = b'{"items": [{"id": "P1", "title": "t", "category": {"code": "c"}}]}'
+
+    def serve():
+        for attempt in range(2):
+            client, _ = listener.accept()
+            client.recv(65536)
+            if attempt == 0:
+                client.close()  # dropped before any answer
+                continue
+            client.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+                b"Connection: close\r\n\r\n" + body
+            )
+            client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    conn = conn_for(sandbox, base_url=f"http://127.0.0.1:{port}", auth={"type": "none"})
+    records, exchanges, _ = run(job_for([{"path": "/products"}]), conn)
+    thread.join(timeout=5)
+    listener.close()
+    assert ids(records) == ["P1"]
+    assert len(exchanges[-1].retries) == 1  # one retry after the drop, then the answer
+
+
+def test_the_last_calls_responses_are_not_kept(sandbox):
+    """Memory stays flat: pages of the last call are yielded and dropped, never accumulated."""
+    job = job_for([{"path": "/products", "behavior": {"type": "pagination", "page_size": 10}}])
+    conn = conn_for(sandbox)
+    with HttpClient(conn) as client:
+        chain = Chain(job, conn, client)
+        assert sum(len(b) for b in chain.batches()) == 95
+    assert chain.previous_docs == []
