@@ -8,6 +8,7 @@ navigation = st.navigation(
     [
         st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page("pages/connections.py", title="Connections", icon=":material/link:"),
+        st.Page("pages/jobs.py", title="Import jobs", icon=":material/sync_alt:"),
     ]
 )
 navigation.run()

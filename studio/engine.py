@@ -471,9 +471,8 @@ def preview(
         elif kind == "stop":
             trace.stopped.append(event["message"])
             trace.log.append(event["message"])
-        elif kind == "document" and len(trace.documents) < keep_docs:
-            value = event["value"]
-            trace.documents.append({"records": value} if event["records"] else value)
+        elif kind == "document" and not event["records"] and len(trace.documents) < keep_docs:
+            trace.documents.append(event["value"])  # CSV and JSON Lines rows are the records
         if on_event:
             on_event(event)
 

@@ -32,7 +32,7 @@ Status = Literal["active", "disabled"]
 Name = Annotated[str, Field(min_length=1, max_length=120, title="Name")]
 
 # Header names that almost always carry credentials; their values are treated as secrets.
-_SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|pass|cookie|session|signature", re.I)
+SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|pass|cookie|session|signature", re.I)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-_:\[\]]+$")
 
@@ -71,7 +71,7 @@ class Header(ConfigModel):
     @classmethod
     def _guess_secret(cls, data: object) -> object:
         if isinstance(data, dict) and "secret" not in data:
-            data = {**data, "secret": bool(_SENSITIVE_HEADER.search(str(data.get("name", ""))))}
+            data = {**data, "secret": bool(SENSITIVE_HEADER.search(str(data.get("name", ""))))}
         return data
 
     @field_validator("name")

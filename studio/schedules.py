@@ -36,7 +36,7 @@ _MODES = {
     "monthly": {"day", "last_day", "last_weekday"},
     "cron": {"cron"},
 }
-_DEFAULT_MODE = {
+DEFAULT_MODE = {
     "manual": "none",
     "minutes": "interval",
     "hourly": "interval",
@@ -77,7 +77,7 @@ class Schedule(ConfigModel):
     @model_validator(mode="after")
     def _consistent(self) -> Schedule:
         if not self.mode:
-            self.mode = _DEFAULT_MODE[self.type]
+            self.mode = DEFAULT_MODE[self.type]
         if self.mode not in _MODES[self.type]:
             options = ", ".join(sorted(_MODES[self.type]))
             raise ValueError(f"Option: a {self.type} schedule takes one of {options}")

@@ -22,7 +22,7 @@ from tinydb.middlewares import CachingMiddleware
 
 from studio.errors import ConfigError, Conflict, NotFound, readable, roots_of
 from studio.kinds import KINDS, ResourceKind
-from studio.models import KIND_LABELS, ConfigModel
+from studio.models import KIND_LABELS, ConfigModel, new_id
 from studio.storage import AtomicJSONStorage, file_lock
 from studio.vault import MASK, Vault, keep_masked, load_key, masked
 
@@ -318,6 +318,38 @@ class ConfigStore:
         self._put(db, k, doc_id, new)
         self._record(db, k, action, new, source, changes)
         return new
+
+    def clone(self, kind: str, ref: str, *, source: Source) -> ConfigModel:
+        """A copy named "Copy of …" (made unique), disabled so that it never runs beside its
+        original, with its other unique fields (an external key) left empty."""
+        k = self._kind(kind)
+        with self._db(write=True) as db:
+            _, original = self._require(db, k, ref)
+            names = {
+                str(d.get("name", "")).casefold() for d in db.table(k.table, cache_size=0).all()
+            }
+            name, n = f"Copy of {original.name}", 2
+            while name.casefold() in names:
+                name, n = f"Copy of {original.name} ({n})", n + 1
+            now = utcnow()
+            update = {
+                "id": new_id(),
+                "name": name,
+                "status": "disabled",
+                "created_at": now,
+                "updated_at": now,
+            } | {f: "" for f in k.unique if f != "name"}
+            copy = original.model_copy(update=update)
+            self._put(db, k, None, copy)
+            self._record(
+                db,
+                k,
+                "create",
+                copy,
+                source,
+                [{"field": "cloned from", "old": None, "new": original.name}],
+            )
+        return masked(copy)
 
     def set_status(self, kind: str, ref: str, status: str, *, source: Source) -> ConfigModel:
         """Activate or disable: recorded as such in the audit trail, not as an update."""

@@ -185,3 +185,29 @@ def test_invalid_schedules_are_refused(store, conn):
     assert errors(store, job(schedule={"type": "cron", "cron": "0 0 31 2 *"})) == [
         "Schedule › Cron expression: '0 0 31 2 *' is not valid: Bad day-of-month"
     ]
+
+
+def test_clone_gets_a_unique_copy_name_disabled_without_external_key(store, conn):
+    original = store.create("jobs", job(external_key="nightly"), source="studio")
+    first = store.clone("jobs", original.id, source="studio")
+    second = store.clone("jobs", original.id, source="api")
+    assert (first.name, first.status, first.external_key) == (
+        "Copy of Nightly products",
+        "disabled",
+        "",
+    )
+    assert second.name == "Copy of Nightly products (2)"
+    assert first.id != original.id and first.calls == original.calls
+    assert store.audit("jobs", first.id)[0]["changes"] == [
+        {"field": "cloned from", "old": None, "new": "Nightly products"}
+    ]
+
+
+def test_a_draft_may_miss_mapping_and_later_calls_for_a_test():
+    from studio.jobs import draft_job
+
+    data = job(calls=[{"path": "/products"}, {"path": ""}], mapping=[])
+    assert draft_job(data, up_to_call=1).calls[0].path == "/products"
+    with pytest.raises(ConfigError) as e:
+        draft_job(data)
+    assert e.value.messages == ["Call 2 › Path: is required"]

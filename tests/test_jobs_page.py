@@ -1,0 +1,266 @@
+"""The job builder, driven through AppTest against the demo sandbox on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from studio.models import NoAuth
+from studio.store import ConfigStore
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def conn(home, sandbox):
+    return ConfigStore(home).create(
+        "connections",
+        {
+            "kind": "api",
+            "name": "Sandbox",
+            "base_url": f"{sandbox.url}/api",
+            "auth": {
+                "type": "oauth2",
+                "token_url": f"{sandbox.url}/oauth/token",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+            },
+        },
+        source="cli",
+    )
+
+
+def open_builder() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60).run()
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [e.value for e in getattr(at, kind)]
+
+
+def edit_table(at: AppTest, jid: str, name: str, **delta) -> None:
+    """Set a data editor's edits through its key, as AppTest documents for st.data_editor."""
+    version = at.session_state[f"jb.{jid}.{name}.version"]
+    at.session_state[f"jb.{jid}.{name}.{version}"] = {
+        "edited_rows": delta.get("edited", {}),
+        "added_rows": delta.get("added", []),
+        "deleted_rows": delta.get("deleted", []),
+    }
+    at.run()
+
+
+def first_call(at: AppTest, jid: str = "new") -> str:
+    return at.session_state[f"jb_uids.{jid}"][0]
+
+
+def build_products_job(at: AppTest) -> str:
+    at.text_input(key="jb.new.name").input("Products by page")
+    uid = first_call(at)
+    at.text_input(key=f"jb.new.c.{uid}.path").input("/products")
+    at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
+    at.number_input(key=f"jb.new.c.{uid}.b.page_size").set_value(20)
+    at.text_input(key="jb.new.content_finder").input("$.items").run()
+    return uid
+
+
+MAPPING = [
+    {"extract": "$.id", "generate": "external_id", "type": "string"},
+    {"extract": "$.title", "generate": "name", "type": "string"},
+    {"extract": "$.category.code", "generate": "classification_category_id", "type": "string"},
+    {"extract": "$.price.amount", "generate": "brand", "type": "integer"},
+]
+
+
+def test_build_test_find_map_save_and_reload(conn, home):
+    at = open_builder()
+    uid = build_products_job(at)
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    assert not at.exception
+    trace = at.session_state["jb_tests"]["new"]["trace"]
+    assert trace["error"] is None and len(trace["records"]) == 95
+    assert "**95 records** from the test of call 1" in texts(at, "markdown")
+
+    # The content finder works on the cached responses: no request while typing.
+    requests_before = len(trace["exchanges"])
+    at.text_input(key="jb.new.content_finder").input("$.items[*].price").run()
+    assert "**95 records** from the test of call 1" in texts(at, "markdown")
+    at.text_input(key="jb.new.content_finder").input("$.item").run()
+    assert any(
+        w.startswith("No records at $.item. Paths that match: $.items")
+        for w in texts(at, "warning")
+    )
+    at.text_input(key="jb.new.content_finder").input("$.items[").run()
+    assert any(
+        "ends too early (an unclosed bracket or quote?) at position 9" in e
+        for e in texts(at, "error")
+    )
+    at.text_input(key="jb.new.content_finder").input("$.items").run()
+    assert len(at.session_state["jb_tests"]["new"]["trace"]["exchanges"]) == requests_before
+
+    caption = next(c for c in texts(at, "caption") if c.startswith("Required fields"))
+    assert "external_id ⚠️ not mapped" in caption
+
+    edit_table(at, "new", "mapping", added=MAPPING)
+    markdown = texts(at, "markdown")
+    assert any(
+        m.startswith("**") and "rejects**" in m and "**0 rejects**" not in m for m in markdown
+    )
+    rejects = next(d.value for d in at.dataframe if "reason" in getattr(d.value, "columns", []))
+    assert rejects.iloc[0]["reason"].startswith("$.price.amount: ")
+    assert rejects.iloc[0]["reason"].endswith("is not a whole number")
+    edit_table(at, "new", "mapping", added=[*MAPPING[:3], {**MAPPING[3], "type": "number"}])
+    assert "**95 rows**, **0 rejects**" in texts(at, "markdown")
+
+    at.button(key="jb_save").click().run()
+    assert texts(at, "error") == [] and texts(at, "success") == ["Saved job 'Products by page'."]
+    store = ConfigStore(home)
+    saved = store.get("jobs", "Products by page")
+    assert saved.calls[0].behavior.page_size == 20 and saved.content_finder == "$.items"
+    assert [(f.extract, f.generate, f.type) for f in saved.mapping] == [
+        (m["extract"], m["generate"], "number" if m["generate"] == "brand" else m["type"])
+        for m in MAPPING
+    ]
+
+    # Reopened, it is exactly what was saved, and the last test is still there.
+    assert at.selectbox(key="jb_pick").value == "Products by page"
+    jid = saved.id
+    assert at.session_state["jb_drafts"][jid] == saved.model_dump(
+        mode="json", exclude={"created_at", "updated_at"}
+    )
+    uid = first_call(at, jid)
+    assert at.text_input(key=f"jb.{jid}.c.{uid}.path").value == "/products"
+    assert at.number_input(key=f"jb.{jid}.c.{uid}.b.page_size").value == 20
+    assert "**95 rows**, **0 rejects**" in texts(at, "markdown")
+
+    # An unsaved edit and the test survive a visit to another page.
+    at.text_input(key=f"jb.{jid}.name").input("Products (renamed)").run()
+    at.switch_page("pages/connections.py").run()
+    at.switch_page("pages/jobs.py").run()
+    assert at.text_input(key=f"jb.{jid}.name").value == "Products (renamed)"
+    assert "**95 records** from the test of call 1" in texts(at, "markdown")
+
+
+def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
+    at = open_builder()
+    uid = build_products_job(at)
+    # Missing required mapping.
+    at.button(key="jb_save").click().run()
+    assert texts(at, "error") == [
+        "Mapping: required fields external_id, name, classification_category_id of Products "
+        "are not mapped"
+    ]
+    # An invalid JSONPath in a variable.
+    edit_table(at, "new", "mapping", added=MAPPING[:3])
+    edit_table(at, "new", f"c.{uid}.variables", added=[{"name": "ids", "path": "$.items[*"}])
+    at.button(key="jb_save").click().run()
+    assert texts(at, "error")[0].startswith(
+        "Call 1 › Variables 1 › JSONPath: JSONPath '$.items[*': ends too early"
+    )
+    edit_table(at, "new", f"c.{uid}.variables")  # the editor back to no rows
+    at.button(key="jb_save").click().run()
+    assert texts(at, "error") == []
+    assert texts(at, "success") == ["Saved job 'Products by page'."]
+    # A duplicate name.
+    at.selectbox(key="jb_pick").select("➕ New job").run()
+    build_products_job(at)
+    edit_table(at, "new", "mapping", added=MAPPING[:3])
+    at.button(key="jb_save").click().run()
+    assert texts(at, "error") == [
+        "Name: a job called 'Products by page' exists already (names are unique, whatever "
+        "their case)"
+    ]
+    assert len(ConfigStore(home).list("jobs")) == 1
+    # An unreachable URL: the test says so; nothing is saved by testing.
+    ConfigStore(home).modify(
+        "connections",
+        "Sandbox",
+        lambda c: c.model_copy(update={"base_url": "http://127.0.0.1:9/api", "auth": NoAuth()}),
+        source="cli",
+    )
+    uid = first_call(at)
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    trace = at.session_state["jb_tests"]["new"]["trace"]
+    assert "127.0.0.1:9 refused the connection" in trace["error"]
+    assert any("refused the connection" in e for e in texts(at, "error"))
+    assert len(ConfigStore(home).list("jobs")) == 1
+
+
+def test_calls_add_move_remove_and_curl_import_with_secrets(conn, home, sandbox):
+    at = open_builder()
+    at.text_area(key="jb.new.curl").input(
+        f"curl -H 'X-API-Key: k-123' -H 'Accept: application/json' "
+        f"'{sandbox.url}/api/suppliers?country=FR'"
+    ).run()
+    at.button(key="jb.new.curl_add").click().run()
+    draft = at.session_state["jb_drafts"]["new"]
+    assert draft["calls"][1]["path"] == "/suppliers"
+    assert draft["calls"][1]["query"] == [{"name": "country", "value": "FR"}]
+    assert draft["calls"][1]["headers"] == [{"name": "Accept", "value": "application/json"}]
+    assert any("The command sends credentials (X-API-Key)" in w for w in texts(at, "warning"))
+    at.button(key="jb.new.curl_move").click().run()
+    stored = ConfigStore(home).get("connections", "Sandbox", reveal=True)
+    assert [(h.name, h.value, h.secret) for h in stored.headers] == [("X-API-Key", "k-123", True)]
+    first, second = at.session_state["jb_uids.new"]
+    at.button(key=f"jb.new.c.{second}.up").click().run()
+    assert at.session_state["jb_uids.new"] == [second, first]
+    assert at.session_state["jb_drafts"]["new"]["calls"][0]["path"] == "/suppliers"
+    at.button(key=f"jb.new.c.{first}.remove").click().run()
+    assert len(at.session_state["jb_drafts"]["new"]["calls"]) == 1
+    at.button(key="jb.new.add_call").click().run()
+    assert len(at.session_state["jb_drafts"]["new"]["calls"]) == 2
+    at.text_area(key="jb.new.curl").input("curl 'https://x").run()
+    at.button(key="jb.new.curl_add").click().run()
+    assert "cURL command: No closing quotation (an unclosed quote?)" in texts(at, "error")
+
+
+def test_list_clone_activate_disable_delete(conn, home):
+    store = ConfigStore(home)
+    store.create(
+        "jobs",
+        {
+            "kind": "api",
+            "name": "Suppliers",
+            "connection_id": conn.id,
+            "entity": "Suppliers",
+            "schedule": {"type": "daily", "mode": "weekdays", "at": "06:00"},
+            "calls": [{"path": "/suppliers"}],
+            "content_finder": "$.suppliers",
+            "mapping": [
+                {"extract": "$.supplierId", "generate": "external_id"},
+                {"extract": "$.companyName", "generate": "name"},
+            ],
+        },
+        source="cli",
+    )
+    at = open_builder()
+    listing = at.dataframe[0].value
+    assert listing.iloc[0]["Schedule"] == "every weekday (Monday to Friday) at 06:00 UTC"
+    assert listing.iloc[0]["Connection"] == "Sandbox"
+    at.selectbox(key="jb_pick").select("Suppliers").run()
+    at.button(key="jb_disable").click().run()
+    assert store.get("jobs", "Suppliers").status == "disabled"
+    at.button(key="jb_activate").click().run()
+    assert store.get("jobs", "Suppliers").status == "active"
+    at.button(key="jb_clone").click().run()
+    assert at.selectbox(key="jb_pick").value == "Copy of Suppliers"
+    assert store.get("jobs", "Copy of Suppliers").status == "disabled"
+    at.button(key="jb_delete").click().run()
+    at.button(key="jb_delete_no").click().run()
+    assert len(store.list("jobs")) == 2
+    at.button(key="jb_delete").click().run()
+    at.button(key="jb_delete_yes").click().run()
+    assert [j.name for j in store.list("jobs")] == ["Suppliers"]
+    assert texts(at, "success") == ["Deleted job 'Copy of Suppliers'."]
+
+
+def test_schedule_form_says_it_in_words_and_refuses_bad_cron(conn, home):
+    at = open_builder()
+    at.selectbox(key="jb.new.s.type").select("monthly").run()
+    at.radio(key="jb.new.s.monthly.mode").set_value("last_weekday").run()
+    at.text_input(key="jb.new.s.at").input("06:00").run()
+    assert "Runs on the last weekday of every month at 06:00 UTC" in texts(at, "caption")
+    at.selectbox(key="jb.new.s.type").select("cron").run()
+    at.text_input(key="jb.new.s.cron").input("0 25 * * *").run()
+    assert "Cron expression: '0 25 * * *' is not valid: Bad hour" in texts(at, "error")
