@@ -13,7 +13,7 @@ from studio.models import AUTH_LABELS, DEFAULT_PORTS, KIND_LABELS, ApiConnection
 from studio.store import ConfigStore
 from studio.vault import MASK
 
-NEW = "➕ New connection"
+NEW = "+ New connection"
 KEEP_HELP = "The dots stand for the stored secret: leave them to keep it, or type a new one."
 
 store = ConfigStore()

@@ -32,7 +32,7 @@ from studio.models import Header
 from studio.schedules import DEFAULT_MODE, WEEKDAYS, Schedule
 from studio.store import ConfigStore
 
-NEW = "➕ New job"
+NEW = "+ New job"
 SHOWN = 200  # rows drawn in a table; counts are always of everything
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 TYPES = ["string", "integer", "number", "boolean", "date", "datetime"]
@@ -804,18 +804,7 @@ def records_and_mapping() -> None:
 
     st.subheader("Mapping")
     rows = draft["mapping"]
-    missing = unmapped_required(
-        [
-            FieldMap(extract=r.get("extract") or "", generate=r["generate"])
-            for r in rows
-            if r.get("generate")
-        ],
-        spec,
-    )
-    st.caption(
-        f"Required fields of {spec.name}: "
-        + ", ".join(f"{f} {'⚠️ not mapped' if f in missing else '✓'}" for f in spec.required)
-    )
+    required_slot = st.empty()  # filled once the mapping below is known
     tools = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
     paths = profile(records) if records else []
     picked = tools[0].selectbox(
@@ -883,6 +872,13 @@ def records_and_mapping() -> None:
         for r in rows
         if r.get("generate")
     ]
+    missing = unmapped_required(
+        [FieldMap(extract=r["extract"], generate=r["generate"]) for r in draft["mapping"]], spec
+    )
+    required_slot.caption(
+        f"Required fields of {spec.name}: "
+        + ", ".join(f"{f} {'⚠️ not mapped' if f in missing else '✓'}" for f in spec.required)
+    )
     fields, problems = mapping_rows(draft["mapping"])
     for p in problems:
         st.error(p)

@@ -16,7 +16,10 @@ from typing import Any
 from studio.errors import StudioError
 
 _MISSING = object()
-_STEP = re.compile(r"""\.([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|\[(?:'([^']*)'|"([^"]*)")\]""")
+_STEP = re.compile(
+    r"""\.([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|\[(?:'([^']*)'|"([^"]*)")\]|(\[\*\]|\.\*)"""
+)
+STAR = object()  # a [*] step: every item of a list (or value of an object)
 _BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*$")
 
 
@@ -30,8 +33,9 @@ class JsonPathError(StudioError):
         super().__init__(f"JSONPath {expr!r}: {reason}{where}{pointer}")
 
 
-def _plain_keys(expr: str) -> tuple[str | int, ...] | None:
-    """``$.a.b[0]`` → ("a", "b", 0); None when the expression needs the full engine."""
+def _plain_keys(expr: str) -> tuple[object, ...] | None:
+    """``$.a.b[0]`` → ("a", "b", 0), ``$.items[*].id`` → ("items", STAR, "id"); None when the
+    expression needs the full engine (filters, slices, recursive descent, unions)."""
     if expr in ("$", ""):
         return ()
     if _BARE.match(expr):  # a relative dotted path, as mappings write them: price.amount
@@ -44,8 +48,11 @@ def _plain_keys(expr: str) -> tuple[str | int, ...] | None:
         m = _STEP.match(expr, pos)
         if not m:
             return None
-        name, index, quoted1, quoted2 = m.groups()
-        keys.append(int(index) if index is not None else (name or quoted1 or quoted2 or ""))
+        name, index, quoted1, quoted2, star = m.groups()
+        if star:
+            keys.append(STAR)
+        else:
+            keys.append(int(index) if index is not None else (name or quoted1 or quoted2 or ""))
         pos = m.end()
     return tuple(keys)
 
@@ -53,28 +60,50 @@ def _plain_keys(expr: str) -> tuple[str | int, ...] | None:
 class CompiledPath:
     """One compiled expression. ``values`` returns every match, ``first`` the first or a default."""
 
-    __slots__ = ("_engine", "expr", "keys")
+    __slots__ = ("_engine", "_steps", "expr", "keys")
 
     def __init__(self, expr: str):
         self.expr = expr
-        self.keys = _plain_keys(expr)
-        self._engine = None if self.keys is not None else _parse(expr)
+        steps = _plain_keys(expr)
+        self._steps = steps
+        # ``keys`` only for a path to one value: what the mapping turns into r["a"]["b"].
+        self.keys = steps if steps is not None and STAR not in steps else None
+        self._engine = None if steps is not None else _parse(expr)
 
     @property
     def is_plain(self) -> bool:
         return self.keys is not None
 
     def values(self, doc: Any) -> list[Any]:
-        if self.keys is None:
+        if self._steps is None:
             return [m.value for m in self._engine.find(doc)]
-        value = self.get(doc, _MISSING)
-        return [] if value is _MISSING else [value]
+        if self.keys is not None:
+            value = self.get(doc, _MISSING)
+            return [] if value is _MISSING else [value]
+        nodes = [doc]
+        for key in self._steps:
+            if key is STAR:
+                nodes = [
+                    v
+                    for n in nodes
+                    if isinstance(n, list | dict)
+                    for v in (n if isinstance(n, list) else n.values())
+                ]
+                continue
+            out = []
+            for n in nodes:
+                try:  # noqa: SIM105 - a bare try is the cheapest in this hot loop
+                    out.append(n[key])
+                except (KeyError, IndexError, TypeError):
+                    pass
+            nodes = out
+        return nodes
 
     def get(self, doc: Any, default: Any = None) -> Any:
         """The first match, or ``default`` when there is none (the fast path's own loop)."""
         if self.keys is None:
-            found = self._engine.find(doc)
-            return found[0].value if found else default
+            found = self.values(doc)
+            return found[0] if found else default
         for key in self.keys:
             try:
                 doc = doc[key]

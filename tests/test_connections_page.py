@@ -116,7 +116,7 @@ def test_disable_activate_and_delete_behind_a_confirmation(home):
     at.button(key="conn_delete_yes").click().run()
     assert store.list("connections") == []
     assert at.success[0].value == "Deleted connection 'Shop API'."
-    assert at.selectbox(key="conn_pick").value == "➕ New connection"
+    assert at.selectbox(key="conn_pick").value == "+ New connection"
     assert store.audit("connections", "Shop API")[0]["source"] == "studio"
 
 

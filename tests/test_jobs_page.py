@@ -163,7 +163,7 @@ def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
     assert texts(at, "error") == []
     assert texts(at, "success") == ["Saved job 'Products by page'."]
     # A duplicate name.
-    at.selectbox(key="jb_pick").select("➕ New job").run()
+    at.selectbox(key="jb_pick").select("+ New job").run()
     build_products_job(at)
     edit_table(at, "new", "mapping", added=MAPPING[:3])
     at.button(key="jb_save").click().run()

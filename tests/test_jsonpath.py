@@ -25,14 +25,23 @@ DOC = {
         ("$.next", True, [None]),
         ("data.results", True, [DOC["data"]["results"]]),
         ("$.data.results[*].id", False, [1, 2]),
+        ("$.data.results[*]", False, DOC["data"]["results"]),
+        ("$.items[*].price.amount", False, [3, 10]),
+        ("$['weird key'][*]", False, [1]),
+        ("$.data.*", False, [DOC["data"]["results"]]),
         ("$.items[?(@.price.amount > 5)].sku", False, ["B"]),
         ("$..sku", False, ["A", "B"]),
     ],
 )
 def test_values(expr, plain, values):
+    """The fast path gives what jsonpath-ng gives."""
+    from jsonpath_ng.ext import parse
+
     path = compile_path(expr)
     assert path.is_plain is plain
-    assert path.values(DOC) == values
+    expected = [m.value for m in parse(expr).find(DOC)] if values is None else values
+    assert path.values(DOC) == expected
+    assert path.values(DOC) == [m.value for m in parse(expr).find(DOC)]
 
 
 def test_get_returns_first_or_default_and_never_raises_on_shape():

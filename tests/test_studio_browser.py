@@ -71,7 +71,7 @@ def studio(tmp_path_factory):
     try:
         wait_http(f"{url}/_stcore/health")
         wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
-        yield url, Path(home)
+        yield url, Path(home), f"http://127.0.0.1:{sandbox_port}"
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0, "runner up did not stop cleanly on SIGTERM"
@@ -94,7 +94,7 @@ def browser():
 
 
 def test_up_serves_the_studio_with_demo_data(studio, browser):
-    url, home = studio
+    url, home, _sandbox = studio
     assert {c.name for c in ConfigStore(home).list("connections")} >= {"Demo sandbox", "Demo SFTP"}
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
@@ -112,7 +112,7 @@ def test_up_serves_the_studio_with_demo_data(studio, browser):
 
 
 def test_an_invalid_url_shows_its_message_in_the_browser(studio, browser):
-    url, home = studio
+    url, home, _sandbox = studio
     page = browser.new_page()
     page.goto(f"{url}/connections")
     page.get_by_label("Name", exact=True).fill("Bad URL")
@@ -120,4 +120,46 @@ def test_an_invalid_url_shows_its_message_in_the_browser(studio, browser):
     page.get_by_role("button", name="Create").click()
     page.get_by_text("Base URL: must not contain spaces").wait_for(timeout=20_000)
     assert "Bad URL" not in {c.name for c in ConfigStore(home).list("connections")}
+    page.close()
+
+
+def test_builder_tests_a_call_and_the_preview_follows_the_content_finder(studio, browser):
+    url, home, sandbox = studio
+    # The demo connection points at 8765; this session's sandbox listens elsewhere. It is made
+    # the only active API connection, so that a new job picks it.
+    store = ConfigStore(home)
+    for other in store.list("connections"):
+        if other.kind == "api" and other.name != "Demo sandbox":
+            store.set_status("connections", other.id, "disabled", source="cli")
+    store.modify(
+        "connections",
+        "Demo sandbox",
+        lambda c: c.model_copy(
+            update={
+                "base_url": f"{sandbox}/api",
+                "auth": c.auth.model_copy(update={"token_url": f"{sandbox}/oauth/token"}),
+            }
+        ),
+        source="cli",
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.goto(f"{url}/jobs")
+    page.get_by_role("heading", name="Import jobs").wait_for(timeout=30_000)
+    page.get_by_label("Job name").fill("Browser products")
+    page.get_by_label("Job name").press("Enter")
+    page.get_by_role("tab", name="Calls and tests").click()
+    page.get_by_label("Path", exact=True).fill("/products")
+    page.get_by_label("Path", exact=True).press("Enter")
+    page.get_by_role("button", name="Test up to here").click()
+    page.get_by_text("2 requests, 1 records").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Records and mapping").click()
+    page.get_by_text("1 records from the test of call 1").wait_for()
+    finder = page.get_by_label("Content finder (JSONPath)", exact=True)
+    finder.fill("$.items")
+    finder.press("Enter")
+    page.get_by_text("20 records from the test of call 1").wait_for(timeout=20_000)
+    page.get_by_role("button", name="Suggest mapping").click()
+    page.get_by_text("20 rows, 0 rejects").wait_for(timeout=20_000)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "builder.png"), full_page=True)
     page.close()
