@@ -166,7 +166,8 @@ def main() -> None:
                 times.append(page.evaluate("window.__seen - window.__t0"))
             browser.close()
         print(
-            f"{args.records:,} cached records, 5 mapped fields, headless Chromium: keystroke to redrawn "
+            f"{args.records:,} cached records, 5 mapped fields, headless Chromium: keystroke "
+            f"to redrawn "
             f"preview median {statistics.median(times):.0f} ms, max {max(times):.0f} ms "
             f"over {args.rounds} (target 150 ms)"
         )
