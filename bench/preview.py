@@ -96,6 +96,7 @@ def main() -> None:
             },
         }
     }
+    at.session_state["jb_section"] = "Records and mapping"
     at.session_state["jb_drafts"] = {
         "new": {
             "kind": "api",

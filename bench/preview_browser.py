@@ -131,7 +131,7 @@ def main() -> None:
             page.get_by_text("Open").first.wait_for(timeout=60_000)
             page.get_by_role("combobox").first.click()
             page.get_by_role("option", name="Bench").click()
-            page.get_by_role("tab", name="Calls and tests").click()
+            page.get_by_role("radio", name="Calls and tests", exact=True).click()
             pages = page.get_by_label("Preview: max pages")
             pages.fill("10")
             pages.press("Enter")
@@ -141,10 +141,12 @@ def main() -> None:
             time.sleep(1)
             page.get_by_role("button", name="Test up to here").click()
             page.get_by_text(f"{args.records} records", exact=False).first.wait_for(timeout=120_000)
-            page.get_by_role("tab", name="Records and mapping").click()
+            page.get_by_role("radio", name="Records and mapping", exact=True).click()
             finder = page.get_by_label("Content finder (JSONPath)", exact=True)
             page.get_by_text(f"{args.records:,} rows, 0 rejects").wait_for(timeout=60_000)
             times = []
+            if os.environ.get("BENCH_TRACE"):
+                browser.start_tracing(page=page, path=os.environ["BENCH_TRACE"])
             for n in range(args.rounds):
                 expr, done = (
                     ("$.item", "No records at $.item")
@@ -164,6 +166,8 @@ def main() -> None:
                 finder.press("Enter")
                 page.wait_for_function("window.__seen !== null", timeout=30_000)
                 times.append(page.evaluate("window.__seen - window.__t0"))
+            if os.environ.get("BENCH_TRACE"):
+                browser.stop_tracing()
             browser.close()
         print(
             f"{args.records:,} cached records, 5 mapped fields, headless Chromium: keystroke "

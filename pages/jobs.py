@@ -33,6 +33,7 @@ from studio.schedules import DEFAULT_MODE, WEEKDAYS, Schedule
 from studio.store import ConfigStore
 
 NEW = "+ New job"
+SECTIONS = ["Basics", "Calls and tests", "Records and mapping"]
 SHOWN = 200  # rows drawn in a table; counts are always of everything
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 TYPES = ["string", "integer", "number", "boolean", "date", "datetime"]
@@ -237,11 +238,17 @@ if current is not None:
     if state.get("jb_confirm") == current.id:
         confirm_delete(current)
 
-basics_tab, calls_tab, mapping_tab = st.tabs(["Basics", "Calls and tests", "Records and mapping"])
+# One section drawn at a time, not st.tabs: tabs draw every section on every rerun, and the
+# browser then redraws all of them each time the live preview changes. What is typed in a
+# section that is not drawn lives on in the draft.
+if state.get("jb_section") is None:
+    state["jb_section"] = state.get("jb_section_last", SECTIONS[0])
+section = st.segmented_control("Section", SECTIONS, key="jb_section", label_visibility="collapsed")
+state["jb_section_last"] = section
 
 # --- basics -------------------------------------------------------------------------------------
 
-with basics_tab:
+if section == "Basics":
     left, right = st.columns(2)
     draft["name"] = left.text_input("Job name", key=seeded(key("name"), draft["name"]))
     choices = [
@@ -521,6 +528,18 @@ def run_test(up_to: int) -> None:
         )
 
 
+def head_lines(headers: dict) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in headers.items())
+
+
+def pretty(text: str) -> str:
+    """JSON indented when it parses (an excerpt cut at 2,000 characters does not)."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (ValueError, TypeError):
+        return text
+
+
 def show_test() -> None:
     test = tests.get(jid)
     if not test:
@@ -534,30 +553,64 @@ def show_test() -> None:
         st.error(trace["error"])
     for stop in trace["stopped"]:
         st.warning(stop[0].upper() + stop[1:])
-    for ex in trace["exchanges"]:
-        status = ex["status"] if ex["status"] is not None else "failed"
-        title = (
-            f"{ex['label']} · {ex['method']} {ex['url']} · {status} · "
-            f"{ex['elapsed_ms']:.0f} ms · {ex['size']:,} B"
-            + (f" · {ex['note']}" if ex["note"] else "")
+    exchanges = trace["exchanges"]
+    if exchanges:
+        # One table of every request, and the details of one at a time: drawing the details of
+        # every page's request made each keystroke on this page redraw dozens of code blocks.
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "#": n,
+                        "Call": ex["label"],
+                        "Method": ex["method"],
+                        "URL": ex["url"],
+                        "Status": ex["status"] if ex["status"] is not None else "failed",
+                        "Time (ms)": round(ex["elapsed_ms"]),
+                        "Size (B)": ex["size"],
+                        "Note": ex["note"]
+                        or ("retried: " + ", ".join(ex["retries"]) if ex["retries"] else ""),
+                    }
+                    for n, ex in enumerate(exchanges, 1)
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            key=key("exchanges"),
         )
-        with st.expander(title):
-            req, resp = st.tabs(["Request", "Response"])
-            req.json(ex["request_headers"], expanded=False)
-            if ex["request_body"]:
-                req.code(ex["request_body"])
-            if ex["error"]:
-                resp.error(ex["error"])
-            resp.json(ex["response_headers"], expanded=False)
-            if ex["retries"]:
-                resp.caption(f"Retried after: {', '.join(ex['retries'])}")
-            try:
-                resp.json(json.loads(ex["body_excerpt"]))
-            except (ValueError, TypeError):
-                resp.code(ex["body_excerpt"] or "(no body kept: a download streams to disk)")
-            if ex["variables"]:
-                st.markdown("**Variables extracted**")
-                st.json(ex["variables"])
+        failed = next(
+            (n for n, ex in enumerate(exchanges) if ex["error"] or (ex["status"] or 0) >= 400),
+            len(exchanges) - 1,
+        )
+        n = st.selectbox(
+            "Request details",
+            range(len(exchanges)),
+            index=failed,
+            key=key("exchange_pick"),
+            format_func=lambda i: (
+                f"#{i + 1} {exchanges[i]['label']} · {exchanges[i]['method']} {exchanges[i]['url']}"
+            ),
+        )
+        ex = exchanges[min(n or 0, len(exchanges) - 1)]
+        req, resp = st.tabs(["Request", "Response"])
+        req.code(head_lines(ex["request_headers"]), language="http")
+        if ex["request_body"]:
+            req.code(pretty(ex["request_body"]), language="json")
+        if ex["error"]:
+            resp.error(ex["error"])
+        status = ex["status"] if ex["status"] is not None else "no answer"
+        resp.caption(
+            f"{status} {ex['reason']} · {ex['elapsed_ms']:.0f} ms · {ex['size']:,} B"
+            + (f" · retried after {', '.join(ex['retries'])}" if ex["retries"] else "")
+        )
+        resp.code(head_lines(ex["response_headers"]), language="http")
+        resp.code(
+            pretty(ex["body_excerpt"]) or "(no body kept: a download streams to disk)",
+            language="json",
+        )
+        if ex["variables"]:
+            st.markdown("**Variables extracted**")
+            st.code(json.dumps(ex["variables"], indent=2, ensure_ascii=False), language="json")
     if trace["log"]:
         with st.expander("Log"):
             st.code("\n".join(trace["log"]))
@@ -567,7 +620,7 @@ def job_data() -> dict:
     return {**draft, "calls": draft["calls"]}
 
 
-with calls_tab:
+if section == "Calls and tests":
     limits = state.setdefault("jb_limits", {}).setdefault(jid, {"pages": 5, "records": 500})
     c = st.columns(4)
     limits["pages"] = c[0].number_input(
@@ -774,7 +827,7 @@ def records_and_mapping() -> None:
     draft["content_finder"] = finder
     records: list = []
     if not test:
-        st.info("Test a call (Calls and tests) to see its records here.")
+        st.info("Test a call (in Calls and tests) to see its records here.")
     else:
         trace = test["trace"]
         if trace["documents"]:
@@ -899,7 +952,7 @@ def records_and_mapping() -> None:
             )
 
 
-with mapping_tab:
+if section == "Records and mapping":
     records_and_mapping()
 
 # --- save -----------------------------------------------------------------------------------------

@@ -51,17 +51,30 @@ def edit_table(at: AppTest, jid: str, name: str, **delta) -> None:
     at.run()
 
 
+def go(at: AppTest, section: str) -> None:
+    """Open a section of the builder (one is drawn at a time). As in a browser, where a field
+    is committed before the next click, run after typing and before going."""
+    at.segmented_control(key="jb_section").set_value(section).run()
+
+
+BASICS, CALLS, RECORDS = "Basics", "Calls and tests", "Records and mapping"
+
+
 def first_call(at: AppTest, jid: str = "new") -> str:
     return at.session_state[f"jb_uids.{jid}"][0]
 
 
 def build_products_job(at: AppTest) -> str:
-    at.text_input(key="jb.new.name").input("Products by page")
+    go(at, BASICS)
+    at.text_input(key="jb.new.name").input("Products by page").run()
+    go(at, CALLS)
     uid = first_call(at)
     at.text_input(key=f"jb.new.c.{uid}.path").input("/products")
     at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
-    at.number_input(key=f"jb.new.c.{uid}.b.page_size").set_value(20)
+    at.number_input(key=f"jb.new.c.{uid}.b.page_size").set_value(20).run()
+    go(at, RECORDS)
     at.text_input(key="jb.new.content_finder").input("$.items").run()
+    go(at, CALLS)
     return uid
 
 
@@ -80,6 +93,8 @@ def test_build_test_find_map_save_and_reload(conn, home):
     assert not at.exception
     trace = at.session_state["jb_tests"]["new"]["trace"]
     assert trace["error"] is None and len(trace["records"]) == 95
+    assert any(m.startswith("**Last test** (calls 1–1") for m in texts(at, "markdown"))
+    go(at, RECORDS)
     assert "**95 records** from the test of call 1" in texts(at, "markdown")
 
     # The content finder works on the cached responses: no request while typing.
@@ -129,16 +144,20 @@ def test_build_test_find_map_save_and_reload(conn, home):
     assert at.session_state["jb_drafts"][jid] == saved.model_dump(
         mode="json", exclude={"created_at", "updated_at"}
     )
+    assert "**95 rows**, **0 rejects**" in texts(at, "markdown")
+    go(at, CALLS)
     uid = first_call(at, jid)
     assert at.text_input(key=f"jb.{jid}.c.{uid}.path").value == "/products"
     assert at.number_input(key=f"jb.{jid}.c.{uid}.b.page_size").value == 20
-    assert "**95 rows**, **0 rejects**" in texts(at, "markdown")
 
     # An unsaved edit and the test survive a visit to another page.
+    go(at, BASICS)
     at.text_input(key=f"jb.{jid}.name").input("Products (renamed)").run()
     at.switch_page("pages/connections.py").run()
     at.switch_page("pages/jobs.py").run()
+    assert at.segmented_control(key="jb_section").value == BASICS
     assert at.text_input(key=f"jb.{jid}.name").value == "Products (renamed)"
+    go(at, RECORDS)
     assert "**95 records** from the test of call 1" in texts(at, "markdown")
 
 
@@ -152,7 +171,9 @@ def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
         "are not mapped"
     ]
     # An invalid JSONPath in a variable.
+    go(at, RECORDS)
     edit_table(at, "new", "mapping", added=MAPPING[:3])
+    go(at, CALLS)
     edit_table(at, "new", f"c.{uid}.variables", added=[{"name": "ids", "path": "$.items[*"}])
     at.button(key="jb_save").click().run()
     assert texts(at, "error")[0].startswith(
@@ -165,6 +186,7 @@ def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
     # A duplicate name.
     at.selectbox(key="jb_pick").select("+ New job").run()
     build_products_job(at)
+    go(at, RECORDS)
     edit_table(at, "new", "mapping", added=MAPPING[:3])
     at.button(key="jb_save").click().run()
     assert texts(at, "error") == [
@@ -180,6 +202,7 @@ def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
         source="cli",
     )
     uid = first_call(at)
+    go(at, CALLS)
     at.button(key=f"jb.new.c.{uid}.test").click().run()
     trace = at.session_state["jb_tests"]["new"]["trace"]
     assert "127.0.0.1:9 refused the connection" in trace["error"]
@@ -189,6 +212,7 @@ def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
 
 def test_calls_add_move_remove_and_curl_import_with_secrets(conn, home, sandbox):
     at = open_builder()
+    go(at, CALLS)
     at.text_area(key="jb.new.curl").input(
         f"curl -H 'X-API-Key: k-123' -H 'Accept: application/json' "
         f"'{sandbox.url}/api/suppliers?country=FR'"
