@@ -161,7 +161,18 @@ def table(name: str, rows: list[dict], columns: list[str], config: dict) -> list
     base = key(name, "base")
     if editor not in state or base not in state:
         state[base] = [dict(r) for r in rows]
-    frame = pd.DataFrame(state[base], columns=columns)
+    # Blanks as "" (and False for the checkbox), never NaN: a column that is empty in every row
+    # would otherwise be typed float, and the editor refuses text in it.
+    frame = pd.DataFrame(
+        [
+            {
+                c: r.get(c) if r.get(c) is not None else (False if c == "required" else "")
+                for c in columns
+            }
+            for r in state[base]
+        ],
+        columns=columns,
+    )
     edited = st.data_editor(
         frame,
         key=editor,
@@ -919,7 +930,7 @@ def records_and_mapping() -> None:
             "generate": r["generate"],
             "type": r.get("type") or "string",
             "format": r.get("format") or "",
-            "default": r.get("default"),
+            "default": r.get("default") or None,
             "required": bool(r.get("required")),
         }
         for r in rows

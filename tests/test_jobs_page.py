@@ -288,3 +288,38 @@ def test_schedule_form_says_it_in_words_and_refuses_bad_cron(conn, home):
     at.selectbox(key="jb.new.s.type").select("cron").run()
     at.text_input(key="jb.new.s.cron").input("0 25 * * *").run()
     assert "Cron expression: '0 25 * * *' is not valid: Bad hour" in texts(at, "error")
+
+
+def test_field_browser_and_suggestions_fill_the_mapping(conn, home):
+    at = open_builder()
+    uid = build_products_job(at)
+    at.number_input(key="jb.new.limit_pages").set_value(1).run()
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    assert any("stopped after 1 pages: preview limit" in w for w in texts(at, "warning"))
+    go(at, RECORDS)
+    options = at.selectbox(key="jb.new.browse").options
+    assert any(o.startswith("$.price.amount · number · ") for o in options)
+    at.selectbox(key="jb.new.browse").select("$.title")
+    at.selectbox(key="jb.new.browse_to").select("name").run()
+    at.button(key="jb.new.browse_use").click().run()
+    assert at.session_state["jb_drafts"]["new"]["mapping"] == [
+        {
+            "extract": "$.title",
+            "generate": "name",
+            "type": "string",
+            "format": "",
+            "default": None,
+            "required": False,
+        }
+    ]
+    at.button(key="jb.new.suggest").click().run()
+    mapping = {m["generate"]: m["extract"] for m in at.session_state["jb_drafts"]["new"]["mapping"]}
+    assert mapping["name"] == "$.title"  # kept what the analyst chose
+    assert mapping["external_id"] == "$.id"
+    assert mapping["classification_category_id"] == "$.category.code"
+    assert "**20 rows**, **0 rejects**" in texts(at, "markdown")
+    # The preview limits are test inputs: they survive a visit to another page.
+    at.switch_page("pages/connections.py").run()
+    at.switch_page("pages/jobs.py").run()
+    go(at, CALLS)
+    assert at.number_input(key="jb.new.limit_pages").value == 1
