@@ -8,6 +8,7 @@ stored values, while an unsaved edit survives the reruns that switching an optio
 import pandas as pd
 import streamlit as st
 
+from pages.common import config_actions, flash, show_flash
 from studio.errors import ConfigError, StudioError
 from studio.models import AUTH_LABELS, DEFAULT_PORTS, KIND_LABELS, ApiConnection
 from studio.store import ConfigStore
@@ -20,18 +21,12 @@ store = ConfigStore()
 state = st.session_state
 
 
-def flash(message: str) -> None:
-    """Show a message after the rerun that follows a change."""
-    state["conn_flash"] = message
-
-
 def pick(name: str) -> None:
     state["conn_pick_next"] = name
 
 
 st.title("Connections")
-if message := state.pop("conn_flash", None):
-    st.success(message)
+show_flash("conn")
 
 connections = store.list("connections")
 if connections:
@@ -80,54 +75,10 @@ def secret_input(label: str, value: str, field: str) -> str:
     )
 
 
-def close_delete() -> None:
-    state.pop("conn_confirm", None)
-
-
-# The open dialog is kept in the session, so it survives full reruns (not only fragment ones).
-@st.dialog("Delete connection", on_dismiss=close_delete)
-def confirm_delete(conn) -> None:
-    users = store.dependents("connections", conn.id)
-    if users:
-        st.error(f"{conn.name!r} is used by {', '.join(users)}; change or delete those first.")
-        if st.button("Close", key="conn_delete_close"):
-            close_delete()
-            st.rerun()
-        return
-    st.write(f"Delete **{conn.name}**? This cannot be undone.")
-    yes, no = st.columns(2)
-    if yes.button("Delete", type="primary", key="conn_delete_yes"):
-        try:
-            store.delete("connections", conn.id, source="studio")
-        except StudioError as e:
-            st.error(str(e))
-            return
-        close_delete()
-        flash(f"Deleted connection {conn.name!r}.")
-        pick(NEW)
-        st.rerun()
-    if no.button("Cancel", key="conn_delete_no"):
-        close_delete()
-        st.rerun()
-
-
 if current is not None:
     st.subheader(current.name)
     st.caption(f"{KIND_LABELS[current.kind]} · {current.status} · id `{current.id}`")
-    toggle = delete = st.container(horizontal=True)
-    if current.status == "active":
-        if toggle.button("Disable", key="conn_disable"):
-            store.set_status("connections", current.id, "disabled", source="studio")
-            flash(f"Disabled {current.name!r}.")
-            st.rerun()
-    elif toggle.button("Activate", key="conn_activate"):
-        store.set_status("connections", current.id, "active", source="studio")
-        flash(f"Activated {current.name!r}.")
-        st.rerun()
-    if delete.button("Delete…", key="conn_delete"):
-        state["conn_confirm"] = current.id
-    if state.get("conn_confirm") == current.id:
-        confirm_delete(current)
+    config_actions(store, "connections", current, "conn", on_deleted=lambda: pick(NEW))
 else:
     st.subheader("New connection")
 
@@ -311,7 +262,7 @@ if st.button("Save" if current else "Create", type="primary", key="conn_save"):
     except StudioError as e:
         st.error(str(e))
     else:
-        flash(f"Saved connection {saved.name!r}.")
+        flash("conn", f"Saved connection {saved.name!r}.")
         pick(saved.name)
         st.rerun()
 

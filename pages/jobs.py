@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
+from pages.common import config_actions, flash, show_flash
 from studio.curl import parse_curl
 from studio.engine import find_records, preview
 from studio.entities import load_entities
@@ -64,13 +65,8 @@ tests: dict = state.setdefault("jb_tests", {})
 entities = load_entities()
 
 
-def flash(message: str) -> None:
-    state["jb_flash"] = message
-
-
 st.title("Import jobs")
-if message := state.pop("jb_flash", None):
-    st.success(message)
+show_flash("jb")
 
 jobs = store.list("jobs")
 connections = store.list("connections")
@@ -207,47 +203,19 @@ def params(rows: list[dict]) -> list[dict]:
 # --- actions on a saved job ---------------------------------------------------------------------
 
 
-def close_delete() -> None:
-    state.pop("jb_confirm", None)
-
-
-@st.dialog("Delete import job", on_dismiss=close_delete)
-def confirm_delete(job) -> None:
-    st.write(f"Delete **{job.name}**? Its configuration is gone for good.")
-    yes, no = st.columns(2)
-    if yes.button("Delete", type="primary", key="jb_delete_yes"):
-        store.delete("jobs", job.id, source="studio")
-        close_delete()
-        drafts.pop(job.id, None)
-        flash(f"Deleted job {job.name!r}.")
-        state["jb_pick_next"] = NEW
-        st.rerun()
-    if no.button("Cancel", key="jb_delete_no"):
-        close_delete()
-        st.rerun()
-
-
 if current is not None:
     st.caption(f"{current.status} · {current.schedule.describe()} · id `{current.id}`")
-    bar = st.container(horizontal=True)
-    if current.status == "active":
-        if bar.button("Disable", key="jb_disable"):
-            store.set_status("jobs", current.id, "disabled", source="studio")
-            flash(f"Disabled {current.name!r}.")
-            st.rerun()
-    elif bar.button("Activate", key="jb_activate"):
-        store.set_status("jobs", current.id, "active", source="studio")
-        flash(f"Activated {current.name!r}.")
-        st.rerun()
+
+    def deleted() -> None:
+        drafts.pop(current.id, None)
+        state["jb_pick_next"] = NEW
+
+    bar = config_actions(store, "jobs", current, "jb", on_deleted=deleted)
     if bar.button("Clone", key="jb_clone"):
         copy = store.clone("jobs", current.id, source="studio")
-        flash(f"Cloned into {copy.name!r} (disabled until you activate it).")
+        flash("jb", f"Cloned into {copy.name!r} (disabled until you activate it).")
         state["jb_pick_next"] = copy.name
         st.rerun()
-    if bar.button("Delete…", key="jb_delete"):
-        state["jb_confirm"] = current.id
-    if state.get("jb_confirm") == current.id:
-        confirm_delete(current)
 
 # One section drawn at a time, not st.tabs: tabs draw every section on every rerun, and the
 # browser then redraws all of them each time the live preview changes. What is typed in a
@@ -800,8 +768,9 @@ if section == "Calls and tests":
                 store.modify("connections", draft["connection_id"], add_headers, source="studio")
                 state.pop(key("curl_secrets"))
                 flash(
+                    "jb",
                     f"Moved {names_} into connection "
-                    f"{conn_names.get(draft['connection_id'])!r} as secret headers."
+                    f"{conn_names.get(draft['connection_id'])!r} as secret headers.",
                 )
                 st.rerun()
     show_test()
@@ -990,6 +959,6 @@ if st.button("Save job" if current else "Create job", type="primary", key="jb_sa
             state.setdefault("jb_limits", {})[saved.id] = state.get("jb_limits", {}).pop(
                 "new", {"pages": 5, "records": 500}
             )
-        flash(f"Saved job {saved.name!r}.")
+        flash("jb", f"Saved job {saved.name!r}.")
         state["jb_pick_next"] = saved.name
         st.rerun()

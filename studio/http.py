@@ -343,13 +343,13 @@ class HttpClient:
         all_params = list(params.items() if isinstance(params, dict) else params or [])
 
         def send(force_token: bool = False) -> Response:
-            sent_headers = dict(all_headers)
-            basic = self._auth(sent_headers, all_params, force_token) if authenticate else None
+            sent_headers, sent_params = dict(all_headers), list(all_params)
+            basic = self._auth(sent_headers, sent_params, force_token) if authenticate else None
             return self._send(
                 label,
                 method,
                 url,
-                params=all_params,
+                params=sent_params,
                 headers=sent_headers,
                 json_body=json_body,
                 data=data,

@@ -146,3 +146,18 @@ def sandbox(sandbox_server):
     sandbox_server.state.reset()
     TOKENS._tokens.clear()
     return sandbox_server
+
+
+def point_demo_at(store: ConfigStore, sandbox_url: str) -> None:
+    """The demo connection points at port 8765; point it at this session's sandbox instead."""
+    store.modify(
+        "connections",
+        "Demo sandbox",
+        lambda c: c.model_copy(
+            update={
+                "base_url": f"{sandbox_url}/api",
+                "auth": c.auth.model_copy(update={"token_url": f"{sandbox_url}/oauth/token"}),
+            }
+        ),
+        source="cli",
+    )

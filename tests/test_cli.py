@@ -8,7 +8,7 @@ import sys
 
 from runner.cli import generated_docs
 from studio.store import ConfigStore
-from tests.conftest import ROOT, api_connection, sftp_connection
+from tests.conftest import ROOT, api_connection, point_demo_at, sftp_connection
 
 
 def runner(*args: str, home) -> subprocess.CompletedProcess:
@@ -96,17 +96,7 @@ def test_test_connection_and_preview_against_the_sandbox(home, sandbox):
 
     store = ConfigStore(home)
     import_configs(store, EXAMPLES)
-    store.modify(
-        "connections",
-        "Demo sandbox",
-        lambda c: c.model_copy(
-            update={
-                "base_url": f"{sandbox.url}/api",
-                "auth": c.auth.model_copy(update={"token_url": f"{sandbox.url}/oauth/token"}),
-            }
-        ),
-        source="cli",
-    )
+    point_demo_at(store, sandbox.url)
     ok = runner("test-connection", "demo sandbox", home=home)
     assert (ok.returncode, ok.stdout) == (
         0,

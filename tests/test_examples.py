@@ -8,6 +8,7 @@ import pytest
 
 from studio.engine import load_job, preview
 from studio.transfer import EXAMPLES, import_configs
+from tests.conftest import point_demo_at
 
 JOBS = sorted(json.loads(p.read_text("utf-8"))["name"] for p in (EXAMPLES / "jobs").glob("*.json"))
 
@@ -17,17 +18,7 @@ def demo_store(store, sandbox):
     outcomes = import_configs(store, EXAMPLES)
     assert [o for o in outcomes if o.action != "create"] == []
     # Point the demo connection at this session's sandbox instead of port 8765.
-    store.modify(
-        "connections",
-        "Demo sandbox",
-        lambda c: c.model_copy(
-            update={
-                "base_url": f"{sandbox.url}/api",
-                "auth": c.auth.model_copy(update={"token_url": f"{sandbox.url}/oauth/token"}),
-            }
-        ),
-        source="cli",
-    )
+    point_demo_at(store, sandbox.url)
     return store
 
 

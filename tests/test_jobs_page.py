@@ -8,25 +8,13 @@ from streamlit.testing.v1 import AppTest
 from studio.models import NoAuth
 from studio.store import ConfigStore
 from tests.conftest import ROOT
+from tests.test_engine import conn_for
 
 
 @pytest.fixture
 def conn(home, sandbox):
-    return ConfigStore(home).create(
-        "connections",
-        {
-            "kind": "api",
-            "name": "Sandbox",
-            "base_url": f"{sandbox.url}/api",
-            "auth": {
-                "type": "oauth2",
-                "token_url": f"{sandbox.url}/oauth/token",
-                "client_id": "demo-client",
-                "client_secret": "demo-secret",
-            },
-        },
-        source="cli",
-    )
+    data = conn_for(sandbox).model_dump(mode="json", exclude={"id", "created_at", "updated_at"})
+    return ConfigStore(home).create("connections", data, source="cli")
 
 
 def open_builder() -> AppTest:
@@ -224,6 +212,8 @@ def test_calls_add_move_remove_and_curl_import_with_secrets(conn, home, sandbox)
     assert draft["calls"][1]["headers"] == [{"name": "Accept", "value": "application/json"}]
     assert any("The command sends credentials (X-API-Key)" in w for w in texts(at, "warning"))
     at.button(key="jb.new.curl_move").click().run()
+    assert not at.exception
+    assert texts(at, "success") == ["Moved X-API-Key into connection 'Sandbox' as secret headers."]
     stored = ConfigStore(home).get("connections", "Sandbox", reveal=True)
     assert [(h.name, h.value, h.secret) for h in stored.headers] == [("X-API-Key", "k-123", True)]
     first, second = at.session_state["jb_uids.new"]

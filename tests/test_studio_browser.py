@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from studio.store import ConfigStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, point_demo_at
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -131,17 +131,7 @@ def test_builder_tests_a_call_and_the_preview_follows_the_content_finder(studio,
     for other in store.list("connections"):
         if other.kind == "api" and other.name != "Demo sandbox":
             store.set_status("connections", other.id, "disabled", source="cli")
-    store.modify(
-        "connections",
-        "Demo sandbox",
-        lambda c: c.model_copy(
-            update={
-                "base_url": f"{sandbox}/api",
-                "auth": c.auth.model_copy(update={"token_url": f"{sandbox}/oauth/token"}),
-            }
-        ),
-        source="cli",
-    )
+    point_demo_at(store, sandbox)
     page = browser.new_page(viewport={"width": 1400, "height": 2000})
     page.goto(f"{url}/jobs")
     page.get_by_role("heading", name="Import jobs").wait_for(timeout=30_000)
