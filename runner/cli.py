@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("connections", "jobs"):
             return _configs(store, args.command, args)
         if args.command == "test-connection":
-            check = check_connection(store.get("connections", args.name, reveal=True))
+            check = check_connection(store.get("connections", args.name, reveal=True), store.home)
             print(check.message, file=sys.stdout if check.ok else sys.stderr)
             return 0 if check.ok else 1
         if args.command == "preview":

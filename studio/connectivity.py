@@ -1,6 +1,7 @@
 """ "Test connection": can we log in and reach the server? One sentence either way.
 
-For an API: fetch a token where there is one, then call the base URL. Any answer other than
+For a file server: resolve, connect, start TLS, log in and list the root folder. For an API:
+fetch a token where there is one, then call the base URL. Any answer other than
 401/403 means the server is reachable and accepts the credentials (many APIs answer 404 at their
 root); what failed is named: DNS, refused, TLS, timeout, the token endpoint's 4xx with its body.
 """
@@ -8,10 +9,13 @@ root); what failed is named: DNS, refused, TLS, timeout, the token endpoint's 4x
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from studio.errors import StudioError
+from studio.files import FileServerError, connect
 from studio.http import HttpClient, HttpError
 from studio.models import ApiConnection, FileServerConnection
+from studio.store import studio_home
 
 
 @dataclass
@@ -21,9 +25,10 @@ class Check:
     exchanges: list[dict] = field(default_factory=list)
 
 
-def check_connection(conn: ApiConnection | FileServerConnection) -> Check:
+def check_connection(conn: ApiConnection | FileServerConnection, home: Path | None = None) -> Check:
+    """``home`` (default ``STUDIO_HOME``) holds the pinned SFTP host keys (``known_hosts``)."""
     if isinstance(conn, FileServerConnection):
-        return Check(False, "Testing file server connections arrives with FTP/SFTP support")
+        return _check_file_server(conn, home or studio_home())
     exchanges: list[dict] = []
     with HttpClient(
         conn, retries=1, retry_after_max=2.0, on_exchange=lambda e: exchanges.append(e.as_dict())
@@ -47,4 +52,19 @@ def check_connection(conn: ApiConnection | FileServerConnection) -> Check:
     auth = " and the token endpoint issued a token" if conn.auth.type == "oauth2" else ""
     return Check(
         True, f"{conn.name}: connected{auth}; {conn.base_url} is reachable{how}", exchanges
+    )
+
+
+def _check_file_server(conn: FileServerConnection, home: Path) -> Check:
+    """Resolve, connect, (TLS,) log in, list the root folder: the message names the step."""
+    try:
+        with connect(conn, home, timeout=15) as client:
+            entries = client.list()
+    except FileServerError as e:
+        return Check(False, f"{conn.name}: {e}")
+    folders = sum(e.is_dir for e in entries)
+    return Check(
+        True,
+        f"{conn.name}: logged in to {conn.target}; the root folder holds "
+        f"{folders} folder(s) and {len(entries) - folders} file(s)",
     )

@@ -244,6 +244,7 @@ class FileServerConnection(Stamped):
     password: Secret = Field(default="", title="Password")
     private_key: Secret = Field(default="", title="Private key (SFTP)")
     passive: bool = Field(default=True, title="Passive mode (FTP)")
+    verify_tls: bool = Field(default=True, title="Verify the TLS certificate (FTPS)")
     root: str = Field(default="/", title="Root folder")
 
     @field_validator("host")

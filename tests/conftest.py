@@ -161,3 +161,186 @@ def point_demo_at(store: ConfigStore, sandbox_url: str) -> None:
         ),
         source="cli",
     )
+
+
+# --- file servers: pyftpdlib for FTP and FTPS, OpenSSH's sshd for SFTP ---------------------------
+
+FTP_USER, FTP_PASSWORD = "demo", "ftp-secret-pw"
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made here, for the FTPS server."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class FtpServer:
+    """pyftpdlib on 127.0.0.1 in a thread; ``tls`` makes it explicit FTPS (TLS required)."""
+
+    def __init__(self, root: Path, tls: bool = False):
+        import threading
+
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+        from pyftpdlib.servers import ThreadedFTPServer
+
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        authorizer = DummyAuthorizer()
+        authorizer.add_user(FTP_USER, FTP_PASSWORD, str(root), perm="elradfmwMT")
+        base = TLS_FTPHandler if tls else FTPHandler
+        attrs = {"authorizer": authorizer, "banner": "test ftpd"}
+        if tls:
+            cert, key = self_signed_cert(root.parent)
+            attrs |= {
+                "certfile": str(cert),
+                "keyfile": str(key),
+                "tls_control_required": True,
+                "tls_data_required": True,
+            }
+        handler = type("Handler", (base,), attrs)
+        self.server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.address[1]
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"timeout": 0.2}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.close_all()
+
+
+class SshServer:
+    """OpenSSH's sshd with its own config, host key and port; the test logs in as this user
+    with a key made here (password logins are refused, as for a user without a password)."""
+
+    def __init__(self, folder: Path):
+        import getpass
+        import shutil
+        import subprocess
+        import time
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not Path(sshd).exists():
+            message = "OpenSSH's sshd is missing: apt-get install openssh-server"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.root = folder / "files"
+        self.root.mkdir()
+        Path("/run/sshd").mkdir(exist_ok=True)
+
+        def keypair(name: str) -> tuple[str, str]:
+            key = ed25519.Ed25519PrivateKey.generate()
+            private = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            ).decode()
+            public = (
+                key.public_key()
+                .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+                .decode()
+            )
+            (folder / name).write_text(private)
+            (folder / name).chmod(0o600)
+            return private, public
+
+        keypair("host_key")
+        self.client_key, public = keypair("client_key")
+        (folder / "authorized_keys").write_text(public + "\n")
+        self.user = getpass.getuser()
+        self.port = free_port()
+        config = folder / "sshd_config"
+        config.write_text(f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {folder / "host_key"}
+PidFile {folder / "sshd.pid"}
+AuthorizedKeysFile {folder / "authorized_keys"}
+PermitRootLogin yes
+StrictModes no
+UsePAM no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+""")
+        self.log = open(folder / "sshd.log", "w")  # noqa: SIM115 - open while sshd runs
+        self.process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=self.log)
+        deadline = time.monotonic() + 10
+        while True:
+            with socket_module().socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("sshd did not start: " + (folder / "sshd.log").read_text())
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+def socket_module():
+    import socket
+
+    return socket
+
+
+@pytest.fixture(scope="session")
+def ftp_server(tmp_path_factory):
+    server = FtpServer(tmp_path_factory.mktemp("ftp") / "root")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ftps_server(tmp_path_factory):
+    server = FtpServer(tmp_path_factory.mktemp("ftps") / "root", tls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory):
+    server = SshServer(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
