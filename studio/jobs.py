@@ -1,4 +1,5 @@
-"""The import job model (API kind): a chain of calls, a content finder and a field mapping.
+"""The import job models: API jobs (a chain of calls, a content finder) and file jobs (CSV files
+from a file server), each with a field mapping and an optional CSV destination.
 
 Each call may extract named variables from its responses (JSONPath) that later calls use as
 ``{name}`` in their path, query, headers and body; a call has one behavior: a single request,
@@ -13,7 +14,14 @@ import json
 import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from studio.entities import entity, load_entities
 from studio.errors import ConfigError, readable
@@ -205,12 +213,63 @@ class Call(ConfigModel):
         return {k: {n for t in v for n in PLACEHOLDER.findall(t)} for k, v in texts.items()}
 
 
-class ApiJob(Stamped):
-    """An import job that calls a REST API."""
+class CsvSettings(ConfigModel):
+    """How a CSV file is read."""
 
-    ref_kinds: ClassVar[dict[str, str]] = {"connection_id": "api"}
+    delimiter: Literal[",", ";", "\t", "|"] = Field(default=",", title="Delimiter")
+    encoding: Literal["utf-8", "utf-8-sig", "latin-1", "cp1252"] = Field(
+        default="utf-8",
+        title="Encoding",
+        description="utf-8-sig is UTF-8 with a BOM (plain utf-8 reads a BOM too); cp1252 is "
+        "Windows-1252",
+    )
+    header_row: bool = Field(default=True, title="First row is a header")
+    quote_char: str = Field(default='"', title="Quote character", min_length=1, max_length=1)
 
-    kind: Literal["api"] = "api"
+
+class CsvDestination(ConfigModel):
+    """Also write the mapped rows as a CSV file to a file server (Celigo's file options)."""
+
+    enabled: bool = Field(default=False, title="Write a CSV file")
+    connection_id: str = Field(default="", title="Destination connection")
+    folder: str = Field(default="", title="Folder")
+    file_name: str = Field(
+        default="file-{{timestamp}}.csv",
+        title="File name",
+        description="{{timestamp}}, {{date}}, {{job}} and {{run_id}} are filled in",
+    )
+    row_delimiter: Literal["\n", "\r\n"] = Field(default="\n", title="Row delimiter")
+    column_delimiter: Literal[",", ";", "\t", "|"] = Field(default=",", title="Column delimiter")
+    include_header: bool = Field(default=True, title="Include header")
+    wrap_with_quotes: bool = Field(default=False, title="Wrap every value with quotes")
+    replace_tab_with_space: bool = Field(default=False, title="Replace tab with space")
+    replace_newline_with_space: bool = Field(default=False, title="Replace newline with space")
+    neutralize_formulas: bool = Field(
+        default=True,
+        title="Neutralise formulas",
+        description="Prefix values starting with = + - @ with a quote, so that a spreadsheet "
+        "does not run them",
+    )
+
+    @field_validator("folder", "file_name")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        if "\x00" in v or ".." in v.replace("\\", "/").split("/"):
+            raise ValueError("must not contain '..' or NUL bytes")
+        return v
+
+    @model_validator(mode="after")
+    def _needs_connection(self) -> CsvDestination:
+        if self.enabled and not self.connection_id:
+            raise ValueError("Destination connection: is required to write a CSV file")
+        if self.enabled and not self.file_name.strip():
+            raise ValueError("File name: is required")
+        return self
+
+
+class JobBase(Stamped):
+    """What every import job has: connection, entity, schedule, mapping, and a destination."""
+
     connection_id: str = Field(title="Connection", min_length=1)
     entity: str = Field(title="Target entity")
     external_key: str = Field(
@@ -220,14 +279,8 @@ class ApiJob(Stamped):
         description="A stable key for the REST API (/v1/datafeed/synchron/{externalKey})",
     )
     schedule: Schedule = Field(default_factory=Schedule)
-    calls: list[Call] = Field(min_length=1, title="Call")
-    content_finder: str = Field(default="$", title="Content finder (JSONPath)")
     mapping: list[FieldMap] = Field(default_factory=list, title="Mapping")
-
-    @field_validator("content_finder")
-    @classmethod
-    def _finder(cls, v: str) -> str:
-        return _jsonpath(v) or "$"
+    destination: CsvDestination = Field(default_factory=CsvDestination, title="Destination")
 
     @field_validator("entity")
     @classmethod
@@ -236,26 +289,9 @@ class ApiJob(Stamped):
             raise ValueError(f"{v!r} is not one of {', '.join(load_entities())}")
         return v
 
-    @model_validator(mode="after")
-    def _whole_job(self, info: ValidationInfo) -> ApiJob:
-        draft = bool(info.context and info.context.get("draft"))
+    def mapping_problems(self, draft: bool) -> list[str]:
+        """Required fields unmapped (unless a draft), unknown fields, bad defaults, doubles."""
         problems = []
-        defined = set(BUILTINS)
-        for i, call in enumerate(self.calls, 1):
-            for where, names in call.placeholders().items():
-                for name in sorted(names - defined):
-                    problems.append(
-                        f"Call {i} › {where}: uses {{{name}}}, which no earlier call defines "
-                        f"(variables so far: {', '.join(sorted(defined))})"
-                    )
-            source = getattr(call.behavior, "url_source", "")
-            if source and not source.startswith("$") and source not in defined:
-                problems.append(f"Call {i} › URL from: no earlier call defines {{{source}}}")
-            if isinstance(call.behavior, DownloadBehavior) and not (source or call.path):
-                problems.append(f"Call {i} › URL from: a download needs a URL source or a path")
-            if not call.path and not isinstance(call.behavior, DownloadBehavior):
-                problems.append(f"Call {i} › Path: is required")
-            defined |= {v.name for v in call.variables}
         spec = entity(self.entity)
         missing = [] if draft else unmapped_required(self.mapping, spec)
         if missing:
@@ -279,12 +315,119 @@ class ApiJob(Stamped):
             if f.generate in seen:
                 problems.append(f"Mapping: {f.generate!r} is generated twice")
             seen.add(f.generate)
+        return problems
+
+
+class ApiJob(JobBase):
+    """An import job that calls a REST API."""
+
+    ref_kinds: ClassVar[dict[str, str]] = {
+        "connection_id": "api",
+        "destination.connection_id": "file_server",
+    }
+
+    kind: Literal["api"] = "api"
+    calls: list[Call] = Field(min_length=1, title="Call")
+    content_finder: str = Field(default="$", title="Content finder (JSONPath)")
+
+    @field_validator("content_finder")
+    @classmethod
+    def _finder(cls, v: str) -> str:
+        return _jsonpath(v) or "$"
+
+    @model_validator(mode="after")
+    def _whole_job(self, info: ValidationInfo) -> ApiJob:
+        draft = bool(info.context and info.context.get("draft"))
+        problems = []
+        defined = set(BUILTINS)
+        for i, call in enumerate(self.calls, 1):
+            for where, names in call.placeholders().items():
+                for name in sorted(names - defined):
+                    problems.append(
+                        f"Call {i} › {where}: uses {{{name}}}, which no earlier call defines "
+                        f"(variables so far: {', '.join(sorted(defined))})"
+                    )
+            source = getattr(call.behavior, "url_source", "")
+            if source and not source.startswith("$") and source not in defined:
+                problems.append(f"Call {i} › URL from: no earlier call defines {{{source}}}")
+            if isinstance(call.behavior, DownloadBehavior) and not (source or call.path):
+                problems.append(f"Call {i} › URL from: a download needs a URL source or a path")
+            if not call.path and not isinstance(call.behavior, DownloadBehavior):
+                problems.append(f"Call {i} › Path: is required")
+            defined |= {v.name for v in call.variables}
+        problems += self.mapping_problems(draft)
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
 
-def draft_job(data: dict, up_to_call: int | None = None) -> ApiJob:
+class FileSource(ConfigModel):
+    """One file, or every file of an inbound folder (bulk), moved to an outbound folder once
+    imported."""
+
+    mode: Literal["path", "bulk"] = Field(default="path", title="Files")
+    path: str = Field(
+        default="",
+        title="File path",
+        description="Folder and file name, e.g. folder/sub-folder/products.csv",
+    )
+    inbound: str = Field(default="", title="Inbound folder")
+    pattern: str = Field(default="*.csv", title="File name pattern")
+    outbound: str = Field(default="", title="Outbound folder")
+    error_folder: str = Field(
+        default="",
+        title="Error folder",
+        description="Where a file that fails goes; empty: it stays",
+    )
+
+    @field_validator("path", "inbound", "outbound", "error_folder")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        from studio.files import FileServerError, resolve
+
+        try:
+            resolve("/root", v)
+        except FileServerError as e:
+            raise ValueError(str(e).split(": ", 1)[-1]) from None
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> FileSource:
+        if self.mode == "path" and not self.path.strip("/"):
+            raise ValueError("File path: is required (folder and file name)")
+        if self.mode == "bulk":
+            if not self.outbound:
+                raise ValueError("Outbound folder: is required in bulk mode")
+            if self.inbound.strip("/") == self.outbound.strip("/"):
+                raise ValueError("Outbound folder: must differ from the inbound folder")
+        return self
+
+
+class FileJob(JobBase):
+    """An import job that reads CSV files from an FTP, FTPS or SFTP server."""
+
+    ref_kinds: ClassVar[dict[str, str]] = {
+        "connection_id": "file_server",
+        "destination.connection_id": "file_server",
+    }
+
+    kind: Literal["file"] = "file"
+    source: FileSource = Field(default_factory=FileSource, title="Source")
+    csv: CsvSettings = Field(default_factory=CsvSettings, title="CSV")
+
+    @model_validator(mode="after")
+    def _whole_job(self, info: ValidationInfo) -> FileJob:
+        problems = self.mapping_problems(bool(info.context and info.context.get("draft")))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+Job = Annotated[ApiJob | FileJob, Field(discriminator="kind")]
+JOB: TypeAdapter = TypeAdapter(Job)
+
+
+def draft_job(data: dict, up_to_call: int | None = None) -> ApiJob | FileJob:
     """A job being built, validated for a test: only calls 1..``up_to_call``, and a mapping that
     may still miss required fields. Raises ``ConfigError`` naming call and field."""
     data = dict(data)
@@ -292,6 +435,6 @@ def draft_job(data: dict, up_to_call: int | None = None) -> ApiJob:
         data["calls"] = list(data.get("calls", []))[:up_to_call]
     data.setdefault("name", "draft")
     try:
-        return ApiJob.model_validate(data, context={"draft": True})
+        return JOB.validate_python(data, context={"draft": True})
     except ValidationError as e:
-        raise ConfigError(readable(e, [ApiJob])) from None
+        raise ConfigError(readable(e, [ApiJob, FileJob])) from None

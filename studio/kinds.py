@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 
-from studio.jobs import ApiJob
+from studio.jobs import Job
 from studio.models import ConfigModel, Connection
 
 
@@ -41,8 +41,8 @@ CONNECTIONS = ResourceKind(table="connections", label="connection", annotation=C
 JOBS = ResourceKind(
     table="jobs",
     label="job",
-    annotation=ApiJob,
-    refs={"connection_id": "connections"},
+    annotation=Job,
+    refs={"connection_id": "connections", "destination.connection_id": "connections"},
     unique=("name", "external_key"),
 )
 KINDS: dict[str, ResourceKind] = {"connections": CONNECTIONS, "jobs": JOBS}

@@ -78,6 +78,22 @@ def diff(old: ConfigModel | None, new: ConfigModel | None) -> list[dict]:
     return [c for c in changed if both or any(c[k] not in ("", None, []) for k in ("old", "new"))]
 
 
+def _dotted(obj: object, path: str) -> object:
+    """``obj.a.b`` for a model, ``obj["a"]["b"]`` for a stored document; None when missing."""
+    for part in path.split(".") if path else []:
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _with_dotted(model: ConfigModel, path: str, value: object) -> ConfigModel:
+    head, _, rest = path.partition(".")
+    if not rest:
+        return model.model_copy(update={head: value})
+    return model.model_copy(update={head: _with_dotted(getattr(model, head), rest, value)})
+
+
 class ConfigStore:
     """Create, read, update, activate, disable and delete configs, with an audit trail."""
 
@@ -165,18 +181,20 @@ class ConfigStore:
 
     def _resolve_refs(self, db: TinyDB, kind: ResourceKind, model: ConfigModel) -> ConfigModel:
         """A reference may be given by name ("connection_id": "Shop API"); store the id, and
-        refuse a reference to nothing."""
-        updates = {}
+        refuse a reference to nothing, or to a config of the wrong kind. References may sit in
+        nested settings ("destination.connection_id"); an empty one is no reference."""
         for field, table in kind.refs.items():
-            ref = getattr(model, field)
+            ref = _dotted(model, field)
+            if not ref:
+                continue
+            owner = _dotted(model, field.rpartition(".")[0]) if "." in field else model
+            title = type(owner).model_fields[field.rpartition(".")[2]].title or field
             target = self._find(db, self._kind(table), ref)
             if target is None:
-                title = type(model).model_fields[field].title or field
                 raise ConfigError([f"{title}: there is no {self.kinds[table].label} {ref!r}"])
             need = getattr(type(model), "ref_kinds", {}).get(field)
             have = getattr(target[1], "kind", None)
             if need and have != need:
-                title = type(model).model_fields[field].title or field
                 what = f"{target[1].name!r} is a {KIND_LABELS[have]} {self.kinds[table].label}"
                 raise ConfigError(
                     [
@@ -184,8 +202,8 @@ class ConfigStore:
                         f"a {KIND_LABELS[need]} one"
                     ]
                 )
-            updates[field] = target[1].id
-        return model.model_copy(update=updates) if updates else model
+            model = _with_dotted(model, field, target[1].id)
+        return model
 
     def _record(self, db, kind, action, model, source, changes) -> None:
         db.table("audit", cache_size=0).insert(
@@ -241,7 +259,7 @@ class ConfigStore:
         for other in self.kinds.values():
             fields = [f for f, target in other.refs.items() if target == kind.table]
             for doc in db.table(other.table, cache_size=0).all() if fields else []:
-                if any(doc.get(f) == model.id for f in fields):
+                if any(_dotted(doc, f) == model.id for f in fields):
                     found.append(f"{other.label} {doc.get('name')!r}")
         return sorted(found)
 

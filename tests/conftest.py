@@ -344,3 +344,52 @@ def ssh_server(tmp_path_factory):
     server = SshServer(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["ftp", "ftps", "sftp"])
+def server(request, home):
+    """(connection, local folder) for a fresh folder on one of the three servers."""
+    protocol = request.param
+    import uuid
+
+    folder = f"t{uuid.uuid4().hex[:8]}"
+    if protocol == "sftp":
+        ssh = request.getfixturevalue("ssh_server")
+        local = ssh.root / folder
+        local.mkdir()
+        conn = _connection(
+            {
+                "kind": "file_server",
+                "name": "SFTP",
+                "protocol": "sftp",
+                "host": "127.0.0.1",
+                "port": ssh.port,
+                "username": ssh.user,
+                "private_key": ssh.client_key,
+                "root": str(local),
+            }
+        )
+    else:
+        ftp = request.getfixturevalue("ftps_server" if protocol == "ftps" else "ftp_server")
+        local = ftp.root / folder
+        local.mkdir()
+        conn = _connection(
+            {
+                "kind": "file_server",
+                "name": protocol.upper(),
+                "protocol": protocol,
+                "host": "127.0.0.1",
+                "port": ftp.port,
+                "username": FTP_USER,
+                "password": FTP_PASSWORD,
+                "root": f"/{folder}",
+                "verify_tls": False,
+            }
+        )
+    return conn, local
+
+
+def _connection(data: dict):
+    from studio.kinds import CONNECTIONS
+
+    return CONNECTIONS.validate_config(data)

@@ -4,54 +4,12 @@
 from __future__ import annotations
 
 import io
-import uuid
 
 import pytest
 
 from studio.files import FileServerError, connect, resolve
 from studio.kinds import CONNECTIONS
 from tests.conftest import FTP_PASSWORD, FTP_USER
-
-
-@pytest.fixture(params=["ftp", "ftps", "sftp"])
-def server(request, home):
-    """(connection, local folder) for a fresh folder on one of the three servers."""
-    protocol = request.param
-    folder = f"t{uuid.uuid4().hex[:8]}"
-    if protocol == "sftp":
-        ssh = request.getfixturevalue("ssh_server")
-        local = ssh.root / folder
-        local.mkdir()
-        conn = CONNECTIONS.validate_config(
-            {
-                "kind": "file_server",
-                "name": "SFTP",
-                "protocol": "sftp",
-                "host": "127.0.0.1",
-                "port": ssh.port,
-                "username": ssh.user,
-                "private_key": ssh.client_key,
-                "root": str(local),
-            }
-        )
-    else:
-        ftp = request.getfixturevalue("ftps_server" if protocol == "ftps" else "ftp_server")
-        local = ftp.root / folder
-        local.mkdir()
-        conn = CONNECTIONS.validate_config(
-            {
-                "kind": "file_server",
-                "name": protocol.upper(),
-                "protocol": protocol,
-                "host": "127.0.0.1",
-                "port": ftp.port,
-                "username": FTP_USER,
-                "password": FTP_PASSWORD,
-                "root": f"/{folder}",
-                "verify_tls": False,
-            }
-        )
-    return conn, local
 
 
 def test_list_read_upload_move_mkdir_delete(server, home):

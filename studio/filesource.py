@@ -1,0 +1,201 @@
+"""File jobs: read CSV files from a file server, map them, and move bulk files when done.
+
+One path, or bulk mode: every file of the inbound folder that matches the pattern, oldest
+first. Files are streamed in batches, so a file of any size keeps memory flat. In bulk mode each
+file is its own unit of work: its rows go to the sink, the sink commits, and only then is the file
+moved to the outbound folder (under its own name, or with a timestamp suffix when that name is
+taken). A file that fails is rolled back and stays in inbound, or moves to the error folder when
+one is set; the run reports it and goes on with the others.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from studio.engine import Event, Trace
+from studio.entities import entity
+from studio.errors import StudioError
+from studio.files import FileClient, connect
+from studio.jobs import FileJob
+from studio.mapping import Mapper, Reject
+from studio.models import FileServerConnection
+from studio.readers import BATCH, CsvOptions, read_csv, sniff_delimiter
+
+
+class Sink(Protocol):
+    """Where mapped rows go, one file at a time (the entity store, in a run)."""
+
+    def write(self, rows: list[dict], rejects: list[Reject]) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+@dataclass
+class FileResult:
+    path: str
+    records: int = 0
+    rows: int = 0
+    rejects: int = 0
+    error: str = ""
+    moved_to: str = ""
+
+
+@dataclass
+class FileReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.error]
+
+
+def csv_options(job: FileJob) -> CsvOptions:
+    c = job.csv
+    return CsvOptions(c.delimiter, c.encoding, c.header_row, c.quote_char)
+
+
+def files_of(job: FileJob, client: FileClient) -> list[str]:
+    """The files to import: the path, or the inbound files matching the pattern, oldest first."""
+    if job.source.mode == "path":
+        return [job.source.path.lstrip("/")]
+    entries = [
+        e
+        for e in client.list(job.source.inbound)
+        if not e.is_dir
+        and not e.name.startswith(".")
+        and fnmatch.fnmatch(e.name, job.source.pattern or "*")
+    ]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    entries.sort(key=lambda e: (e.modified or oldest, e.name))
+    return [e.path for e in entries]
+
+
+def read_batches(
+    client: FileClient, path: str, options: CsvOptions, batch: int = BATCH
+) -> Iterator[list[dict]]:
+    with client.open(path) as stream:
+        yield from read_csv(stream, options, name=path, batch=batch)
+
+
+def free_name(client: FileClient, folder: str, name: str, now: datetime) -> str:
+    """``folder/name``, or ``folder/stem-20261122T083000Z.ext`` when that name is taken."""
+    target = posixpath.join(folder, name)
+    if not client.exists(target):
+        return target
+    stem, ext = posixpath.splitext(name)
+    return posixpath.join(folder, f"{stem}-{now.strftime('%Y%m%dT%H%M%SZ')}{ext}")
+
+
+def import_files(
+    job: FileJob,
+    client: FileClient,
+    sink: Sink,
+    *,
+    on_event: Callable[[Event], None] = lambda _e: None,
+    batch: int = BATCH,
+) -> FileReport:
+    """Import every file of the job into ``sink``; bulk files are moved once committed."""
+    mapper = Mapper(job.mapping, entity(job.entity))
+    options = csv_options(job)
+    report = FileReport()
+    bulk = job.source.mode == "bulk"
+    if bulk and job.source.outbound:
+        client.makedirs(job.source.outbound)
+    for path in files_of(job, client):
+        result = FileResult(path)
+        report.files.append(result)
+        on_event({"kind": "log", "message": f"{path}: reading"})
+        try:
+            for records in read_batches(client, path, options, batch):
+                mapped = mapper.map(records, start=result.records)
+                result.records += len(records)
+                result.rows += len(mapped.rows)
+                result.rejects += len(mapped.rejects)
+                sink.write(mapped.rows, mapped.rejects)
+                on_event({"kind": "page", "call": path, "records": len(records)})
+            sink.commit()
+        except StudioError as e:
+            sink.rollback()
+            result.error = str(e)
+            on_event({"kind": "log", "message": f"{path}: failed: {e}"})
+            if bulk and job.source.error_folder:
+                client.makedirs(job.source.error_folder)
+                result.moved_to = free_name(
+                    client, job.source.error_folder, posixpath.basename(path), datetime.now(UTC)
+                )
+                client.rename(path, result.moved_to)
+            continue
+        if bulk:
+            result.moved_to = free_name(
+                client, job.source.outbound, posixpath.basename(path), datetime.now(UTC)
+            )
+            client.rename(path, result.moved_to)
+        on_event(
+            {
+                "kind": "log",
+                "message": f"{path}: {result.records} records, {result.rows} "
+                f"rows, {result.rejects} rejects"
+                + (f", moved to {result.moved_to}" if bulk else ""),
+            }
+        )
+    if bulk and not report.files:
+        on_event(
+            {
+                "kind": "log",
+                "message": f"No file in {job.source.inbound or '/'} matches {job.source.pattern}",
+            }
+        )
+    return report
+
+
+def preview_file(
+    job: FileJob, conn: FileServerConnection, home: Path, *, max_records: int = 500
+) -> Trace:
+    """The first rows of the file (or of the first inbound file), mapped, with a delimiter
+    suggestion sniffed from the first lines. Nothing is moved or written."""
+    trace = Trace()
+    started = time.perf_counter()
+    try:
+        with connect(conn, home) as client:
+            paths = files_of(job, client)
+            if not paths:
+                raise StudioError(
+                    f"No file in {job.source.inbound or '/'} matches {job.source.pattern}"
+                )
+            path = paths[0]
+            trace.log.append(
+                f"Reading {path}"
+                + (f" (first of {len(paths)} inbound files)" if len(paths) > 1 else "")
+            )
+            with client.open(path) as stream:
+                head = stream.read(64 * 1024)
+            text = head.decode(
+                job.csv.encoding if job.csv.encoding != "utf-8" else "utf-8-sig", errors="replace"
+            )
+            guess = sniff_delimiter("\n".join(text.splitlines()[:20]))
+            if guess and guess != job.csv.delimiter:
+                trace.log.append(f"The first lines suggest the delimiter {guess!r}")
+            trace.documents = [{"suggested_delimiter": guess}]
+            records: list[Any] = []
+            for rows in read_batches(client, path, csv_options(job), batch=max_records):
+                records.extend(rows[: max_records - len(records)])
+                if len(records) >= max_records:
+                    trace.stopped.append(f"stopped after {max_records} records: preview limit")
+                    break
+            mapped = Mapper(job.mapping, entity(job.entity)).map(records)
+            trace.records, trace.rows = records, mapped.rows
+            trace.rejects = [r.as_dict() for r in mapped.rejects]
+    except StudioError as e:
+        trace.error = str(e)
+        trace.log.append(f"error: {e}")
+    trace.elapsed_ms = (time.perf_counter() - started) * 1000
+    return trace
