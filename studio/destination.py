@@ -59,7 +59,8 @@ class CsvFile:
     def __init__(self, dest: CsvDestination, columns: list[str], folder: Path | None = None):
         self.dest = dest
         self.columns = columns
-        handle = tempfile.NamedTemporaryFile(
+        # Open until deliver() or discard(): rows are written as they come, batch by batch.
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
             "w", newline="", encoding="utf-8", suffix=".csv", dir=folder, delete=False
         )
         self.path = Path(handle.name)
