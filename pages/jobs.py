@@ -20,6 +20,8 @@ from studio.curl import parse_curl
 from studio.engine import find_records, preview
 from studio.entities import load_entities
 from studio.errors import ConfigError, StudioError
+from studio.files import connect
+from studio.filesource import preview_file
 from studio.jobs import (
     BUILTINS,
     DownloadBehavior,
@@ -34,7 +36,12 @@ from studio.schedules import DEFAULT_MODE, WEEKDAYS, Schedule
 from studio.store import ConfigStore
 
 NEW = "+ New job"
-SECTIONS = ["Basics", "Calls and tests", "Records and mapping"]
+SECTIONS = {
+    "api": ["Basics", "Calls and tests", "Records and mapping"],
+    "file": ["Basics", "Files and test", "Records and mapping"],
+}
+CONN_KIND = {"api": "api", "file": "file_server"}
+DELIMITERS = {",": "comma ,", ";": "semicolon ;", "\t": "tab", "|": "pipe |"}
 SHOWN = 200  # rows drawn in a table; counts are always of everything
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 TYPES = ["string", "integer", "number", "boolean", "date", "datetime"]
@@ -105,20 +112,21 @@ jid = current.id if current else "new"
 api_connections = [c for c in connections if c.kind == "api"]
 
 
-def new_draft() -> dict:
-    active = [c for c in api_connections if c.status == "active"]
-    return {
-        "kind": "api",
+def new_draft(kind: str = "api") -> dict:
+    active = [c for c in connections if c.status == "active" and c.kind == CONN_KIND[kind]]
+    draft = {
+        "kind": kind,
         "name": "",
         "status": "active",
         "connection_id": active[0].id if active else "",
         "entity": "Products",
         "external_key": "",
         "schedule": {"type": "manual"},
-        "calls": [{"method": "GET", "path": ""}],
-        "content_finder": "$",
         "mapping": [],
     }
+    if kind == "api":
+        return draft | {"calls": [{"method": "GET", "path": ""}], "content_finder": "$"}
+    return draft | {"source": {"mode": "path", "path": ""}, "csv": {"delimiter": ","}}
 
 
 if jid not in drafts:
@@ -128,7 +136,9 @@ if jid not in drafts:
         else new_draft()
     )
 draft = drafts[jid]
-uids: list = state.setdefault(f"jb_uids.{jid}", [uuid.uuid4().hex[:8] for _ in draft["calls"]])
+uids: list = state.setdefault(
+    f"jb_uids.{jid}", [uuid.uuid4().hex[:8] for _ in draft.get("calls", [])]
+)
 
 
 def key(*parts) -> str:
@@ -220,21 +230,35 @@ if current is not None:
 # One section drawn at a time, not st.tabs: tabs draw every section on every rerun, and the
 # browser then redraws all of them each time the live preview changes. What is typed in a
 # section that is not drawn lives on in the draft.
-if state.get("jb_section") is None:
-    state["jb_section"] = state.get("jb_section_last", SECTIONS[0])
-section = st.segmented_control("Section", SECTIONS, key="jb_section", label_visibility="collapsed")
+sections = SECTIONS[draft["kind"]]
+if state.get("jb_section") not in sections:
+    last = state.get("jb_section_last")
+    state["jb_section"] = last if last in sections else sections[0]
+section = st.segmented_control("Section", sections, key="jb_section", label_visibility="collapsed")
 state["jb_section_last"] = section
 
 # --- basics -------------------------------------------------------------------------------------
 
 if section == "Basics":
+    if current is None:
+        kind = st.radio(
+            "Import from",
+            ["api", "file"],
+            horizontal=True,
+            key=seeded(key("kind"), draft["kind"]),
+            format_func={"api": "API calls", "file": "CSV files on a file server"}.get,
+        )
+        if kind != draft["kind"]:
+            drafts[jid] = new_draft(kind) | {"name": draft["name"], "entity": draft["entity"]}
+            forget(f"jb.{jid}.connection")
+            st.rerun()
+    job_conns = [c for c in connections if c.kind == CONN_KIND[draft["kind"]]]
     left, right = st.columns(2)
     draft["name"] = left.text_input("Job name", key=seeded(key("name"), draft["name"]))
-    choices = [
-        c.id for c in api_connections if c.status == "active" or c.id == draft["connection_id"]
-    ]
+    choices = [c.id for c in job_conns if c.status == "active" or c.id == draft["connection_id"]]
     if not choices:
-        right.warning("No active API connection yet: create one on the Connections page.")
+        what = "API connection" if draft["kind"] == "api" else "file server connection"
+        right.warning(f"No active {what} yet: create one on the Connections page.")
     else:
         if draft["connection_id"] not in choices:
             draft["connection_id"] = choices[0]
@@ -246,7 +270,7 @@ if section == "Basics":
                 conn_names[cid]
                 + (
                     ""
-                    if any(c.id == cid and c.status == "active" for c in api_connections)
+                    if any(c.id == cid and c.status == "active" for c in job_conns)
                     else " (disabled)"
                 )
             ),
@@ -325,6 +349,199 @@ if section == "Basics":
         )
     except ValueError as e:
         st.error(str(e).split("\n", 1)[1].split(" [type=")[0].replace("Value error, ", ""))
+
+    dest = draft.setdefault("destination", {"enabled": False})
+    with st.expander(
+        "Also write the rows as a CSV file to a file server", expanded=bool(dest.get("enabled"))
+    ):
+        dest["enabled"] = st.checkbox(
+            "Write a CSV file", key=seeded(key("d", "enabled"), dest.get("enabled", False))
+        )
+        servers = [c for c in connections if c.kind == "file_server"]
+        if dest["enabled"] and not servers:
+            st.warning("No file server connection yet: create one on the Connections page.")
+        elif dest["enabled"]:
+            ids = [c.id for c in servers]
+            c = st.columns(3)
+            dest["connection_id"] = c[0].selectbox(
+                "Destination connection",
+                ids,
+                format_func=conn_names.get,
+                key=seeded(key("d", "connection"), dest.get("connection_id") or ids[0]),
+            )
+            dest["folder"] = c[1].text_input(
+                "Folder", key=seeded(key("d", "folder"), dest.get("folder", ""))
+            )
+            dest["file_name"] = c[2].text_input(
+                "File name",
+                key=seeded(key("d", "file_name"), dest.get("file_name", "file-{{timestamp}}.csv")),
+                help="{{timestamp}}, {{date}}, {{job}} and {{run_id}} are filled in",
+            )
+            c = st.columns(3)
+            dest["column_delimiter"] = c[0].selectbox(
+                "Column delimiter",
+                list(DELIMITERS),
+                format_func=DELIMITERS.get,
+                key=seeded(key("d", "column_delimiter"), dest.get("column_delimiter", ",")),
+            )
+            dest["row_delimiter"] = c[1].selectbox(
+                "Row delimiter",
+                ["\n", "\r\n"],
+                format_func={"\n": "LF (\\n)", "\r\n": "CRLF (\\r\\n)"}.get,
+                key=seeded(key("d", "row_delimiter"), dest.get("row_delimiter", "\n")),
+            )
+            for n, (name, label, default) in enumerate(
+                [
+                    ("include_header", "Include header", True),
+                    ("wrap_with_quotes", "Wrap with quotes", False),
+                    ("replace_tab_with_space", "Replace tab with space", False),
+                    ("replace_newline_with_space", "Replace newline with space", False),
+                    ("neutralize_formulas", "Neutralise formulas (= + - @)", True),
+                ]
+            ):
+                dest[name] = st.columns(2)[n % 2].checkbox(
+                    label, key=seeded(key("d", name), dest.get(name, default))
+                )
+
+# --- files and test (file jobs) -------------------------------------------------------------------
+
+
+def browse(folder: str) -> None:
+    """The server's folders and files, to pick a path from."""
+    try:
+        conn = store.get("connections", draft["connection_id"], reveal=True)
+        with connect(conn, store.home, timeout=15) as client:
+            entries = client.list(folder)
+    except StudioError as e:
+        st.error(str(e))
+        return
+    state[key("listing")] = [
+        {
+            "name": e.name + ("/" if e.is_dir else ""),
+            "path": e.path,
+            "size": e.size,
+            "modified": e.modified,
+        }
+        for e in entries
+    ]
+
+
+if section == "Files and test":
+    src, csvs = draft.setdefault("source", {"mode": "path"}), draft.setdefault("csv", {})
+    src["mode"] = st.radio(
+        "Files",
+        ["path", "bulk"],
+        horizontal=True,
+        key=seeded(key("f", "mode"), src.get("mode", "path")),
+        format_func={"path": "One file path", "bulk": "Bulk: every file of an inbound folder"}.get,
+    )
+    if src["mode"] == "path":
+        src["path"] = st.text_input(
+            "File path",
+            key=seeded(key("f", "path"), src.get("path", "")),
+            placeholder="folder/sub-folder/import-products.csv",
+        )
+    else:
+        c = st.columns(4)
+        for n, (name, label, default) in enumerate(
+            [
+                ("inbound", "Inbound folder", ""),
+                ("pattern", "File name pattern", "*.csv"),
+                ("outbound", "Outbound folder", ""),
+                ("error_folder", "Error folder (optional)", ""),
+            ]
+        ):
+            src[name] = c[n].text_input(label, key=seeded(key("f", name), src.get(name, default)))
+    with st.expander("Browse the server"):
+        bar = st.container(horizontal=True, vertical_alignment="bottom")
+        folder = bar.text_input("Folder", key=key("f", "browse"), placeholder="/ (the root)")
+        if bar.button("List", key=key("f", "list")):
+            browse(folder or "")
+        listing = state.get(key("listing"))
+        if listing:
+            st.dataframe(pd.DataFrame(listing), hide_index=True, width="stretch")
+            picked = st.selectbox("Use", [e["path"] for e in listing], key=key("f", "pick"))
+            use = st.container(horizontal=True)
+            if use.button("As the file path", key=key("f", "use_path")):
+                src["mode"], src["path"] = "path", picked
+                forget(f"jb.{jid}.f.")
+                st.rerun()
+            if use.button("As the inbound folder", key=key("f", "use_inbound")):
+                src["mode"], src["inbound"] = "bulk", picked
+                forget(f"jb.{jid}.f.")
+                st.rerun()
+    st.markdown("**CSV**")
+    c = st.columns(4)
+    csvs["delimiter"] = c[0].selectbox(
+        "Delimiter",
+        list(DELIMITERS),
+        format_func=DELIMITERS.get,
+        key=seeded(key("f", "delimiter"), csvs.get("delimiter", ",")),
+    )
+    encodings = {
+        "utf-8": "UTF-8",
+        "utf-8-sig": "UTF-8 with BOM",
+        "latin-1": "Latin-1",
+        "cp1252": "Windows-1252",
+    }
+    csvs["encoding"] = c[1].selectbox(
+        "Encoding",
+        list(encodings),
+        format_func=encodings.get,
+        key=seeded(key("f", "encoding"), csvs.get("encoding", "utf-8")),
+    )
+    csvs["quote_char"] = c[2].text_input(
+        "Quote character", max_chars=1, key=seeded(key("f", "quote"), csvs.get("quote_char", '"'))
+    )
+    csvs["header_row"] = c[3].checkbox(
+        "First row is a header", key=seeded(key("f", "header"), csvs.get("header_row", True))
+    )
+    limits = state.setdefault("jb_limits", {}).setdefault(jid, {"pages": 5, "records": 500})
+    limits["records"] = st.number_input(
+        "Preview: max rows", 1, 100_000, key=seeded(key("limit_records"), limits["records"])
+    )
+    if st.button("Test", key=key("f", "test"), type="primary"):
+        with st.spinner("Reading the first rows…"):
+            try:
+                job = draft_job(draft)
+                conn = store.get("connections", job.connection_id, reveal=True)
+            except ConfigError as e:
+                for m in e.messages:
+                    st.error(m)
+            except StudioError as e:
+                st.error(str(e))
+            else:
+                trace = preview_file(job, conn, store.home, max_records=limits["records"])
+                tests[jid] = {
+                    "call": 1,
+                    "at": datetime.now(UTC).strftime("%H:%M:%S UTC"),
+                    "trace": trace.as_dict(),
+                }
+    test = tests.get(jid)
+    if test:
+        trace = test["trace"]
+        st.markdown(f"**Last test** (at {test['at']}): {len(trace['records'])} rows read")
+        if trace["error"]:
+            st.error(trace["error"])
+        suggested = trace["hints"].get("delimiter")
+        if suggested and suggested != csvs["delimiter"]:
+            st.warning(f"The first lines suggest the delimiter {DELIMITERS[suggested]}.")
+
+            def use_delimiter(value: str = suggested) -> None:
+                # A callback runs before the widgets are drawn, so it may set the widget too.
+                csvs["delimiter"] = state[key("f", "delimiter")] = value
+
+            st.button(
+                f"Use {DELIMITERS[suggested]}",
+                key=key("f", "use_delimiter"),
+                on_click=use_delimiter,
+            )
+        for stop in trace["stopped"]:
+            st.warning(stop[0].upper() + stop[1:])
+        if trace["records"]:
+            st.dataframe(pd.DataFrame(trace["records"][:SHOWN]), width="stretch", height=260)
+        if trace["log"]:
+            st.code("\n".join(trace["log"]))
 
 # --- calls and tests ----------------------------------------------------------------------------
 
@@ -466,7 +683,7 @@ def run_test(up_to: int) -> None:
     limits = state.setdefault("jb_limits", {}).setdefault(jid, {"pages": 5, "records": 500})
     with st.status(f"Testing call{'s 1–' if up_to > 1 else ' '}{up_to}…", expanded=True) as status:
         try:
-            job = draft_job(job_data(), up_to_call=up_to)
+            job = draft_job(draft, up_to_call=up_to)
             conn = store.get("connections", job.connection_id, reveal=True)
         except ConfigError as e:
             status.update(label="Not ready to test", state="error")
@@ -593,10 +810,6 @@ def show_test() -> None:
     if trace["log"]:
         with st.expander("Log"):
             st.code("\n".join(trace["log"]))
-
-
-def job_data() -> dict:
-    return {**draft, "calls": draft["calls"]}
 
 
 if section == "Calls and tests":
@@ -798,13 +1011,19 @@ def mapping_rows(rows: list[dict]) -> tuple[list[FieldMap], list[str]]:
 def records_and_mapping() -> None:
     test = tests.get(jid)
     spec = entities[draft["entity"]]
-    finder = st.text_input(
-        "Content finder (JSONPath)",
-        key=seeded(key("content_finder"), draft["content_finder"]),
-        help="Where the records are in each response of the last call, "
-        "e.g. $.items or $.data.results[*]",
+    api = draft["kind"] == "api"
+    finder = (
+        "$"
+        if not api
+        else st.text_input(
+            "Content finder (JSONPath)",
+            key=seeded(key("content_finder"), draft["content_finder"]),
+            help="Where the records are in each response of the last call, "
+            "e.g. $.items or $.data.results[*]",
+        )
     )
-    draft["content_finder"] = finder
+    if api:
+        draft["content_finder"] = finder
     records: list = []
     if not test:
         st.info("Test a call (in Calls and tests) to see its records here.")
@@ -818,13 +1037,14 @@ def records_and_mapping() -> None:
                 st.warning(f"No records at {finder}. Paths that match: " + ", ".join(near))
         else:
             records = trace["records"]
-            if records:
+            if records and api:
                 st.caption(
                     "Rows of a downloaded file are the records; the content finder "
                     "does not apply to them."
                 )
+        origin = f"the test of call {test['call']}" if api else "the test of the file"
         st.markdown(
-            f"**{len(records):,} records** from the test of call {test['call']}"
+            f"**{len(records):,} records** from {origin}"
             + (f" (showing {SHOWN})" if len(records) > SHOWN else "")
         )
         if records:
@@ -938,7 +1158,7 @@ if section == "Records and mapping":
 # --- save -----------------------------------------------------------------------------------------
 
 if st.button("Save job" if current else "Create job", type="primary", key="jb_save"):
-    data = {**draft, "calls": draft["calls"]}
+    data = dict(draft)
     try:
         if current is None:
             saved = store.create("jobs", data, source="studio")

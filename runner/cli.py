@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from studio.connectivity import check_connection
-from studio.engine import load_job, preview
 from studio.errors import ConfigError, StudioError
 from studio.kinds import config_schema
 from studio.models import KIND_LABELS
+from studio.runs import preview_saved
 from studio.store import ConfigStore
 from studio.transfer import export_configs, import_configs
 
@@ -206,9 +206,8 @@ def _configs(store: ConfigStore, kind: str, args: argparse.Namespace) -> int:
 
 
 def _preview(store: ConfigStore, args: argparse.Namespace) -> int:
-    job, conn = load_job(store, args.name)
-    trace = preview(
-        job, conn, up_to_call=args.up_to, max_pages=args.pages, max_records=args.records
+    trace = preview_saved(
+        store, args.name, up_to_call=args.up_to, max_pages=args.pages, max_records=args.records
     )
     if args.json:
         print(json.dumps(trace.as_dict(), indent=2, ensure_ascii=False, default=str))

@@ -438,6 +438,7 @@ class Trace:
     rejects: list[dict] = field(default_factory=list)
     error: str | None = None
     elapsed_ms: float = 0.0
+    hints: dict = field(default_factory=dict)  # e.g. the delimiter a file's first lines suggest
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -512,10 +513,3 @@ def find_records(documents: list[Any], expr: str) -> tuple[list[Any], str | None
     paths += [p for p, _v in leaf_paths(documents[0]) if p not in paths]
     near = difflib.get_close_matches(expr, paths, n=5, cutoff=0.0)
     return [], None, near
-
-
-def load_job(store, ref: str) -> tuple[ApiJob, ApiConnection]:
-    """A saved job and its connection, secrets in clear, ready for ``preview`` or a run."""
-    job = store.get("jobs", ref, reveal=True)
-    conn = store.get("connections", job.connection_id, reveal=True)
-    return job, conn

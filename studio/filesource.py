@@ -184,7 +184,7 @@ def preview_file(
             guess = sniff_delimiter("\n".join(text.splitlines()[:20]))
             if guess and guess != job.csv.delimiter:
                 trace.log.append(f"The first lines suggest the delimiter {guess!r}")
-            trace.documents = [{"suggested_delimiter": guess}]
+            trace.hints["delimiter"] = guess
             records: list[Any] = []
             for rows in read_batches(client, path, csv_options(job), batch=max_records):
                 records.extend(rows[: max_records - len(records)])

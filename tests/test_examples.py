@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from studio.engine import load_job, preview
+from studio.engine import preview
+from studio.runs import load_job
 from studio.transfer import EXAMPLES, import_configs
 from tests.conftest import point_demo_at
 

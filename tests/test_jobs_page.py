@@ -313,3 +313,64 @@ def test_field_browser_and_suggestions_fill_the_mapping(conn, home):
     at.switch_page("pages/jobs.py").run()
     go(at, CALLS)
     assert at.number_input(key="jb.new.limit_pages").value == 1
+
+
+def test_a_file_job_from_an_ftp_server(home, ftp_server):
+    from tests.conftest import FTP_PASSWORD, FTP_USER
+
+    folder = ftp_server.root / "page-test"
+    (folder / "in").mkdir(parents=True, exist_ok=True)
+    (folder / "in" / "suppliers.csv").write_text("id;company\nS1;Acme\nS2;Globex\n")
+    store = ConfigStore(home)
+    store.create(
+        "connections",
+        {
+            "kind": "file_server",
+            "name": "Supplier FTP",
+            "protocol": "ftp",
+            "host": "127.0.0.1",
+            "port": ftp_server.port,
+            "username": FTP_USER,
+            "password": FTP_PASSWORD,
+            "root": "/page-test",
+        },
+        source="cli",
+    )
+    at = open_builder()
+    at.radio(key="jb.new.kind").set_value("file").run()
+    at.text_input(key="jb.new.name").input("Suppliers from FTP").run()
+    at.selectbox(key="jb.new.entity").select("Suppliers").run()
+    go(at, "Files and test")
+    at.text_input(key="jb.new.f.browse").input("in")
+    at.button(key="jb.new.f.list").click().run()
+    at.selectbox(key="jb.new.f.pick").select("in/suppliers.csv")
+    at.button(key="jb.new.f.use_path").click().run()
+    assert at.text_input(key="jb.new.f.path").value == "in/suppliers.csv"
+    at.button(key="jb.new.f.test").click().run()
+    assert not at.exception
+    # The default delimiter is a comma: one column, and the studio says which one it may be.
+    assert any("the delimiter may be ';' (semicolon)" in e for e in texts(at, "error"))
+    assert "The first lines suggest the delimiter semicolon ;." in texts(at, "warning")
+    at.button(key="jb.new.f.use_delimiter").click().run()
+    at.button(key="jb.new.f.test").click().run()
+    assert texts(at, "error") == []
+    assert any(m.endswith("2 rows read") for m in texts(at, "markdown"))
+    go(at, RECORDS)
+    assert "**2 records** from the test of the file" in texts(at, "markdown")
+    edit_table(
+        at,
+        "new",
+        "mapping",
+        added=[
+            {"extract": "id", "generate": "external_id", "type": "string"},
+            {"extract": "company", "generate": "name", "type": "string"},
+        ],
+    )
+    assert "**2 rows**, **0 rejects**" in texts(at, "markdown")
+    at.button(key="jb_save").click().run()
+    assert texts(at, "success") == ["Saved job 'Suppliers from FTP'."], texts(at, "error")
+    saved = store.get("jobs", "Suppliers from FTP")
+    assert (saved.kind, saved.source.path, saved.csv.delimiter) == ("file", "in/suppliers.csv", ";")
+    assert at.session_state["jb_drafts"][saved.id] == saved.model_dump(
+        mode="json", exclude={"created_at", "updated_at"}
+    )
