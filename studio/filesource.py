@@ -24,9 +24,9 @@ from studio.entities import entity
 from studio.errors import StudioError
 from studio.files import FileClient, connect
 from studio.jobs import FileJob
-from studio.mapping import Mapper, Reject
+from studio.mapping import MappedBatch, Mapper, Reject
 from studio.models import FileServerConnection
-from studio.readers import BATCH, CsvOptions, read_csv, sniff_delimiter
+from studio.readers import BATCH, CsvOptions, CsvRows, read_csv, sniff_delimiter
 
 
 class Sink(Protocol):
@@ -86,6 +86,25 @@ def read_batches(
         yield from read_csv(stream, options, name=path, batch=batch)
 
 
+def mapped_batches(
+    client: FileClient, path: str, job: FileJob, batch: int = BATCH
+) -> Iterator[tuple[int, MappedBatch]]:
+    """(records read, rows and rejects) per batch of one file. The mapping is compiled for the
+    file's own columns, so that rows stay lists and are read by index."""
+    spec = entity(job.entity)
+    mapper, start = None, 0
+    with client.open(path) as stream:
+        rows = CsvRows(stream, csv_options(job), name=path, batch=batch)
+        for lines in rows:
+            if mapper is None or mapper.columns != rows.header:
+                try:
+                    mapper = Mapper(job.mapping, spec, columns=list(rows.header))
+                except StudioError as e:
+                    raise StudioError(f"{path}: {e}") from None
+            yield len(lines), mapper.map(lines, start=start)
+            start += len(lines)
+
+
 def free_name(client: FileClient, folder: str, name: str, now: datetime) -> str:
     """``folder/name``, or ``folder/stem-20261122T083000Z.ext`` when that name is taken."""
     target = posixpath.join(folder, name)
@@ -104,8 +123,6 @@ def import_files(
     batch: int = BATCH,
 ) -> FileReport:
     """Import every file of the job into ``sink``; bulk files are moved once committed."""
-    mapper = Mapper(job.mapping, entity(job.entity))
-    options = csv_options(job)
     report = FileReport()
     bulk = job.source.mode == "bulk"
     if bulk and job.source.outbound:
@@ -115,13 +132,12 @@ def import_files(
         report.files.append(result)
         on_event({"kind": "log", "message": f"{path}: reading"})
         try:
-            for records in read_batches(client, path, options, batch):
-                mapped = mapper.map(records, start=result.records)
-                result.records += len(records)
+            for count, mapped in mapped_batches(client, path, job, batch):
+                result.records += count
                 result.rows += len(mapped.rows)
                 result.rejects += len(mapped.rejects)
                 sink.write(mapped.rows, mapped.rejects)
-                on_event({"kind": "page", "call": path, "records": len(records)})
+                on_event({"kind": "page", "call": path, "records": count})
             sink.commit()
         except StudioError as e:
             sink.rollback()

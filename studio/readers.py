@@ -48,55 +48,77 @@ def sniff_delimiter(sample: str) -> str | None:
         return best if best and counts[best] else None
 
 
+class CsvRows:
+    """The rows of a CSV stream as lists of strings, in batches, read as the stream comes.
+
+    Lists, not dicts: building a dict per row cost more than parsing the CSV itself, and a
+    mapping compiled for the file's columns (``Mapper(columns=…)``) reads a row by index.
+    ``header`` is known once the first batch is out: the file's first row, or column_1… when
+    the file has no header row. A row wider than the header adds column_N names."""
+
+    def __init__(
+        self, stream: IO[bytes], options: CsvOptions, name: str = "file", batch: int = BATCH
+    ):
+        self.stream, self.options, self.name, self.batch = stream, options, name, batch
+        self.header: list[str] = []
+
+    def __iter__(self) -> Iterator[list[list[str]]]:
+        options, name = self.options, self.name
+        text = _text(self.stream, options.encoding)
+        reader = csv.reader(text, delimiter=options.delimiter, quotechar=options.quote_char)
+        try:
+            first = next(reader, None)
+            if first is None:
+                return
+            rows: list[list[str]] = []
+            if options.header_row:
+                self.header = [h.strip() for h in first]
+                if len(self.header) == 1:
+                    guess = sniff_delimiter(first[0])
+                    if guess and guess != options.delimiter:
+                        raise StudioError(
+                            f"{name}: 1 column found with the delimiter "
+                            f"{_NAMES.get(options.delimiter, repr(options.delimiter))}; the "
+                            f"delimiter may be {guess!r} ({_NAMES[guess]})"
+                        )
+            else:
+                self.header = [f"column_{i}" for i in range(1, len(first) + 1)]
+                rows.append(first)
+            width, size = len(self.header), self.batch
+            for line in reader:
+                if len(line) != width:
+                    if not line:
+                        continue
+                    if len(line) < width:
+                        line += [""] * (width - len(line))
+                    else:
+                        self.header += [f"column_{i}" for i in range(width + 1, len(line) + 1)]
+                        width = len(self.header)
+                rows.append(line)
+                if len(rows) >= size:
+                    yield rows
+                    rows = []
+            if rows:
+                yield rows
+        except UnicodeDecodeError as e:
+            raise StudioError(
+                f"{name}: byte {e.start} is not {options.encoding} text; choose the file's "
+                "encoding (for example latin-1 or windows-1252)"
+            ) from None
+        except csv.Error as e:
+            raise StudioError(f"{name}: not valid CSV at line {reader.line_num}: {e}") from None
+        finally:
+            text.detach()
+
+
 def read_csv(
     stream: IO[bytes], options: CsvOptions, name: str = "file", batch: int = BATCH
 ) -> Iterator[list[dict]]:
-    """Rows as dicts (header names, or column_1… without a header row), in batches."""
-    text = _text(stream, options.encoding)
-    reader = csv.reader(text, delimiter=options.delimiter, quotechar=options.quote_char)
-    try:
-        first = next(reader, None)
-        if first is None:
-            return
-        if options.header_row:
-            header = [h.strip() for h in first]
-            if len(header) == 1:
-                guess = sniff_delimiter(first[0])
-                if guess and guess != options.delimiter:
-                    raise StudioError(
-                        f"{name}: 1 column found with the delimiter "
-                        f"{_NAMES.get(options.delimiter, repr(options.delimiter))}; the "
-                        f"delimiter may be {guess!r} ({_NAMES[guess]})"
-                    )
-            rows: list[dict] = []
-        else:
-            header = [f"column_{i}" for i in range(1, len(first) + 1)]
-            rows = [dict(zip(header, first, strict=False))]
-        width = len(header)
-        for line in reader:
-            if not line:
-                continue
-            if len(line) != width:
-                line = (line + [""] * width)[:width] if len(line) < width else line
-                if len(line) > width:
-                    extra = {f"column_{i}": v for i, v in enumerate(line[width:], width + 1)}
-                    rows.append({**dict(zip(header, line, strict=False)), **extra})
-                    continue
-            rows.append(dict(zip(header, line, strict=True)))
-            if len(rows) >= batch:
-                yield rows
-                rows = []
-        if rows:
-            yield rows
-    except UnicodeDecodeError as e:
-        raise StudioError(
-            f"{name}: byte {e.start} is not {options.encoding} text; choose the file's encoding "
-            "(for example latin-1 or windows-1252)"
-        ) from None
-    except csv.Error as e:
-        raise StudioError(f"{name}: not valid CSV at line {reader.line_num}: {e}") from None
-    finally:
-        text.detach()
+    """Rows as dicts keyed by the header, in batches: for previews and downloads."""
+    rows = CsvRows(stream, options, name, batch)
+    for lines in rows:
+        header = rows.header
+        yield [dict(zip(header, line, strict=False)) for line in lines]
 
 
 def read_jsonl(stream: IO[bytes], name: str = "file", batch: int = BATCH) -> Iterator[list[Any]]:

@@ -208,3 +208,14 @@ def test_cell_and_file_name_rules():
         file_name("file-{{timestamp}}.csv", job="j", run_id="r", now=datetime(2026, 1, 2, 3, 4, 5))
         == "file-20260102T030405Z.csv"
     )
+
+
+def test_a_mapping_column_missing_from_the_file_fails_that_file(server, home):
+    conn, local = server
+    write(local / "x.csv", "id;firm;country\nS1;Acme;FR\n")
+    with connect(conn, home) as client:
+        report = import_files(file_job(mode="path", path="x.csv"), client, ListSink())
+    assert report.failed[0].error == (
+        "x.csv: the mapping reads column 'company', which the file does not have (its columns: "
+        "id, firm, country)"
+    )

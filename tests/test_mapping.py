@@ -176,3 +176,36 @@ def test_profile_and_suggestions():
     assert pairs["name"] == "$.title"
     assert pairs["classification_category_id"] == "$.category.code"
     assert pairs["created_at"] == "$.createdAt"
+
+
+def test_rows_as_lists_read_by_column_index():
+    """CSV rows stay lists; the mapping compiled for the columns reads them by index, and
+    agrees with the careful path on every row."""
+    from studio.errors import StudioError
+
+    columns = ["id", "name", "price", "stock"]
+    mapper = Mapper(
+        [
+            fm("id", "external_id"),
+            fm("name", "name"),
+            fm("price", "price", type="number"),
+            fm("stock", "stock", type="integer"),
+            fm('"EUR"', "currency"),
+        ],
+        columns=columns,
+    )
+    lines = [["S1", "Lamp", "12,50", "3"], ["S2", "Desk", "abc", "4.0"], ["S3", "", "1", ""]]
+    batch = mapper.map(lines)
+    assert batch.rows == [
+        {"external_id": "S1", "name": "Lamp", "price": 12.5, "stock": 3, "currency": "EUR"},
+        {"external_id": "S3", "name": None, "price": 1.0, "stock": None, "currency": "EUR"},
+    ]
+    assert [r.as_dict() for r in batch.rejects] == [
+        {"record": 1, "field": "price", "reason": "price: 'abc' is not a number"}
+    ]
+    with pytest.raises(StudioError) as e:
+        Mapper([fm("titel", "name")], columns=columns)
+    assert str(e.value) == (
+        "the mapping reads column 'titel', which the file does not have "
+        "(its columns: id, name, price, stock)"
+    )
