@@ -131,3 +131,55 @@ def test_test_connection_and_preview_against_the_sandbox(home, sandbox):
     assert bad.returncode == 1 and "answered 401 Unauthorized" in bad.stderr
     failed = runner("preview", "Demo suppliers", home=home)
     assert failed.returncode == 1 and failed.stderr.startswith("error: the token endpoint")
+
+
+def test_test_connection_and_preview_of_a_file_job(home, ftp_server):
+    from tests.conftest import FTP_PASSWORD, FTP_USER
+
+    (ftp_server.root / "cli" / "in").mkdir(parents=True, exist_ok=True)
+    (ftp_server.root / "cli" / "in" / "s.csv").write_text("id;company\nS1;Acme\n")
+    store = ConfigStore(home)
+    store.create(
+        "connections",
+        sftp_connection(
+            "Files",
+            protocol="ftp",
+            host="127.0.0.1",
+            port=ftp_server.port,
+            username=FTP_USER,
+            password=FTP_PASSWORD,
+            root="/cli",
+        ),
+        source="cli",
+    )
+    store.create(
+        "jobs",
+        {
+            "kind": "file",
+            "name": "Suppliers CSV",
+            "connection_id": "Files",
+            "entity": "Suppliers",
+            "source": {"mode": "path", "path": "in/s.csv"},
+            "csv": {"delimiter": ";"},
+            "mapping": [
+                {"extract": "id", "generate": "external_id"},
+                {"extract": "company", "generate": "name"},
+            ],
+        },
+        source="cli",
+    )
+    ok = runner("test-connection", "files", home=home)
+    assert (ok.returncode, ok.stdout.strip()) == (
+        0,
+        f"Files: logged in to ftp://127.0.0.1:{ftp_server.port}/cli; the root folder holds "
+        "1 folder(s) and 0 file(s)",
+    )
+    out = runner("preview", "Suppliers CSV", home=home)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("1 records, 1 rows, 0 rejects in ")
+    store.modify(
+        "connections", "Files", lambda c: c.model_copy(update={"password": "bad"}), source="cli"
+    )
+    bad = runner("test-connection", "files", home=home)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith(f"Files: Login to 127.0.0.1:{ftp_server.port} failed")
