@@ -203,6 +203,14 @@ def replace_table(name: str, rows: list[dict]) -> None:
     state[key(name, "base")] = rows
 
 
+def param_table(name: str, rows: list[dict]) -> list[dict]:
+    """A name/value table (query parameters, headers, form fields)."""
+    text = st.column_config.TextColumn
+    return params(
+        table(name, rows, ["name", "value"], {"name": text("Name"), "value": text("Value")})
+    )
+
+
 def params(rows: list[dict]) -> list[dict]:
     return [
         {"name": r.get("name") or "", "value": "" if r.get("value") is None else str(r["value"])}
@@ -860,23 +868,9 @@ if section == "Calls and tests":
             )
             text_col = st.column_config.TextColumn
             with query_t:
-                call["query"] = params(
-                    table(
-                        f"c.{uid}.query",
-                        call.get("query", []),
-                        ["name", "value"],
-                        {"name": text_col("Name"), "value": text_col("Value")},
-                    )
-                )
+                call["query"] = param_table(f"c.{uid}.query", call.get("query", []))
             with headers_t:
-                call["headers"] = params(
-                    table(
-                        f"c.{uid}.headers",
-                        call.get("headers", []),
-                        ["name", "value"],
-                        {"name": text_col("Name"), "value": text_col("Value")},
-                    )
-                )
+                call["headers"] = param_table(f"c.{uid}.headers", call.get("headers", []))
             with body_t:
                 body = call.setdefault("body", {"type": "none"})
                 body["type"] = st.radio(
@@ -892,14 +886,7 @@ if section == "Calls and tests":
                         placeholder='{"since": "{last_success_at}"}',
                     )
                 elif body["type"] == "form":
-                    body["fields"] = params(
-                        table(
-                            f"c.{uid}.form",
-                            body.get("fields", []),
-                            ["name", "value"],
-                            {"name": text_col("Name"), "value": text_col("Value")},
-                        )
-                    )
+                    body["fields"] = param_table(f"c.{uid}.form", body.get("fields", []))
             with vars_t:
                 st.caption(
                     f"Use them in later calls as {{name}}. Available here: "
