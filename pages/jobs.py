@@ -32,7 +32,7 @@ from studio.jobs import (
 )
 from studio.mapping import FieldMap, Mapper, profile, suggest, unmapped_required
 from studio.models import Header
-from studio.schedules import DEFAULT_MODE, WEEKDAYS, Schedule
+from studio.schedules import DEFAULT_MODE, WEEKDAYS, Schedule, next_runs
 from studio.store import ConfigStore
 
 NEW = "+ New job"
@@ -351,9 +351,17 @@ if section == "Basics":
             placeholder="0 6 * * 1-5",
         )
     try:
+        parsed = Schedule.model_validate({k: v for k, v in sched.items() if v is not None})
+        anchor = current.created_at if current and current.created_at else datetime.now(UTC)
+        upcoming = next_runs(parsed, anchor, datetime.now(UTC), 5)
         st.caption(
             "Runs "
-            + Schedule.model_validate({k: v for k, v in sched.items() if v is not None}).describe()
+            + parsed.describe()
+            + (
+                ". Next: " + ", ".join(m.strftime("%a %d %b %H:%M") for m in upcoming)
+                if upcoming
+                else ""
+            )
         )
     except ValueError as e:
         st.error(str(e).split("\n", 1)[1].split(" [type=")[0].replace("Value error, ", ""))

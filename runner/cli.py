@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from studio.connectivity import check_connection
@@ -16,6 +17,7 @@ from studio.errors import ConfigError, StudioError
 from studio.kinds import config_schema
 from studio.models import KIND_LABELS
 from studio.runs import preview_saved
+from studio.schedules import next_runs
 from studio.store import ConfigStore
 from studio.transfer import export_configs, import_configs
 
@@ -95,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pages", type=int, default=5, help="max pages per paginated call (5)")
     p.add_argument("--records", type=int, default=500, help="max records (500)")
     p.add_argument("--json", action="store_true", help="print the whole trace as JSON")
+
+    p = sub.add_parser(
+        "next-runs",
+        help="a job's schedule in words and its next runs (UTC)",
+        formatter_class=_formatter,
+    )
+    p.add_argument("name", metavar="JOB", help="job name or id")
+    p.add_argument("-n", type=int, default=5, help="how many (default 5)")
 
     p = sub.add_parser("sandbox", help="serve the demo sandbox API", formatter_class=_formatter)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -257,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if check.ok else 1
         if args.command == "preview":
             return _preview(store, args)
+        if args.command == "next-runs":
+            job = store.get("jobs", args.name)
+            print(f"{job.name}: {job.schedule.describe()}")
+            for moment in next_runs(job.schedule, job.created_at, datetime.now(UTC), args.n):
+                print(moment.strftime("%a %Y-%m-%d %H:%M UTC"))
+            return 0
         if args.command == "sandbox":
             from runner.sandbox import serve
 

@@ -267,6 +267,22 @@ class CsvDestination(ConfigModel):
         return self
 
 
+class RunSettings(ConfigModel):
+    """How the runner treats this job's scheduled runs."""
+
+    catch_up: bool = Field(
+        default=True,
+        title="Catch up missed runs",
+        description="Runs missed while the runner was down run once when it is back",
+    )
+    on_overlap: Literal["queue", "skip"] = Field(
+        default="queue",
+        title="If still running when due",
+        description="queue: run once more right after; skip: wait for the next slot",
+    )
+    timeout_minutes: int = Field(default=60, ge=1, le=24 * 60, title="Run timeout (minutes)")
+
+
 class JobBase(Stamped):
     """What every import job has: connection, entity, schedule, mapping, and a destination."""
 
@@ -279,6 +295,7 @@ class JobBase(Stamped):
         description="A stable key for the REST API (/v1/datafeed/synchron/{externalKey})",
     )
     schedule: Schedule = Field(default_factory=Schedule)
+    run: RunSettings = Field(default_factory=RunSettings, title="Runs")
     mapping: list[FieldMap] = Field(default_factory=list, title="Mapping")
     destination: CsvDestination = Field(default_factory=CsvDestination, title="Destination")
 

@@ -9,7 +9,7 @@ runner computes due times from these; the studio shows ``describe``.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from cronsim import CronSim, CronSimError
@@ -162,3 +162,84 @@ class Schedule(ConfigModel):
                 return f"on the last weekday of every month {at}"
         explained = CronSim(self.cron, datetime.now(UTC).replace(tzinfo=None)).explain()
         return f"cron {self.cron.strip()} ({explained[0].lower() + explained[1:]}, UTC)"
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """cronsim works on naive datetimes; ours are UTC, aware or not."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _interval_origin(schedule: Schedule, anchor: datetime) -> datetime:
+    """The first slot of an interval form: the anchor's minute, or its day at ``at``."""
+    base = _naive_utc(anchor).replace(second=0, microsecond=0)
+    if schedule.type == "daily":
+        return base.replace(hour=schedule.hour, minute=schedule.minute)
+    return base
+
+
+def next_runs(schedule: Schedule, anchor: datetime, after: datetime, n: int = 5) -> list[datetime]:
+    """The next ``n`` run times strictly after ``after`` (UTC, aware).
+
+    Interval forms count from ``anchor`` (the job's creation, a fixed point), so when they fall
+    never depends on when a daemon started; calendar forms and cron come from cronsim."""
+    start = _naive_utc(after)
+    out: list[datetime] = []
+    if schedule.type == "manual" or n <= 0:
+        return out
+    period = schedule.interval_minutes()
+    if period is not None:
+        origin = _interval_origin(schedule, anchor)
+        step = timedelta(minutes=period)
+        k = 0 if start < origin else int((start - origin) // step) + 1
+        out = [origin + step * (k + i) for i in range(n)]
+    else:
+        expression = schedule.cron_expression()
+        sim = CronSim(expression, start)
+        for moment in sim:
+            if moment > start:
+                out.append(moment)
+            if len(out) == n:
+                break
+    return [m.replace(tzinfo=UTC) for m in out]
+
+
+def last_slot(schedule: Schedule, anchor: datetime, now: datetime) -> datetime | None:
+    """The latest run time at or before ``now`` (UTC, aware), or None if there is none."""
+    if schedule.type == "manual":
+        return None
+    current = _naive_utc(now).replace(second=0, microsecond=0)
+    period = schedule.interval_minutes()
+    if period is not None:
+        origin = _interval_origin(schedule, anchor)
+        if current < origin:
+            return None
+        step = timedelta(minutes=period)
+        return (origin + step * int((current - origin) // step)).replace(tzinfo=UTC)
+    found = next(
+        iter(CronSim(schedule.cron_expression(), current + timedelta(minutes=1), reverse=True)),
+        None,
+    )
+    return found.replace(tzinfo=UTC) if found else None
+
+
+def due(
+    schedule: Schedule,
+    anchor: datetime,
+    last_run: datetime | None,
+    now: datetime,
+    *,
+    catch_up: bool = True,
+    tolerance: timedelta = timedelta(minutes=2),
+) -> datetime | None:
+    """The slot to run now, if any: the latest slot after the last run. Missed slots (the daemon
+    was down) are run once, not once each, and only when ``catch_up``; otherwise a slot older
+    than ``tolerance`` waits for the next one."""
+    slot = last_slot(schedule, anchor, now)
+    if slot is None:
+        return None
+    since = (last_run or anchor).astimezone(UTC)  # never a slot from before the job existed
+    if slot <= since:
+        return None
+    if not catch_up and now.astimezone(UTC) - slot > tolerance:
+        return None
+    return slot

@@ -183,3 +183,16 @@ def test_test_connection_and_preview_of_a_file_job(home, ftp_server):
     bad = runner("test-connection", "files", home=home)
     assert bad.returncode == 1
     assert bad.stderr.startswith(f"Files: Login to 127.0.0.1:{ftp_server.port} failed")
+
+
+def test_next_runs(home, sandbox):
+    from studio.transfer import EXAMPLES, import_configs
+
+    import_configs(ConfigStore(home), EXAMPLES)
+    out = runner("next-runs", "Demo offers (export, poll and download)", "-n", "3", home=home)
+    lines = out.stdout.splitlines()
+    assert lines[0] == (
+        "Demo offers (export, poll and download): on the last weekday of every month at 06:00 UTC"
+    )
+    assert len(lines) == 4 and all(line.endswith("06:00 UTC") for line in lines[1:])
+    assert lines[1][:3] in ("Mon", "Tue", "Wed", "Thu", "Fri")

@@ -274,7 +274,9 @@ def test_schedule_form_says_it_in_words_and_refuses_bad_cron(conn, home):
     at.selectbox(key="jb.new.s.type").select("monthly").run()
     at.radio(key="jb.new.s.monthly.mode").set_value("last_weekday").run()
     at.text_input(key="jb.new.s.at").input("06:00").run()
-    assert "Runs on the last weekday of every month at 06:00 UTC" in texts(at, "caption")
+    caption = next(c for c in texts(at, "caption") if c.startswith("Runs "))
+    assert caption.startswith("Runs on the last weekday of every month at 06:00 UTC. Next: ")
+    assert caption.count("06:00") == 6
     at.selectbox(key="jb.new.s.type").select("cron").run()
     at.text_input(key="jb.new.s.cron").input("0 25 * * *").run()
     assert "Cron expression: '0 25 * * *' is not valid: Bad hour" in texts(at, "error")
