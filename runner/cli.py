@@ -16,7 +16,7 @@ from studio.connectivity import check_connection
 from studio.errors import ConfigError, StudioError
 from studio.kinds import config_schema
 from studio.models import KIND_LABELS
-from studio.runs import preview_saved
+from studio.runs import preview_saved, run_job
 from studio.schedules import next_runs
 from studio.store import ConfigStore
 from studio.transfer import export_configs, import_configs
@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pages", type=int, default=5, help="max pages per paginated call (5)")
     p.add_argument("--records", type=int, default=500, help="max records (500)")
     p.add_argument("--json", action="store_true", help="print the whole trace as JSON")
+
+    p = sub.add_parser(
+        "run",
+        help="run a job now, in the foreground; exit 1 if the run failed",
+        formatter_class=_formatter,
+    )
+    p.add_argument("name", metavar="JOB", help="job name or id")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
 
     p = sub.add_parser(
         "next-runs",
@@ -267,6 +275,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if check.ok else 1
         if args.command == "preview":
             return _preview(store, args)
+        if args.command == "run":
+            run = run_job(store, args.name, trigger="manual")
+            if args.json:
+                print(json.dumps(run.as_dict(), indent=2, ensure_ascii=False))
+            else:
+                print(
+                    f"run {run.id} of {run.job_name!r}: {run.status}: {run.records} records, "
+                    f"{run.rows_written} rows written, {run.rows_rejected} rejected, "
+                    f"{run.requests} requests, {run.files} files"
+                )
+                if run.error:
+                    print(f"error: {run.error}", file=sys.stderr)
+                print(f"files: {', '.join(run.outputs)}")
+            return 1 if run.status == "failed" else 0
         if args.command == "next-runs":
             job = store.get("jobs", args.name)
             print(f"{job.name}: {job.schedule.describe()}")

@@ -4,9 +4,25 @@ here a saved job is loaded with its connection and sent to the right one."""
 
 from __future__ import annotations
 
-from studio.engine import Trace, preview
-from studio.filesource import preview_file
+import csv
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from studio.destination import CsvFile
+from studio.engine import Chain, Event, Trace, preview
+from studio.entities import Entity, entity
+from studio.entitystore import EntityWriter
+from studio.errors import StudioError
+from studio.files import connect
+from studio.filesource import import_files, preview_file
+from studio.history import Run, RunHistory, now_iso
+from studio.http import HttpClient
 from studio.jobs import ApiJob, FileJob
+from studio.mapping import Mapper, Reject
 from studio.models import ApiConnection, FileServerConnection
 from studio.store import ConfigStore
 
@@ -33,3 +49,164 @@ def preview_saved(
     if isinstance(job, FileJob):
         return preview_file(job, conn, store.home, max_records=max_records)
     return preview(job, conn, up_to_call=up_to_call, max_pages=max_pages, max_records=max_records)
+
+
+class RunOutputs:
+    """Where a run's rows go: the entity store (one transaction), and the run's files:
+    ``rows.csv`` and ``rejects.csv`` (record, field, reason). Rows wait in a pending file until
+    the unit of work (the run, or a bulk file) commits, so a rolled-back file leaves no trace."""
+
+    def __init__(self, home: Path, folder: Path, entity: Entity, run_id: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.fields = list(entity.fields)
+        self.writer = EntityWriter(home, entity, run_id)
+        self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
+        self._rows = open(self.rows_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._rejects = open(self.rejects_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        csv.writer(self._rows).writerow(self.fields)
+        csv.writer(self._rejects).writerow(["record", "field", "reason"])
+        self._pending = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")  # noqa: SIM115
+        self.rows = self.rejects = 0
+
+    def write(self, rows: list[dict], rejects: list[Reject]) -> None:
+        self.writer.write(rows)
+        out = csv.writer(self._pending)
+        out.writerows([[r.get(f) for f in self.fields] for r in rows])
+        csv.writer(self._rejects).writerows([[r.record, r.field, r.reason] for r in rejects])
+        self.rows += len(rows)
+        self.rejects += len(rejects)
+
+    def commit(self) -> None:
+        self.writer.commit()
+        self._pending.seek(0)
+        shutil.copyfileobj(self._pending, self._rows)
+        self._pending.seek(0)
+        self._pending.truncate()
+
+    def rollback(self) -> None:
+        self.writer.rollback()
+        self._pending.seek(0)
+        self._pending.truncate()
+
+    def close(self) -> list[str]:
+        self.writer.close()
+        for f in (self._rows, self._rejects, self._pending):
+            f.close()
+        return [str(self.rows_path), str(self.rejects_path)]
+
+
+def _deliver(store: ConfigStore, job: ApiJob | FileJob, run: Run, rows_csv: Path) -> str:
+    """Write the committed rows as the job's destination CSV file; returns where."""
+    dest = job.destination
+    conn = store.get("connections", dest.connection_id, reveal=True)
+    out = CsvFile(dest, list(entity(job.entity).fields))
+    try:
+        with open(rows_csv, newline="", encoding="utf-8") as f:
+            out.write(csv.DictReader(f))
+        with connect(conn, store.home) as client:
+            target = out.deliver(client, job=job.name, run_id=run.id, now=datetime.now(UTC))
+    finally:
+        out.discard()
+    return f"{conn.name}:{target}"
+
+
+def run_job(
+    store: ConfigStore,
+    ref: str,
+    *,
+    trigger: str = "manual",
+    on_event: Callable[[Event], None] | None = None,
+) -> Run:
+    """Run a saved job now: source → mapping → entity store, run files and destination.
+
+    Success when every record became a row; partial when some were rejected (or some bulk
+    files failed); failed when the run stopped, in which case the entity store is unchanged
+    (for bulk files: the files already committed stay committed)."""
+    job, conn = load_job(store, ref)
+    history = RunHistory(store.home)
+    run = history.start(job.id, job.name, trigger)
+    folder = Path(run.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "run.log", "w", encoding="utf-8")  # noqa: SIM115
+    spec = entity(job.entity)
+
+    def event(e: Event) -> None:
+        kind = e["kind"]
+        line: dict = {"at": now_iso(), "kind": kind}
+        if kind == "exchange":
+            x = e["exchange"]
+            run.requests += 1
+            line |= {
+                "label": x.label,
+                "method": x.method,
+                "url": x.url,
+                "status": x.status,
+                "ms": round(x.elapsed_ms),
+                "size": x.size,
+                "error": x.error,
+            }
+        elif kind == "page":
+            run.pages += 1
+            line |= {"call": e.get("call"), "records": e.get("records")}
+        elif kind in ("log", "stop"):
+            line["message"] = e["message"]
+        else:
+            return
+        log.write(json.dumps(line, ensure_ascii=False) + "\n")
+        log.flush()
+        if on_event:
+            on_event(e)
+
+    outputs = RunOutputs(store.home, folder, spec, run.id)
+    try:
+        if isinstance(job, FileJob):
+            with connect(conn, store.home) as client:
+                report = import_files(job, client, outputs, on_event=event)
+            run.files = len(report.files)
+            run.records = sum(f.records for f in report.files)
+            if (
+                report.failed
+                and len(report.failed) == len(report.files)
+                and job.source.mode == "path"
+            ):
+                raise StudioError(report.failed[0].error)
+            if report.failed:
+                run.error = "; ".join(f.error for f in report.failed)
+        else:
+            history_last = history.last_success(job.id)
+            with HttpClient(
+                conn, on_exchange=lambda x: event({"kind": "exchange", "exchange": x})
+            ) as client:
+                chain = Chain(
+                    job,
+                    conn,
+                    client,
+                    run_id=run.id,
+                    last_success_at=history_last,
+                    on_event=event,
+                    workdir=folder,
+                )
+                mapper = Mapper(job.mapping, spec)
+                for batch in chain.batches():
+                    mapped = mapper.map(batch, start=run.records)
+                    run.records += len(batch)
+                    outputs.write(mapped.rows, mapped.rejects)
+            outputs.commit()
+        run.rows_written, run.rows_rejected = outputs.rows, outputs.rejects
+        run.outputs = outputs.close()
+        if job.destination.enabled:
+            where = _deliver(store, job, run, Path(run.outputs[0]))
+            event({"kind": "log", "message": f"Wrote the rows to {where}"})
+        run.status = "partial" if run.rows_rejected or run.error else "success"
+    except StudioError as e:
+        outputs.rollback()
+        run.outputs = outputs.close()
+        run.status, run.error = "failed", str(e)
+        event({"kind": "log", "message": f"failed: {e}"})
+    finally:
+        run.finished_at = now_iso()
+        log.close()
+        run.outputs = [*run.outputs, str(folder / "run.log")]
+        history.save(run)
+    return run

@@ -1,0 +1,126 @@
+"""The imported rows: SQLite in WAL mode, one table per entity, upsert by the entity's key.
+
+WAL lets the studio read while the runner writes, from another process. Rows are written in a
+transaction that the caller commits at the end of a run (or of a file, in bulk mode), so a run
+that fails changes nothing. Each row remembers the run that last wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from studio.entities import Entity, load_entities
+
+DB_FILE = "entities.sqlite"
+_SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
+
+
+def table_name(entity: Entity) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", entity.name.lower())
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect(home: Path) -> sqlite3.Connection:
+    home.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(home / DB_FILE, timeout=60, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def ensure_table(db: sqlite3.Connection, entity: Entity) -> None:
+    """Create the entity's table, and add columns for fields added to the catalog since."""
+    table = _quote(table_name(entity))
+    columns = [f"{_quote(n)} {_SQL_TYPES.get(f.type, 'TEXT')}" for n, f in entity.fields.items()]
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)}, "
+        f"_run_id TEXT, _updated_at TEXT, PRIMARY KEY ({_quote(entity.key)}))"
+    )
+    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for name, f in entity.fields.items():
+        if name not in have:
+            db.execute(
+                f"ALTER TABLE {table} ADD COLUMN {_quote(name)} {_SQL_TYPES.get(f.type, 'TEXT')}"
+            )
+
+
+class EntityWriter:
+    """Upserts rows of one entity inside one transaction: ``commit`` or ``rollback`` it."""
+
+    def __init__(self, home: Path, entity: Entity, run_id: str):
+        self.entity, self.run_id = entity, run_id
+        self.db = connect(home)
+        ensure_table(self.db, entity)
+        fields = list(entity.fields)
+        names = ", ".join(_quote(n) for n in [*fields, "_run_id", "_updated_at"])
+        marks = ", ".join("?" for _ in range(len(fields) + 2))
+        updates = ", ".join(
+            f"{_quote(n)}=excluded.{_quote(n)}"
+            for n in [*fields, "_run_id", "_updated_at"]
+            if n != entity.key
+        )
+        self._sql = (
+            f"INSERT INTO {_quote(table_name(entity))} ({names}) VALUES ({marks}) "
+            f"ON CONFLICT({_quote(entity.key)}) DO UPDATE SET {updates}"
+        )
+        self._fields = fields
+        self.written = 0
+        self._open = False
+
+    def write(self, rows: list[dict], rejects=()) -> None:
+        if not rows:
+            return
+        if not self._open:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._open = True
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        fields, run_id = self._fields, self.run_id
+        self.db.executemany(self._sql, [[*(r.get(f) for f in fields), run_id, now] for r in rows])
+        self.written += len(rows)
+
+    def commit(self) -> None:
+        if self._open:
+            self.db.execute("COMMIT")
+            self._open = False
+
+    def rollback(self) -> None:
+        if self._open:
+            self.db.execute("ROLLBACK")
+            self._open = False
+
+    def close(self) -> None:
+        self.rollback()
+        self.db.close()
+
+
+def read_rows(
+    home: Path, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""
+) -> tuple[list[dict], int]:
+    """A page of an entity's rows (newest first) and their total; ``where`` filters any column
+    by substring. For the Data page and the CLI."""
+    entity = load_entities()[entity_name]
+    db = connect(home)
+    try:
+        ensure_table(db, entity)
+        table = _quote(table_name(entity))
+        columns = [*entity.fields, "_run_id", "_updated_at"]
+        clause, args = "", []
+        if where:
+            clause = "WHERE " + " OR ".join(f"CAST({_quote(c)} AS TEXT) LIKE ?" for c in columns)
+            args = [f"%{where}%"] * len(columns)
+        total = db.execute(f"SELECT COUNT(*) FROM {table} {clause}", args).fetchone()[0]
+        cursor = db.execute(
+            f"SELECT * FROM {table} {clause} ORDER BY _updated_at DESC, "
+            f"rowid DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor], total
+    finally:
+        db.close()

@@ -1,0 +1,141 @@
+"""Run history: one SQLite row per run, appended by the runner, read by the studio.
+
+A run is recorded as ``running`` when it starts and updated when it ends, so a crash leaves a
+trace (the runner marks such runs ``interrupted`` when it starts again). ``last_success`` gives
+the start of the job's last successful run: ``{last_success_at}`` for incremental imports.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+DB_FILE = "runs.sqlite"
+STATUSES = ("queued", "running", "success", "partial", "failed", "skipped", "interrupted")
+
+
+@dataclass
+class Run:
+    id: str
+    job_id: str
+    job_name: str
+    trigger: str  # schedule, manual, api, catch-up
+    status: str = "running"
+    started_at: str = ""
+    finished_at: str = ""
+    slot: str = ""
+    requests: int = 0
+    pages: int = 0
+    records: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    files: int = 0
+    error: str = ""
+    folder: str = ""
+    outputs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RunHistory:
+    def __init__(self, home: Path):
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.path = home / DB_FILE
+        with self._db() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, job_id TEXT, job_name TEXT,"
+                " trigger TEXT, status TEXT, started_at TEXT, finished_at TEXT, slot TEXT,"
+                " requests INTEGER, pages INTEGER, records INTEGER, rows_written INTEGER,"
+                " rows_rejected INTEGER, files INTEGER, error TEXT, folder TEXT, outputs TEXT)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS runs_job ON runs (job_id, started_at)")
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def start(self, job_id: str, job_name: str, trigger: str, slot: str = "") -> Run:
+        run = Run(
+            id=uuid.uuid4().hex[:12],
+            job_id=job_id,
+            job_name=job_name,
+            trigger=trigger,
+            started_at=now_iso(),
+            slot=slot,
+        )
+        run.folder = str(self.home / "runs" / run.id)
+        self.save(run)
+        return run
+
+    def save(self, run: Run) -> None:
+        data = run.as_dict() | {"outputs": json.dumps(run.outputs)}
+        with self._db() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO runs ({', '.join(data)}) VALUES "
+                f"({', '.join('?' for _ in data)})",
+                list(data.values()),
+            )
+
+    def _runs(self, where: str = "", args: tuple = (), limit: int = 200) -> list[Run]:
+        with self._db() as db:
+            cursor = db.execute(
+                f"SELECT * FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
+                (*args, limit),
+            )
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cursor]
+        return [Run(**(r | {"outputs": json.loads(r["outputs"] or "[]")})) for r in rows]
+
+    def get(self, run_id: str) -> Run | None:
+        found = self._runs("WHERE id = ?", (run_id,), 1)
+        return found[0] if found else None
+
+    def list(
+        self, job_id: str | None = None, status: str | None = None, limit: int = 200
+    ) -> list[Run]:
+        clauses, args = [], []
+        if job_id:
+            clauses.append("job_id = ?")
+            args.append(job_id)
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._runs(where, tuple(args), limit)
+
+    def last_success(self, job_id: str) -> str:
+        """When the job's last successful (or partial) run started; "" if it never had one."""
+        found = self._runs("WHERE job_id = ? AND status IN ('success', 'partial')", (job_id,), 1)
+        return found[0].started_at if found else ""
+
+    def mark_interrupted(self, reason: str) -> int:
+        """Runs left ``running`` by a process that died are interrupted; returns how many."""
+        with self._db() as db:
+            return db.execute(
+                "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? "
+                "WHERE status IN ('running', 'queued')",
+                (reason, now_iso()),
+            ).rowcount
+
+    def purge(self, days: int) -> int:
+        """Forget runs older than ``days`` (their output folders go too)."""
+        import shutil
+
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+        old = self._runs("WHERE started_at < ?", (cutoff,), 100_000)
+        for run in old:
+            shutil.rmtree(run.folder, ignore_errors=True)
+        with self._db() as db:
+            db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,))
+        return len(old)

@@ -1,0 +1,159 @@
+"""Runs: source → mapping → entity store (SQLite, upsert by key), run files, destination, and
+the run history; a failed run changes nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+
+from studio.entitystore import read_rows
+from studio.history import RunHistory
+from studio.jobs import Param
+from studio.runs import run_job
+from studio.transfer import EXAMPLES, import_configs
+from tests.conftest import FTP_PASSWORD, FTP_USER, point_demo_at
+
+
+def demo(store, sandbox):
+    import_configs(store, EXAMPLES)
+    point_demo_at(store, sandbox.url)
+    return store
+
+
+def test_a_run_upserts_rows_writes_its_files_and_its_history(store, sandbox):
+    demo(store, sandbox)
+    run = run_job(store, "Demo products (page numbers)")
+    assert (run.status, run.records, run.rows_written, run.rows_rejected) == ("success", 95, 95, 0)
+    assert run.requests == 6 and run.pages == 5  # a token request and five pages
+    rows, total = read_rows(store.home, "Products", limit=5)
+    assert total == 95 and rows[0]["_run_id"] == run.id
+    with open(run.outputs[0], newline="") as f:
+        assert len(list(csv.reader(f))) == 96
+    again = run_job(store, "Demo products (page numbers)", trigger="api")
+    assert read_rows(store.home, "Products")[1] == 95  # upserted by key, not duplicated
+    runs = RunHistory(store.home).list()
+    assert [(r.id, r.trigger, r.status) for r in runs] == [
+        (again.id, "api", "success"),
+        (run.id, "manual", "success"),
+    ]
+    log = [json.loads(line) for line in Path(run.outputs[-1]).read_text().splitlines()]
+    assert log[0]["kind"] == "exchange" and "demo-secret" not in json.dumps(log)
+
+
+def test_the_next_run_gets_last_success_at(store, sandbox):
+    demo(store, sandbox)
+    first = run_job(store, "Demo products (page numbers)")
+    second = run_job(store, "Demo products (page numbers)")
+    urls = [json.loads(x).get("url", "") for x in Path(second.outputs[-1]).read_text().splitlines()]
+    since = first.started_at.replace(":", "%3A").replace("+", "%2B")
+    assert any(f"since={since}" in u for u in urls), urls
+
+
+def test_rejects_make_a_partial_run_with_a_rejects_file(store, sandbox):
+    demo(store, sandbox)
+    store.modify(
+        "jobs",
+        "Demo products (page numbers)",
+        lambda j: j.model_copy(
+            update={
+                "mapping": [
+                    *j.mapping[:3],
+                    j.mapping[3].model_copy(
+                        update={
+                            "extract": "$.price.amount",
+                            "generate": "created_at",
+                            "type": "datetime",
+                        }
+                    ),
+                ]
+            }
+        ),
+        source="cli",
+    )
+    run = run_job(store, "Demo products (page numbers)")
+    assert (run.status, run.rows_written, run.rows_rejected) == ("partial", 0, 95)
+    with open(run.outputs[1], newline="") as f:
+        rejects = list(csv.DictReader(f))
+    assert rejects[0]["field"] == "created_at"
+    assert "is not a datetime" in rejects[0]["reason"]
+
+
+def test_a_failed_run_changes_nothing(store, sandbox):
+    demo(store, sandbox)
+    store.modify(
+        "jobs",
+        "Demo product details (fan-out)",
+        lambda j: j.model_copy(
+            update={
+                "calls": [
+                    j.calls[0].model_copy(update={"query": [Param(name="size", value="10")]}),
+                    j.calls[1],
+                ]
+            }
+        ),
+        source="cli",
+    )
+    sandbox.fault("/api/products/P00007", 404, times=5, body='{"error": "gone"}')
+    run = run_job(store, "Demo product details (fan-out)")
+    assert run.status == "failed" and run.records == 6  # six details read before the failure
+    assert "answered 404 Not Found" in run.error
+    assert read_rows(store.home, "Products")[1] == 0
+    with sqlite3.connect(store.home / "entities.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM products").fetchone()[0] == 0
+
+
+def test_a_bulk_file_run_and_a_destination_file(store, sandbox, ftp_server):
+    demo(store, sandbox)
+    root = ftp_server.root / "run-test"
+    (root / "in").mkdir(parents=True, exist_ok=True)
+    (root / "in" / "a.csv").write_text("id;company\nS1;Acme\nS2;=cmd\n")
+    (root / "in" / "b.csv").write_text("id,company\nS3,Bad delimiter\n")
+    store.create(
+        "connections",
+        {
+            "kind": "file_server",
+            "name": "FTP",
+            "protocol": "ftp",
+            "host": "127.0.0.1",
+            "port": ftp_server.port,
+            "username": FTP_USER,
+            "password": FTP_PASSWORD,
+            "root": "/run-test",
+        },
+        source="cli",
+    )
+    store.create(
+        "jobs",
+        {
+            "kind": "file",
+            "name": "Suppliers files",
+            "connection_id": "FTP",
+            "entity": "Suppliers",
+            "source": {"mode": "bulk", "inbound": "in", "outbound": "done"},
+            "csv": {"delimiter": ";"},
+            "mapping": [
+                {"extract": "id", "generate": "external_id"},
+                {"extract": "company", "generate": "name"},
+            ],
+            "destination": {
+                "enabled": True,
+                "connection_id": "FTP",
+                "folder": "exports",
+                "file_name": "{{job}}-{{run_id}}.csv",
+            },
+        },
+        source="cli",
+    )
+    run = run_job(store, "Suppliers files")
+    assert (run.status, run.files, run.rows_written) == ("partial", 2, 2)
+    assert "b.csv: 1 column found" in run.error
+    assert sorted(p.name for p in (root / "in").iterdir()) == ["b.csv"]
+    assert (root / "done" / "a.csv").exists()
+    exported = (root / "exports" / f"Suppliers-files-{run.id}.csv").read_text()
+    assert exported.splitlines()[:3] == [
+        "external_id,name,email,phone,country,status",
+        "S1,Acme,,,,",
+        "S2,'=cmd,,,,",
+    ]
