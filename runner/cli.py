@@ -99,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole trace as JSON")
 
     p = sub.add_parser(
+        "serve",
+        help="the daemon: run the active jobs on their schedules",
+        formatter_class=_formatter,
+    )
+    p.add_argument("--workers", type=int, default=4, help="runs at once (default 4)")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds to let running runs finish on SIGTERM (default 30)",
+    )
+    p.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+
+    p = sub.add_parser(
         "run",
         help="run a job now, in the foreground; exit 1 if the run failed",
         formatter_class=_formatter,
@@ -275,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if check.ok else 1
         if args.command == "preview":
             return _preview(store, args)
+        if args.command == "serve":
+            from runner.daemon import Daemon
+
+            return Daemon(
+                store, workers=args.workers, json_logs=args.json_logs, grace=args.grace
+            ).serve()
         if args.command == "run":
             run = run_job(store, args.name, trigger="manual")
             if args.json:

@@ -1,8 +1,8 @@
 """``python -m runner up``: the embedded default, everything a new user needs in one command.
 
-Starts the studio (Streamlit) and the demo sandbox API as child processes on the store in
-``STUDIO_HOME``, loads the demo configs into a brand-new store, and stops every child on Ctrl-C
-or SIGTERM. The scheduling daemon joins them when it exists.
+Starts the studio (Streamlit), the runner daemon (``serve``) and the demo sandbox API as child
+processes on the store in ``STUDIO_HOME``, loads the demo configs into a brand-new store, and
+stops every child on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ def up(
         if loaded:
             print(f"loaded {len(loaded)} demo config(s) into {store.path}")
     env = {**os.environ, "STUDIO_HOME": str(store.home)}
-    children = [subprocess.Popen(studio_command(host, port), cwd=ROOT, env=env)]
+    children = [
+        subprocess.Popen(studio_command(host, port), cwd=ROOT, env=env),
+        subprocess.Popen(
+            [sys.executable, "-m", "runner", "serve", "--grace", "8"], cwd=ROOT, env=env
+        ),
+    ]
     if sandbox_port:
         sandbox = [sys.executable, "-m", "runner", "sandbox", "--port", str(sandbox_port)]
         children.append(subprocess.Popen(sandbox, cwd=ROOT, env=env))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 DB_FILE = "runs.sqlite"
+HEARTBEAT_FILE = "runner.json"  # written by the runner daemon every few seconds
 STATUSES = ("queued", "running", "success", "partial", "failed", "skipped", "interrupted")
 
 
@@ -139,3 +140,13 @@ class RunHistory:
         with self._db() as db:
             db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,))
         return len(old)
+
+
+def runner_status(home: Path, stale: float = 15.0) -> dict:
+    """Whether the runner is up, from its heartbeat: {"up": bool, "last_seen": …, …}."""
+    try:
+        data = json.loads((home / HEARTBEAT_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {"up": False, "last_seen": None}
+    seen = datetime.fromisoformat(data["last_seen"])
+    return data | {"up": (datetime.now(UTC) - seen).total_seconds() < stale}

@@ -8,6 +8,7 @@ import csv
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +117,7 @@ def run_job(
     ref: str,
     *,
     trigger: str = "manual",
+    slot: datetime | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> Run:
     """Run a saved job now: source → mapping → entity store, run files and destination.
@@ -125,13 +127,20 @@ def run_job(
     (for bulk files: the files already committed stay committed)."""
     job, conn = load_job(store, ref)
     history = RunHistory(store.home)
-    run = history.start(job.id, job.name, trigger)
+    run = history.start(job.id, job.name, trigger, slot=slot.isoformat() if slot else "")
+    deadline = time.monotonic() + job.run.timeout_minutes * 60
     folder = Path(run.folder)
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "run.log", "w", encoding="utf-8")  # noqa: SIM115
     spec = entity(job.entity)
 
     def event(e: Event) -> None:
+        if time.monotonic() > deadline:
+            # Cooperative: checked at every request, page and log line of the run.
+            raise StudioError(
+                f"stopped: the run took longer than its timeout of "
+                f"{job.run.timeout_minutes} minute(s)"
+            )
         kind = e["kind"]
         line: dict = {"at": now_iso(), "kind": kind}
         if kind == "exchange":

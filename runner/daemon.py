@@ -1,0 +1,197 @@
+"""``python -m runner serve``: run the active jobs on their schedules.
+
+The loop is the ``schedule`` library's: a tick every second looks at the jobs in the store and
+runs those that are due, a heartbeat every few seconds says the runner is alive. The daemon keeps
+little state of its own: due times come from each job's schedule, its fixed anchor (the job's
+creation) and the slot of its last scheduled run in the run history, so a restart neither shifts
+nor skips a run, and jobs created, edited, disabled or deleted are seen at the next tick.
+
+Runs go to a pool of worker threads. A job never runs twice at once: a slot that comes while it
+runs is queued once (to run right after) or skipped, per the job's setting, and the history says
+which. On SIGTERM or SIGINT the daemon takes no new runs, waits for the running ones up to a grace
+period, records the rest as interrupted and exits 0; on start it records as interrupted the runs
+a crash left "running".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import schedule as scheduler
+
+from studio.errors import StudioError
+from studio.history import HEARTBEAT_FILE, RunHistory, now_iso
+from studio.runs import run_job
+from studio.schedules import due
+from studio.store import ConfigStore
+
+LATE = timedelta(minutes=2)  # a slot older than this when found was missed: a catch-up
+
+
+class Daemon:
+    def __init__(
+        self,
+        store: ConfigStore,
+        *,
+        workers: int = 4,
+        json_logs: bool = False,
+        grace: float = 30.0,
+        clock=lambda: datetime.now(UTC),
+    ):
+        self.store = store
+        self.history = RunHistory(store.home)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+        self.json_logs = json_logs
+        self.grace = grace
+        self.clock = clock
+        self.running: dict[str, Future] = {}
+        self.queued: dict[str, datetime] = {}
+        self.last_slot: dict[str, datetime] = {}
+        self.stopping = threading.Event()
+        self.started_at = now_iso()
+        self.lock = threading.Lock()
+
+    # --- logging and heartbeat ------------------------------------------------------------------
+
+    def log(self, event: str, **data) -> None:
+        """One line per event on stdout; JSON when asked. Messages are already masked."""
+        if self.json_logs:
+            line = json.dumps(
+                {"at": now_iso(), "event": event, **data}, ensure_ascii=False, default=str
+            )
+        else:
+            line = f"{now_iso()} {event} " + " ".join(f"{k}={v}" for k, v in data.items())
+        print(line, flush=True)
+
+    def heartbeat(self) -> None:
+        """``STUDIO_HOME/runner.json``, replaced atomically: the studio reads whether the runner
+        is up, since when, and what it runs."""
+        data = {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "last_seen": now_iso(),
+            "running": sorted(self.running),
+            "queued": sorted(self.queued),
+        }
+        path = self.store.home / HEARTBEAT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), "utf-8")
+        os.replace(tmp, path)
+
+    # --- scheduling -------------------------------------------------------------------------------
+
+    def _last_slot(self, job_id: str) -> datetime | None:
+        if job_id not in self.last_slot:
+            for run in self.history.list(job_id=job_id, limit=50):
+                if run.slot:
+                    self.last_slot[job_id] = datetime.fromisoformat(run.slot)
+                    break
+        return self.last_slot.get(job_id)
+
+    def tick(self) -> None:
+        """Submit every active job whose slot has come."""
+        if self.stopping.is_set():
+            return
+        now = self.clock()
+        try:
+            jobs = self.store.list("jobs", reveal=False)
+        except StudioError as e:
+            self.log("store-error", error=str(e))
+            return
+        for job in jobs:
+            if job.status != "active" or job.schedule.type == "manual" or not job.created_at:
+                continue
+            slot = due(
+                job.schedule,
+                job.created_at,
+                self._last_slot(job.id),
+                now,
+                catch_up=job.run.catch_up,
+                tolerance=LATE,
+            )
+            if slot is None:
+                continue
+            self.last_slot[job.id] = slot
+            trigger = "catch-up" if now - slot > LATE else "schedule"
+            self.submit(job.id, job.name, trigger, slot, job.run.on_overlap)
+
+    def submit(
+        self, job_id: str, name: str, trigger: str, slot: datetime | None, on_overlap: str = "queue"
+    ) -> None:
+        with self.lock:
+            if job_id in self.running:
+                if on_overlap == "skip":
+                    run = self.history.start(
+                        job_id, name, trigger, slot.isoformat() if slot else ""
+                    )
+                    run.status, run.finished_at = "skipped", now_iso()
+                    run.error = "the previous run was still running (skip)"
+                    self.history.save(run)
+                    self.log("skipped", job=name, slot=slot)
+                elif job_id not in self.queued:
+                    self.queued[job_id] = slot
+                    self.log("queued", job=name, slot=slot)
+                return
+            self.running[job_id] = self.pool.submit(self._run, job_id, name, trigger, slot)
+
+    def _run(self, job_id: str, name: str, trigger: str, slot: datetime | None) -> None:
+        try:
+            self.log("run-start", job=name, trigger=trigger, slot=slot)
+            run = run_job(self.store, job_id, trigger=trigger, slot=slot)
+            self.log(
+                "run-end",
+                job=name,
+                run=run.id,
+                status=run.status,
+                records=run.records,
+                rows=run.rows_written,
+                rejected=run.rows_rejected,
+                error=run.error or None,
+            )
+        except Exception as e:  # a job deleted meanwhile, a broken config: log, keep running
+            self.log("run-error", job=name, error=str(e))
+        finally:
+            with self.lock:
+                self.running.pop(job_id, None)
+                queued = job_id in self.queued
+                next_slot = self.queued.pop(job_id, None)
+            if queued and not self.stopping.is_set():
+                self.submit(job_id, name, "schedule", next_slot)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        interrupted = self.history.mark_interrupted("the runner stopped before the run ended")
+        if interrupted:
+            self.log("interrupted-runs-recorded", count=interrupted)
+        self.log("runner-start", pid=os.getpid(), home=str(self.store.home))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        jobs = scheduler.Scheduler()
+        jobs.every(1).seconds.do(self.tick)
+        jobs.every(5).seconds.do(self.heartbeat)
+        self.heartbeat()
+        self.tick()
+        while not self.stopping.is_set():
+            jobs.run_pending()
+            self.stopping.wait(max(0.05, min(1.0, jobs.idle_seconds or 1.0)))
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        self.log("runner-stop", running=len(self.running))
+        deadline = time.monotonic() + self.grace
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.running:
+            count = self.history.mark_interrupted("the runner was stopped (grace period over)")
+            self.log("interrupted", count=count)
+        (self.store.home / HEARTBEAT_FILE).unlink(missing_ok=True)
+        sys.stdout.flush()
+        os._exit(0)  # worker threads still inside a run are abandoned: they were recorded

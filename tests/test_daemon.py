@@ -1,0 +1,226 @@
+"""The runner daemon: in-process with a fake clock for the scheduling rules, and as a real
+process (`python -m runner serve`) killed mid-run and restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+from runner.daemon import Daemon
+from studio.entitystore import read_rows
+from studio.history import RunHistory, runner_status
+from studio.schedules import Schedule
+from tests.conftest import ROOT, point_demo_at
+
+SUPPLIERS = {
+    "kind": "api",
+    "connection_id": "Demo sandbox",
+    "entity": "Suppliers",
+    "schedule": {"type": "minutes", "every": 1},
+    "content_finder": "$.suppliers",
+    "mapping": [
+        {"extract": "$.supplierId", "generate": "external_id"},
+        {"extract": "$.companyName", "generate": "name"},
+    ],
+}
+
+
+def setup(store, sandbox, **job):
+    from studio.transfer import EXAMPLES, import_configs
+
+    import_configs(store, EXAMPLES)
+    for name in [j.name for j in store.list("jobs")]:
+        store.delete("jobs", name, source="cli")  # the demo jobs' schedules would interfere
+    point_demo_at(store, sandbox.url)
+    return store.create(
+        "jobs",
+        {"name": "Suppliers every minute", "calls": [{"path": "/suppliers"}], **SUPPLIERS, **job},
+        source="cli",
+    )
+
+
+def wait_idle(daemon: Daemon, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while daemon.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not daemon.running
+
+
+def test_due_runs_catch_up_once_and_follow_edits(store, sandbox):
+    job = setup(store, sandbox)
+    clock = [job.created_at + timedelta(seconds=61)]
+    daemon = Daemon(store, clock=lambda: clock[0])
+    daemon.tick()
+    wait_idle(daemon)
+    runs = RunHistory(store.home).list(job_id=job.id)
+    assert [(r.trigger, r.status) for r in runs] == [("schedule", "success")]
+    daemon.tick()  # the same minute again: nothing
+    assert not daemon.running
+
+    def every(schedule: dict):
+        return lambda j: j.model_copy(update={"schedule": Schedule.model_validate(schedule)})
+
+    store.modify("jobs", job.id, every({"type": "hourly", "every": 1}), source="cli")
+    clock[0] += timedelta(hours=3, minutes=30)  # down for hours: one catch-up run, not three
+    daemon.tick()
+    wait_idle(daemon)
+    daemon.tick()
+    wait_idle(daemon)
+    assert [r.trigger for r in RunHistory(store.home).list(job_id=job.id)] == [
+        "catch-up",
+        "schedule",
+    ]
+    # A restarted daemon knows the last slot from the history: nothing due.
+    fresh = Daemon(store, clock=lambda: clock[0])
+    fresh.tick()
+    assert not fresh.running
+    store.modify("jobs", job.id, every({"type": "minutes", "every": 1}), source="cli")
+    # Disabled: not run. Without catch-up: a missed slot waits for the next one.
+    store.set_status("jobs", job.id, "disabled", source="cli")
+    clock[0] += timedelta(minutes=5)
+    fresh.tick()
+    assert not fresh.running
+    store.set_status("jobs", job.id, "active", source="cli")
+    store.modify(
+        "jobs",
+        job.id,
+        lambda j: j.model_copy(update={"run": j.run.model_copy(update={"catch_up": False})}),
+        source="cli",
+    )
+    clock[0] += timedelta(minutes=5, seconds=30)
+    fresh.tick()
+    assert fresh.running  # the latest slot is only 30 s old: on time, not a catch-up
+    wait_idle(fresh)
+
+
+def test_a_job_never_runs_twice_at_once(store, sandbox):
+    job = setup(
+        store,
+        sandbox,
+        calls=[{"path": "/suppliers", "query": [{"name": "slow", "value": "1"}]}],
+        run={"on_overlap": "skip"},
+    )
+    clock = [job.created_at + timedelta(seconds=61)]
+    daemon = Daemon(store, clock=lambda: clock[0])
+    daemon.tick()
+    assert job.id in daemon.running
+    clock[0] += timedelta(minutes=1)
+    daemon.tick()  # due again while running: skipped, and said so
+    wait_idle(daemon)
+    runs = RunHistory(store.home).list(job_id=job.id)
+    assert sorted(r.status for r in runs) == ["skipped", "success"]
+    assert [r.error for r in runs if r.status == "skipped"] == [
+        "the previous run was still running (skip)"
+    ]
+    store.modify(
+        "jobs",
+        job.id,
+        lambda j: j.model_copy(update={"run": j.run.model_copy(update={"on_overlap": "queue"})}),
+        source="cli",
+    )
+    clock[0] += timedelta(minutes=1)
+    daemon.tick()
+    clock[0] += timedelta(minutes=1)
+    daemon.tick()  # queued once, to run right after
+    daemon.tick()
+    assert job.id in daemon.queued
+    wait_idle(daemon, timeout=20)
+    time.sleep(0.2)
+    wait_idle(daemon, timeout=20)
+    assert sorted(r.status for r in RunHistory(store.home).list(job_id=job.id)) == [
+        "skipped",
+        "success",
+        "success",
+        "success",
+    ]
+
+
+def serve(home):
+    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "serve", "--json-logs"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, home):
+    """Real `python -m runner serve`: a slow job (five pages of two seconds) is picked up
+    without a restart, runs at its minute, is killed with SIGKILL mid-run; the restarted daemon
+    records the run as interrupted, and no row of it was written."""
+    setup(store, sandbox)
+    store.delete("jobs", "Suppliers every minute", source="cli")
+    daemon = serve(home)
+    try:
+        wait_for(lambda: runner_status(home)["up"], 30, "the heartbeat")
+        job = store.create(
+            "jobs",
+            {
+                "kind": "api",
+                "name": "Slow products",
+                "connection_id": "Demo sandbox",
+                "entity": "Products",
+                "schedule": {"type": "minutes", "every": 1},
+                "calls": [
+                    {
+                        "path": "/products",
+                        "query": [{"name": "slow", "value": "2"}],
+                        "behavior": {"type": "pagination", "page_size": 20},
+                    }
+                ],
+                "content_finder": "$.items",
+                "mapping": [
+                    {"extract": "$.id", "generate": "external_id"},
+                    {"extract": "$.title", "generate": "name"},
+                    {"extract": "$.category.code", "generate": "classification_category_id"},
+                ],
+            },
+            source="cli",
+        )
+        history = RunHistory(home)
+        wait_for(
+            lambda: [r for r in history.list(job_id=job.id) if r.status == "running"],
+            75,
+            "the scheduled run to start",
+        )
+        time.sleep(3)  # a page or two in
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert [r.status for r in RunHistory(home).list(job_id=job.id)] == ["running"]
+    restarted = serve(home)
+    try:
+        wait_for(
+            lambda: RunHistory(home).list(job_id=job.id)[0].status == "interrupted",
+            30,
+            "the interrupted run to be recorded",
+        )
+        assert read_rows(home, "Products")[1] == 0  # nothing half-written
+        store.set_status("jobs", job.id, "disabled", source="cli")
+        restarted.send_signal(signal.SIGTERM)
+        out, _ = restarted.communicate(timeout=60)
+        assert restarted.returncode == 0
+        assert '"event": "interrupted-runs-recorded", "count": 1' in out
+        assert not runner_status(home)["up"]
+    finally:
+        if restarted.poll() is None:
+            restarted.kill()
