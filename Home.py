@@ -9,6 +9,8 @@ navigation = st.navigation(
         st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page("pages/connections.py", title="Connections", icon=":material/link:"),
         st.Page("pages/jobs.py", title="Import jobs", icon=":material/sync_alt:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+        st.Page("pages/data.py", title="Data", icon=":material/table:"),
     ]
 )
 navigation.run()

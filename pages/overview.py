@@ -1,18 +1,103 @@
-"""Overview: what is configured, at a glance (jobs and runs join as they arrive)."""
+"""Overview: is the runner up, how are the jobs doing, what failed lately, what was imported."""
 
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
 import streamlit as st
 
+from studio.history import RunHistory, runner_status
+from studio.schedules import next_runs
 from studio.store import ConfigStore
 
 store = ConfigStore()
+history = RunHistory(store.home)
 connections = store.list("connections")
+jobs = store.list("jobs")
+runs = history.list(limit=2000)
 
 st.title("Connector Studio")
-st.caption(f"Configs in `{store.path}`")
-active = sum(c.status == "active" for c in connections)
-left, right = st.columns(2)
-left.metric("Connections", len(connections))
-right.metric("Active connections", active)
-if not connections:
-    st.info("No connections yet: create the first one on the Connections page.")
-st.page_link("pages/connections.py", label="Manage connections", icon=":material/link:")
+status = runner_status(store.home)
+if status["up"]:
+    st.success(
+        f"The runner is up (since {status['started_at'][:16].replace('T', ' ')} UTC, "
+        f"last seen {status['last_seen'][11:19]}); running now: "
+        f"{len(status.get('running', []))}."
+    )
+else:
+    seen = status.get("last_seen")
+    st.warning(
+        "The runner is down"
+        + (f" (last seen {seen[:19].replace('T', ' ')} UTC)" if seen else "")
+        + ": scheduled jobs do not run. Start it "
+        "with `python -m runner serve` (or `python -m runner up`)."
+    )
+
+since = (datetime.now(UTC) - timedelta(hours=24)).isoformat(timespec="seconds")
+recent = [r for r in runs if r.started_at >= since]
+cols = st.columns(4)
+cols[0].metric("Connections", len(connections))
+cols[1].metric("Active jobs", sum(j.status == "active" for j in jobs))
+cols[2].metric("Runs (24 h)", len(recent))
+cols[3].metric("Failed runs (24 h)", sum(r.status == "failed" for r in recent))
+
+if jobs:
+    last = {}
+    for r in runs:
+        last.setdefault(r.job_id, r)
+    now = datetime.now(UTC)
+    st.subheader("Jobs")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Job": j.name,
+                    "Status": j.status,
+                    "Entity": j.entity,
+                    "Last run": last[j.id].status if j.id in last else "never",
+                    "Last run at (UTC)": last[j.id].started_at[:16].replace("T", " ")
+                    if j.id in last
+                    else "",
+                    "Next run (UTC)": next(iter(next_runs(j.schedule, j.created_at, now, 1)), None)
+                    if j.status == "active" and j.created_at
+                    else None,
+                    "Schedule": j.schedule.describe(),
+                }
+                for j in jobs
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Next run (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+        },
+    )
+else:
+    st.info("No import job yet: build one on the Import jobs page.")
+
+failures = [r for r in runs if r.status == "failed"][:10]
+if failures:
+    st.subheader("Recent failures")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "At (UTC)": r.started_at[:19].replace("T", " "),
+                    "Job": r.job_name,
+                    "Error": r.error,
+                }
+                for r in failures
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+done = [r for r in runs if r.rows_written]
+if done:
+    st.subheader("Rows imported per day")
+    frame = pd.DataFrame(
+        [{"day": r.started_at[:10], "job": r.job_name, "rows": r.rows_written} for r in done]
+    )
+    st.bar_chart(frame.pivot_table(index="day", columns="job", values="rows", aggfunc="sum"))
+
+st.page_link("pages/jobs.py", label="Build an import job", icon=":material/sync_alt:")

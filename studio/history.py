@@ -150,3 +150,32 @@ def runner_status(home: Path, stale: float = 15.0) -> dict:
         return {"up": False, "last_seen": None}
     seen = datetime.fromisoformat(data["last_seen"])
     return data | {"up": (datetime.now(UTC) - seen).total_seconds() < stale}
+
+
+def run_files(run: Run) -> list[Path]:
+    """The files a run left that still exist (rows, rejects, log, debug traces)."""
+    return [Path(p) for p in run.outputs if Path(p).is_file()]
+
+
+def run_archive(run: Run) -> tuple[str, bytes, str]:
+    """One download for a run's output: the file itself when there is one, a ZIP when there
+    are several (file name, content, MIME type)."""
+    import io
+    import zipfile
+
+    files = run_files(run)
+    if len(files) == 1:
+        return files[0].name, files[0].read_bytes(), "text/csv"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for f in files:
+            archive.write(f, f.name)
+    return f"run-{run.id}.zip", buffer.getvalue(), "application/zip"
+
+
+def duration_seconds(run: Run) -> float | None:
+    if not run.started_at or not run.finished_at:
+        return None
+    return (
+        datetime.fromisoformat(run.finished_at) - datetime.fromisoformat(run.started_at)
+    ).total_seconds()

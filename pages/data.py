@@ -1,0 +1,38 @@
+"""Data: the imported rows of each entity, paged and filterable, with the run that wrote them."""
+
+import pandas as pd
+import streamlit as st
+
+from studio.entities import load_entities
+from studio.entitystore import read_rows
+from studio.store import ConfigStore
+
+PAGE = 100
+store = ConfigStore()
+
+st.title("Data")
+left, middle, right = st.columns([2, 3, 1])
+entity = left.selectbox("Entity", list(load_entities()), key="data_entity")
+where = middle.text_input("Filter (any column contains)", key="data_filter")
+rows, total = read_rows(store.home, entity, limit=1, where=where)
+pages = max(1, -(-total // PAGE))
+page = right.number_input("Page", 1, pages, key="data_page") if pages > 1 else 1
+rows, total = read_rows(store.home, entity, limit=PAGE, offset=(page - 1) * PAGE, where=where)
+st.caption(
+    f"{total:,} {entity.lower()} rows"
+    + (f" matching {where!r}" if where else "")
+    + (f" · page {page} of {pages}" if pages > 1 else "")
+)
+if rows:
+    frame = pd.DataFrame(rows).rename(columns={"_run_id": "last run", "_updated_at": "updated"})
+    st.dataframe(frame, hide_index=True, width="stretch", height=420)
+    everything, _ = read_rows(store.home, entity, limit=100_000, where=where)
+    st.download_button(
+        "Download CSV",
+        pd.DataFrame(everything).to_csv(index=False),
+        file_name=f"{entity.lower()}.csv",
+        mime="text/csv",
+        key="data_download",
+    )
+else:
+    st.info("No rows yet: run an import job of this entity.")

@@ -1,0 +1,143 @@
+"""Runs: the history with filters, a run's detail and files, "Run now", and a job's trend."""
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import flash, show_flash
+from studio.history import RunHistory, duration_seconds, run_archive, run_files
+from studio.runs import run_job
+from studio.store import ConfigStore
+
+store = ConfigStore()
+history = RunHistory(store.home)
+state = st.session_state
+
+st.title("Runs")
+show_flash("runs")
+
+jobs = store.list("jobs")
+names = {j.id: j.name for j in jobs}
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    pick = st.selectbox(
+        "Run now",
+        [j.id for j in jobs],
+        format_func=names.get,
+        index=None,
+        placeholder="a job…",
+        key="runs_now_job",
+    )
+    if st.button("Run now", key="runs_now", disabled=pick is None):
+        if any(r.status == "running" for r in history.list(job_id=pick, limit=5)):
+            st.warning(f"{names[pick]!r} is running already: a job never runs twice at once.")
+        else:
+            # In the background: the page stays usable, the history shows it running.
+            threading.Thread(
+                target=run_job, args=(store, pick), kwargs={"trigger": "manual"}, daemon=True
+            ).start()
+            flash("runs", f"Started {names[pick]!r}.")
+            st.rerun()
+
+runs = history.list(limit=1000)
+left, middle, right = st.columns(3)
+job_filter = left.multiselect("Job", sorted({r.job_name for r in runs}), key="runs_jobs")
+status_filter = middle.multiselect(
+    "Status",
+    ["running", "success", "partial", "failed", "skipped", "interrupted"],
+    key="runs_status",
+)
+dates = right.date_input("Started between", value=[], key="runs_dates")
+shown = [
+    r
+    for r in runs
+    if (not job_filter or r.job_name in job_filter)
+    and (not status_filter or r.status in status_filter)
+    and (len(dates) != 2 or dates[0].isoformat() <= r.started_at[:10] <= dates[1].isoformat())
+]
+if not shown:
+    st.info("No run yet." if not runs else "No run matches these filters.")
+    st.stop()
+
+table = pd.DataFrame(
+    [
+        {
+            "Started (UTC)": r.started_at.replace("T", " ")[:19],
+            "Job": r.job_name,
+            "Trigger": r.trigger,
+            "Status": r.status,
+            "Seconds": duration_seconds(r),
+            "Records": r.records,
+            "Rows": r.rows_written,
+            "Rejected": r.rows_rejected,
+            "Requests": r.requests,
+            "Files": r.files,
+            "Error": r.error,
+            "Run": r.id,
+        }
+        for r in shown
+    ]
+)
+st.dataframe(table, hide_index=True, width="stretch", height=320)
+
+run_id = st.selectbox(
+    "Run",
+    [r.id for r in shown],
+    key="runs_pick",
+    format_func=lambda i: next(
+        f"{r.started_at[:19]} · {r.job_name} · {r.status}" for r in shown if r.id == i
+    ),
+)
+run = history.get(run_id)
+st.subheader(f"{run.job_name} · {run.status}")
+if run.error:
+    (st.error if run.status == "failed" else st.warning)(run.error)
+cols = st.columns(6)
+for col, (label, value) in zip(
+    cols,
+    [
+        ("Records", run.records),
+        ("Rows written", run.rows_written),
+        ("Rejected", run.rows_rejected),
+        ("Requests", run.requests),
+        ("Pages", run.pages),
+        ("Files", run.files),
+    ],
+    strict=True,
+):
+    col.metric(label, value)
+st.caption(
+    f"Trigger {run.trigger} · started {run.started_at} · finished {run.finished_at or '—'}"
+    + (f" · slot {run.slot}" if run.slot else "")
+    + f" · id `{run.id}`"
+)
+files = run_files(run)
+if files:
+    name, data, mime = run_archive(run)
+    st.download_button(f"Download {name}", data, file_name=name, mime=mime, key="runs_download")
+rejects = next((f for f in files if f.name == "rejects.csv"), None)
+if rejects and run.rows_rejected:
+    st.markdown("**Rejects**")
+    st.dataframe(pd.read_csv(rejects, nrows=500), hide_index=True, width="stretch")
+log = next((f for f in files if f.name == "run.log"), None)
+if log:
+    with st.expander("Log"):
+        st.dataframe(
+            pd.read_json(log, lines=True) if Path(log).stat().st_size else pd.DataFrame(),
+            hide_index=True,
+            width="stretch",
+        )
+
+trend = [r for r in runs if r.job_id == run.job_id and r.finished_at][:100]
+if len(trend) > 1:
+    st.markdown(f"**{run.job_name}: duration and rows per run**")
+    frame = pd.DataFrame(
+        [
+            {"started": r.started_at, "seconds": duration_seconds(r), "rows": r.rows_written}
+            for r in reversed(trend)
+        ]
+    ).set_index("started")
+    left, right = st.columns(2)
+    left.line_chart(frame[["seconds"]])
+    right.bar_chart(frame[["rows"]])

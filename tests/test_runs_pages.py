@@ -1,0 +1,96 @@
+"""The Overview, Runs and Data pages, through AppTest, on runs made against the sandbox."""
+
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from studio.history import RunHistory
+from studio.runs import run_job
+from tests.conftest import ROOT
+from tests.test_runs import demo
+
+
+def page(path: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60).run()
+    if path:
+        at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_overview_says_the_runner_is_down_and_shows_jobs_and_failures(store, sandbox):
+    demo(store, sandbox)
+    run_job(store, "Demo suppliers")
+    sandbox.fault("/api/suppliers", 404, times=3, body="gone")
+    run_job(store, "Demo suppliers")
+    at = page("")
+    assert at.warning[0].value.startswith("The runner is down")
+    assert [m.value for m in at.metric][:2] == ["3", "3"]
+    jobs = at.dataframe[0].value
+    row = jobs[jobs["Job"] == "Demo suppliers"].iloc[0]
+    assert row["Last run"] == "failed" and row["Schedule"] == "every hour and 30 minutes"
+    failures = at.dataframe[1].value
+    assert "answered 404 Not Found" in failures.iloc[0]["Error"]
+
+
+def test_runs_page_filters_details_downloads_and_runs_now(store, sandbox):
+    demo(store, sandbox)
+    store.modify(
+        "jobs",
+        "Demo products (page numbers)",
+        lambda j: j.model_copy(
+            update={
+                "mapping": [
+                    *j.mapping[:3],
+                    j.mapping[3].model_copy(
+                        update={
+                            "extract": "$.price.amount",
+                            "generate": "created_at",
+                            "type": "datetime",
+                        }
+                    ),
+                ]
+            }
+        ),
+        source="cli",
+    )
+    run = run_job(store, "Demo products (page numbers)")
+    at = page("pages/runs.py")
+    assert at.dataframe[0].value.iloc[0]["Status"] == "partial"
+    assert at.selectbox(key="runs_pick").value == run.id
+    assert [m.value for m in at.metric][:3] == ["95", "0", "95"]
+    assert at.get("download_button")[0].proto.label == f"Download run-{run.id}.zip"
+    rejects = at.dataframe[1].value
+    assert list(rejects.columns) == ["record", "field", "reason"] and len(rejects) == 95
+    at.multiselect(key="runs_status").select("failed").run()
+    assert at.info[0].value == "No run matches these filters."
+    at.multiselect(key="runs_status").unselect("failed").run()
+    at.selectbox(key="runs_now_job").select(
+        next(j.id for j in store.list("jobs") if j.name == "Demo suppliers")
+    ).run()
+    at.button(key="runs_now").click().run()
+    assert at.success[0].value == "Started 'Demo suppliers'."
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done = [r for r in RunHistory(store.home).list() if r.job_name == "Demo suppliers"]
+        if done and done[0].status != "running":
+            break
+        time.sleep(0.1)
+    assert done[0].status == "success" and done[0].trigger == "manual"
+
+
+def test_data_page_pages_and_filters_rows(store, sandbox):
+    demo(store, sandbox)
+    run = run_job(store, "Demo products (page numbers)")
+    at = page("pages/data.py")
+    assert at.caption[0].value == "95 products rows · page 1 of 1" or at.caption[0].value == (
+        "95 products rows"
+    )
+    frame = at.dataframe[0].value
+    assert len(frame) == 95 and set(frame["last run"]) == {run.id}
+    at.text_input(key="data_filter").input("P00042").run()
+    assert at.caption[0].value == "1 products rows matching 'P00042'"
+    at.selectbox(key="data_entity").select("Offers").run()
+    assert at.info[0].value == "No rows yet: run an import job of this entity."
