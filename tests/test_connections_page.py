@@ -124,4 +124,10 @@ def test_overview_counts_connections(home):
     ConfigStore(home).create("connections", api_connection(), source="cli")
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
     assert not at.exception
-    assert [m.value for m in at.metric] == ["1", "1"]
+    assert [m.label for m in at.metric] == [
+        "Connections",
+        "Active jobs",
+        "Runs (24 h)",
+        "Failed runs (24 h)",
+    ]
+    assert [m.value for m in at.metric] == ["1", "0", "0", "0"]
