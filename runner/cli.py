@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to let running runs finish on SIGTERM (default 30)",
     )
     p.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+    p.add_argument(
+        "--keep-days",
+        type=int,
+        default=30,
+        help="days of run history and run files to keep (default 30)",
+    )
 
     p = sub.add_parser(
         "run",
@@ -293,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
             from runner.daemon import Daemon
 
             return Daemon(
-                store, workers=args.workers, json_logs=args.json_logs, grace=args.grace
+                store,
+                workers=args.workers,
+                json_logs=args.json_logs,
+                grace=args.grace,
+                keep_days=args.keep_days,
             ).serve()
         if args.command == "run":
             run = run_job(store, args.name, trigger="manual")

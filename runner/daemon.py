@@ -43,6 +43,7 @@ class Daemon:
         workers: int = 4,
         json_logs: bool = False,
         grace: float = 30.0,
+        keep_days: int = 30,
         clock=lambda: datetime.now(UTC),
     ):
         self.store = store
@@ -57,6 +58,9 @@ class Daemon:
         self.stopping = threading.Event()
         self.started_at = now_iso()
         self.lock = threading.Lock()
+        self._jobs: list = []
+        self._version: tuple[int, int] | None = None
+        self.keep_days = keep_days
 
     # --- logging and heartbeat ------------------------------------------------------------------
 
@@ -100,13 +104,20 @@ class Daemon:
         if self.stopping.is_set():
             return
         now = self.clock()
-        try:
-            jobs = self.store.list("jobs", reveal=False)
-        except StudioError as e:
-            self.log("store-error", error=str(e))
-            return
-        for job in jobs:
-            if job.status != "active" or job.schedule.type == "manual" or not job.created_at:
+        version = self.store.version()
+        if version != self._version:  # reload only when the store changed
+            try:
+                self._jobs = [
+                    j
+                    for j in self.store.list("jobs", reveal=False)
+                    if j.status == "active" and j.schedule.type != "manual"
+                ]
+                self._version = version
+            except StudioError as e:
+                self.log("store-error", error=str(e))
+                return
+        for job in self._jobs:
+            if not job.created_at:
                 continue
             slot = due(
                 job.schedule,
@@ -165,6 +176,12 @@ class Daemon:
             if queued and not self.stopping.is_set():
                 self.submit(job_id, name, "schedule", next_slot)
 
+    def purge(self) -> None:
+        """Forget runs (and their files) older than ``keep_days``."""
+        removed = self.history.purge(self.keep_days)
+        if removed:
+            self.log("history-purged", runs=removed, older_than_days=self.keep_days)
+
     # --- the loop ------------------------------------------------------------------------------
 
     def serve(self) -> int:
@@ -177,6 +194,8 @@ class Daemon:
         jobs = scheduler.Scheduler()
         jobs.every(1).seconds.do(self.tick)
         jobs.every(5).seconds.do(self.heartbeat)
+        jobs.every(1).hours.do(self.purge)
+        self.purge()
         self.heartbeat()
         self.tick()
         while not self.stopping.is_set():

@@ -233,6 +233,15 @@ class ConfigStore:
 
     # --- reads ------------------------------------------------------------------------------
 
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the file does (it is replaced on every write): readers that poll,
+        like the runner, reload only then."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_ino)
+
     def list(self, kind: str = "connections", *, reveal: bool = False) -> list[ConfigModel]:
         """Every config of a kind, sorted by name; secrets masked unless ``reveal``."""
         k = self._kind(kind)

@@ -157,3 +157,16 @@ def test_a_bulk_file_run_and_a_destination_file(store, sandbox, ftp_server):
         "S1,Acme,,,,",
         "S2,'=cmd,,,,",
     ]
+
+
+def test_history_keeps_the_configured_days(store, sandbox):
+    demo(store, sandbox)
+    history = RunHistory(store.home)
+    run = run_job(store, "Demo suppliers")
+    old = history.get(run.id)
+    old.started_at = "2020-01-01T00:00:00+00:00"
+    history.save(old)
+    recent = run_job(store, "Demo suppliers")
+    assert history.purge(days=30) == 1
+    assert [r.id for r in history.list()] == [recent.id]
+    assert not Path(run.folder).exists() and Path(recent.folder).exists()
