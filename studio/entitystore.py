@@ -51,13 +51,19 @@ def ensure_table(db: sqlite3.Connection, entity: Entity) -> None:
 
 
 class EntityWriter:
-    """Upserts rows of one entity inside one transaction: ``commit`` or ``rollback`` it."""
+    """Upserts rows of one entity inside one transaction: ``commit`` or ``rollback`` it.
 
-    def __init__(self, home: Path, entity: Entity, run_id: str):
+    Only the ``columns`` a job maps are written: a row imported by another job keeps the fields
+    this one does not map. Rows must hold exactly those columns, in that order (as the mapper
+    makes them), which lets a row become its SQL parameters without a lookup per field."""
+
+    def __init__(self, home: Path, entity: Entity, run_id: str, columns: list[str] | None = None):
         self.entity, self.run_id = entity, run_id
         self.db = connect(home)
         ensure_table(self.db, entity)
-        fields = list(entity.fields)
+        fields = list(columns or entity.fields)
+        if entity.key not in fields:
+            raise ValueError(f"the key field {entity.key!r} must be written")
         names = ", ".join(_quote(n) for n in [*fields, "_run_id", "_updated_at"])
         marks = ", ".join("?" for _ in range(len(fields) + 2))
         updates = ", ".join(
@@ -79,9 +85,8 @@ class EntityWriter:
         if not self._open:
             self.db.execute("BEGIN IMMEDIATE")
             self._open = True
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        fields, run_id = self._fields, self.run_id
-        self.db.executemany(self._sql, [[*(r.get(f) for f in fields), run_id, now] for r in rows])
+        tail = (self.run_id, datetime.now(UTC).isoformat(timespec="seconds"))
+        self.db.executemany(self._sql, [(*r.values(), *tail) for r in rows])
         self.written += len(rows)
 
     def commit(self) -> None:

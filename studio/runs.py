@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -57,43 +56,46 @@ class RunOutputs:
     ``rows.csv`` and ``rejects.csv`` (record, field, reason). Rows wait in a pending file until
     the unit of work (the run, or a bulk file) commits, so a rolled-back file leaves no trace."""
 
-    def __init__(self, home: Path, folder: Path, entity: Entity, run_id: str):
+    def __init__(self, home: Path, folder: Path, entity: Entity, run_id: str, columns: list[str]):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.fields = list(entity.fields)
-        self.writer = EntityWriter(home, entity, run_id)
+        self.fields = columns
+        self.writer = EntityWriter(home, entity, run_id, columns)
         self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
         self._rows = open(self.rows_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._rejects = open(self.rejects_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         csv.writer(self._rows).writerow(self.fields)
         csv.writer(self._rejects).writerow(["record", "field", "reason"])
-        self._pending = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")  # noqa: SIM115
+        # Rows of the unit of work not yet committed: a write-only file beside rows.csv (a
+        # read-write text file costs a codec reset per write).
+        self._pending_path = folder / ".rows.pending"
+        self._pending = open(self._pending_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self.rows = self.rejects = 0
 
     def write(self, rows: list[dict], rejects: list[Reject]) -> None:
         self.writer.write(rows)
-        out = csv.writer(self._pending)
-        out.writerows([[r.get(f) for f in self.fields] for r in rows])
+        csv.writer(self._pending).writerows(r.values() for r in rows)
         csv.writer(self._rejects).writerows([[r.record, r.field, r.reason] for r in rejects])
         self.rows += len(rows)
         self.rejects += len(rejects)
 
     def commit(self) -> None:
         self.writer.commit()
-        self._pending.seek(0)
-        shutil.copyfileobj(self._pending, self._rows)
-        self._pending.seek(0)
-        self._pending.truncate()
+        self._pending.close()
+        with open(self._pending_path, newline="", encoding="utf-8") as pending:
+            shutil.copyfileobj(pending, self._rows)
+        self._pending = open(self._pending_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
 
     def rollback(self) -> None:
         self.writer.rollback()
-        self._pending.seek(0)
-        self._pending.truncate()
+        self._pending.close()
+        self._pending = open(self._pending_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
 
     def close(self) -> list[str]:
         self.writer.close()
         for f in (self._rows, self._rejects, self._pending):
             f.close()
+        self._pending_path.unlink(missing_ok=True)
         return [str(self.rows_path), str(self.rejects_path)]
 
 
@@ -167,7 +169,7 @@ def run_job(
         if on_event:
             on_event(e)
 
-    outputs = RunOutputs(store.home, folder, spec, run.id)
+    outputs = RunOutputs(store.home, folder, spec, run.id, [f.generate for f in job.mapping])
     try:
         if isinstance(job, FileJob):
             with connect(conn, store.home) as client:
