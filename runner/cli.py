@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="JOB", help="job name or id")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop the run after this long (default: the job's run timeout)",
+    )
 
     p = sub.add_parser(
         "next-runs",
@@ -306,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 keep_days=args.keep_days,
             ).serve()
         if args.command == "run":
-            run = run_job(store, args.name, trigger="manual")
+            run = run_job(store, args.name, trigger="manual", timeout=args.timeout)
             if args.json:
                 print(json.dumps(run.as_dict(), indent=2, ensure_ascii=False))
             else:

@@ -196,3 +196,27 @@ def test_next_runs(home, sandbox):
     )
     assert len(lines) == 4 and all(line.endswith("06:00 UTC") for line in lines[1:])
     assert lines[1][:3] in ("Mon", "Tue", "Wed", "Thu", "Fri")
+
+
+def test_run_a_job_and_a_run_that_times_out(home, sandbox):
+    from studio.transfer import EXAMPLES, import_configs
+
+    store = ConfigStore(home)
+    import_configs(store, EXAMPLES)
+    point_demo_at(store, sandbox.url)
+    out = runner("run", "Demo suppliers", home=home)
+    assert out.returncode == 0, out.stderr
+    assert "of 'Demo suppliers': success: 4 records, 4 rows written, 0 rejected" in out.stdout
+    store.modify(
+        "jobs",
+        "Demo suppliers",
+        lambda j: j.model_copy(
+            update={"calls": [j.calls[0].model_copy(update={"path": "/suppliers?slow=1"})]}
+        ),
+        source="cli",
+    )
+    slow = runner("run", "Demo suppliers", "--timeout", "0.5", "--json", home=home)
+    assert slow.returncode == 1
+    run = json.loads(slow.stdout)
+    assert run["status"] == "failed"
+    assert run["error"] == "stopped: the run took longer than its timeout of 0.5 s"

@@ -1,7 +1,7 @@
 """Benchmarks of the runner.
 
-    python bench/runner.py run [--records 200000]     a full run into the entity store
-    python bench/runner.py daemon [--jobs 10000]      10,000 minute jobs: idle CPU, lateness
+    python bench/runs.py run [--records 200000]     a full run into the entity store
+    python bench/runs.py daemon [--jobs 10000]      10,000 minute jobs: idle CPU, lateness
 
 ``run``: the engine benchmark's local server serves the records; ``run_job`` pulls them, maps 5
 fields and upserts them into the entity store (plus the run's rows.csv), against a hand-written
