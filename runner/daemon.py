@@ -23,16 +23,29 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import schedule as scheduler
 
 from studio.errors import StudioError
 from studio.history import HEARTBEAT_FILE, RunHistory, now_iso
+from studio.jobs import RunSettings
 from studio.runs import run_job
-from studio.schedules import due
+from studio.schedules import Schedule, due, next_runs
 from studio.store import ConfigStore
 
 LATE = timedelta(minutes=2)  # a slot older than this when found was missed: a catch-up
+_UNKNOWN = object()
+
+
+class Scheduled(NamedTuple):
+    """What the daemon keeps of a job between store changes: little, for thousands of jobs."""
+
+    id: str
+    name: str
+    schedule: Schedule
+    anchor: datetime
+    run: RunSettings
 
 
 class Daemon:
@@ -58,7 +71,8 @@ class Daemon:
         self.stopping = threading.Event()
         self.started_at = now_iso()
         self.lock = threading.Lock()
-        self._jobs: list = []
+        self._jobs: list[Scheduled] = []
+        self._next: dict[str, datetime | None] = {}
         self._version: tuple[int, int] | None = None
         self.keep_days = keep_days
 
@@ -100,7 +114,10 @@ class Daemon:
         return self.last_slot.get(job_id)
 
     def tick(self) -> None:
-        """Submit every active job whose slot has come."""
+        """Submit every active job whose slot has come.
+
+        Each job's next run time is computed once (and again after it runs, or when the store
+        changes), so a tick over thousands of jobs is a comparison each, not a schedule each."""
         if self.stopping.is_set():
             return
         now = self.clock()
@@ -108,25 +125,32 @@ class Daemon:
         if version != self._version:  # reload only when the store changed
             try:
                 self._jobs = [
-                    j
+                    Scheduled(j.id, j.name, j.schedule, j.created_at, j.run)
                     for j in self.store.list("jobs", reveal=False)
-                    if j.status == "active" and j.schedule.type != "manual"
+                    if j.status == "active" and j.schedule.type != "manual" and j.created_at
                 ]
                 self._version = version
+                self._next.clear()
             except StudioError as e:
                 self.log("store-error", error=str(e))
                 return
         for job in self._jobs:
-            if not job.created_at:
+            upcoming = self._next.get(job.id, _UNKNOWN)
+            if upcoming is _UNKNOWN:
+                after = self._last_slot(job.id) or job.anchor
+                upcoming = next(iter(next_runs(job.schedule, job.anchor, after, 1)), None)
+                self._next[job.id] = upcoming
+            if upcoming is None or now < upcoming:
                 continue
             slot = due(
                 job.schedule,
-                job.created_at,
+                job.anchor,
                 self._last_slot(job.id),
                 now,
                 catch_up=job.run.catch_up,
                 tolerance=LATE,
             )
+            self._next[job.id] = next(iter(next_runs(job.schedule, job.anchor, now, 1)), None)
             if slot is None:
                 continue
             self.last_slot[job.id] = slot
