@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to let running runs finish on SIGTERM (default 30)",
     )
     p.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+    p.add_argument("--api-host", default="127.0.0.1", help="REST API address (default 127.0.0.1)")
+    p.add_argument("--api-port", type=int, default=8780, help="REST API port (default 8780)")
+    p.add_argument("--no-api", action="store_true", help="do not serve the REST API")
+    p.add_argument(
+        "--synchron-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds /v1/datafeed/synchron waits before 504 (default 3600)",
+    )
     p.add_argument(
         "--keep-days",
         type=int,
@@ -139,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="JOB", help="job name or id")
     p.add_argument("-n", type=int, default=5, help="how many (default 5)")
+
+    p = sub.add_parser(
+        "api-token", help="create, revoke or list REST API tokens", formatter_class=_formatter
+    )
+    tsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in [
+        ("create", "make a token; it is printed once, only its hash is kept"),
+        ("revoke", "delete a token"),
+    ]:
+        t = tsub.add_parser(action, help=text, formatter_class=_formatter)
+        t.add_argument("name", metavar="NAME", help="token name")
+    tsub.add_parser(
+        "list", help="the tokens (names and prefixes, never the tokens)", formatter_class=_formatter
+    )
 
     p = sub.add_parser("sandbox", help="serve the demo sandbox API", formatter_class=_formatter)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -187,6 +210,7 @@ def generated_docs() -> dict[Path, str]:
         DOCS / "config-schema.json": json.dumps(config_schema(), indent=2, ensure_ascii=False)
         + "\n",
         DOCS / "cli.md": cli_reference(build_parser()),
+        DOCS / "openapi.json": json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n",
     }
 
 
@@ -304,13 +328,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from runner.daemon import Daemon
 
-            return Daemon(
+            daemon = Daemon(
                 store,
                 workers=args.workers,
                 json_logs=args.json_logs,
                 grace=args.grace,
                 keep_days=args.keep_days,
-            ).serve()
+            )
+            if not args.no_api:
+                serve_api(store, daemon, args.api_host, args.api_port, args.synchron_timeout)
+            return daemon.serve()
+        if args.command == "api-token":
+            return _api_tokens(store, args)
         if args.command == "run":
             run = run_job(store, args.name, trigger="manual", timeout=args.timeout)
             if args.json:
@@ -358,6 +387,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def serve_api(store: ConfigStore, daemon, host: str, port: int, timeout: float) -> None:
+    """The REST API in a thread of the runner: it shares the daemon's run queue."""
+    import threading
+
+    import uvicorn
+
+    from runner.api import create_app
+
+    app = create_app(store, daemon, synchron_timeout=timeout)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server.install_signal_handlers = lambda: None  # the daemon handles SIGTERM and SIGINT
+    threading.Thread(target=server.run, daemon=True, name="api").start()
+    daemon.log("api-start", url=f"http://{host}:{port}/v1", docs=f"http://{host}:{port}/docs")
+
+
+def _api_tokens(store: ConfigStore, args: argparse.Namespace) -> int:
+    from studio.apitokens import create_token
+
+    if args.action == "create":
+        token = create_token(store, args.name)
+        print(token)
+        print(f"token {args.name!r} created; it is shown only now", file=sys.stderr)
+    elif args.action == "revoke":
+        store.delete("api_tokens", args.name, source="cli")
+        print(f"token {args.name!r} revoked")
+    else:
+        _print_table(
+            [
+                {
+                    "name": t.name,
+                    "prefix": t.prefix + "…",
+                    "created": t.created_at.strftime("%Y-%m-%d %H:%M") if t.created_at else "",
+                }
+                for t in store.list("api_tokens")
+            ]
+        )
+    return 0
+
+
+def openapi_document() -> dict:
+    """The REST API's OpenAPI document, as served at /openapi.json."""
+    import types
+
+    from runner.api import create_app
+
+    return create_app(None, types.SimpleNamespace(history=None)).openapi()
 
 
 def _docs(check: bool) -> int:

@@ -66,7 +66,7 @@ class Daemon:
         self.grace = grace
         self.clock = clock
         self.running: dict[str, Future] = {}
-        self.queued: dict[str, datetime] = {}
+        self.queued: dict[str, tuple[datetime | None, str]] = {}
         self.last_slot: dict[str, datetime] = {}
         self.stopping = threading.Event()
         self.started_at = now_iso()
@@ -159,27 +159,42 @@ class Daemon:
 
     def submit(
         self, job_id: str, name: str, trigger: str, slot: datetime | None, on_overlap: str = "queue"
-    ) -> None:
+    ) -> tuple[str, str | None]:
+        """Start a run, or queue or skip it when the job is running: (what happened, run id).
+
+        The run is recorded at once (queued), so a caller of the REST API gets its id."""
+        stamp = slot.isoformat() if slot else ""
         with self.lock:
             if job_id in self.running:
                 if on_overlap == "skip":
-                    run = self.history.start(
-                        job_id, name, trigger, slot.isoformat() if slot else ""
-                    )
+                    run = self.history.start(job_id, name, trigger, stamp)
                     run.status, run.finished_at = "skipped", now_iso()
                     run.error = "the previous run was still running (skip)"
                     self.history.save(run)
                     self.log("skipped", job=name, slot=slot)
-                elif job_id not in self.queued:
-                    self.queued[job_id] = slot
-                    self.log("queued", job=name, slot=slot)
-                return
-            self.running[job_id] = self.pool.submit(self._run, job_id, name, trigger, slot)
+                    return "skipped", None
+                if job_id in self.queued:  # queued once, not once per trigger
+                    return "queued", self.queued[job_id][1]
+                run = self.history.start(job_id, name, trigger, stamp)
+                run.status = "queued"
+                self.history.save(run)
+                self.queued[job_id] = (slot, run.id)
+                self.log("queued", job=name, slot=slot, run=run.id)
+                return "queued", run.id
+            run = self.history.start(job_id, name, trigger, stamp)
+            run.status = "queued"
+            self.history.save(run)
+            self.running[job_id] = self.pool.submit(self._run, job_id, name, trigger, slot, run.id)
+            return "started", run.id
 
-    def _run(self, job_id: str, name: str, trigger: str, slot: datetime | None) -> None:
+    def _run(
+        self, job_id: str, name: str, trigger: str, slot: datetime | None, run_id: str
+    ) -> None:
         try:
-            self.log("run-start", job=name, trigger=trigger, slot=slot)
-            run = run_job(self.store, job_id, trigger=trigger, slot=slot)
+            self.log("run-start", job=name, trigger=trigger, slot=slot, run=run_id)
+            run = run_job(
+                self.store, job_id, trigger=trigger, slot=slot, run=self.history.get(run_id)
+            )
             self.log(
                 "run-end",
                 job=name,
@@ -192,13 +207,24 @@ class Daemon:
             )
         except Exception as e:  # a job deleted meanwhile, a broken config: log, keep running
             self.log("run-error", job=name, error=str(e))
+            run = self.history.get(run_id)
+            if run and run.status in ("queued", "running"):
+                run.status, run.error, run.finished_at = "failed", str(e), now_iso()
+                self.history.save(run)
         finally:
             with self.lock:
                 self.running.pop(job_id, None)
-                queued = job_id in self.queued
-                next_slot = self.queued.pop(job_id, None)
-            if queued and not self.stopping.is_set():
-                self.submit(job_id, name, "schedule", next_slot)
+                waiting = self.queued.pop(job_id, None)
+                if waiting and not self.stopping.is_set():
+                    next_slot, next_id = waiting
+                    self.running[job_id] = self.pool.submit(
+                        self._run,
+                        job_id,
+                        name,
+                        "schedule" if next_slot else trigger,
+                        next_slot,
+                        next_id,
+                    )
 
     def purge(self) -> None:
         """Forget runs (and their files) older than ``keep_days``."""

@@ -152,18 +152,26 @@ def runner_status(home: Path, stale: float = 15.0) -> dict:
     return data | {"up": (datetime.now(UTC) - seen).total_seconds() < stale}
 
 
-def run_files(run: Run) -> list[Path]:
-    """The files a run left that still exist (rows, rejects, log, debug traces)."""
-    return [Path(p) for p in run.outputs if Path(p).is_file()]
+def run_files(run: Run, *, data_only: bool = False) -> list[Path]:
+    """The files a run left that still exist: rows, rejects, log, debug trace. ``data_only``:
+    what the run produced (rows, and rejects or a trace when there are any), not its log."""
+    files = [Path(p) for p in run.outputs if Path(p).is_file()]
+    if data_only:
+        files = [
+            f
+            for f in files
+            if f.name != "run.log" and not (f.name == "rejects.csv" and not run.rows_rejected)
+        ]
+    return files
 
 
-def run_archive(run: Run) -> tuple[str, bytes, str]:
+def run_archive(run: Run, *, data_only: bool = False) -> tuple[str, bytes, str]:
     """One download for a run's output: the file itself when there is one, a ZIP when there
     are several (file name, content, MIME type)."""
     import io
     import zipfile
 
-    files = run_files(run)
+    files = run_files(run, data_only=data_only)
     if len(files) == 1:
         return files[0].name, files[0].read_bytes(), "text/csv"
     buffer = io.BytesIO()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
@@ -298,6 +299,12 @@ class JobBase(Stamped):
     run: RunSettings = Field(default_factory=RunSettings, title="Runs")
     mapping: list[FieldMap] = Field(default_factory=list, title="Mapping")
     destination: CsvDestination = Field(default_factory=CsvDestination, title="Destination")
+    debug_until: datetime | None = Field(
+        default=None,
+        title="Debug until",
+        description="While in the future, runs keep a full request/response trace (masked)",
+    )
+    assistant_metadata: dict | list | str | None = Field(default=None, title="Assistant metadata")
 
     @field_validator("entity")
     @classmethod

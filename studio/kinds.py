@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 
+from studio.apitokens import ApiToken
 from studio.jobs import Job
 from studio.models import ConfigModel, Connection
 
@@ -28,6 +29,7 @@ class ResourceKind:
     annotation: object
     refs: dict[str, str] = field(default_factory=dict)
     unique: tuple[str, ...] = ("name",)
+    exported: bool = True  # part of exports, imports and the published schema
 
     @functools.cached_property
     def adapter(self) -> TypeAdapter:
@@ -45,14 +47,21 @@ JOBS = ResourceKind(
     refs={"connection_id": "connections", "destination.connection_id": "connections"},
     unique=("name", "external_key"),
 )
-KINDS: dict[str, ResourceKind] = {"connections": CONNECTIONS, "jobs": JOBS}
+API_TOKENS = ResourceKind(
+    table="api_tokens", label="API token", annotation=ApiToken, exported=False
+)
+KINDS: dict[str, ResourceKind] = {
+    "connections": CONNECTIONS,
+    "jobs": JOBS,
+    "api_tokens": API_TOKENS,
+}
 
 
 def config_schema() -> dict:
     """The JSON Schema of every config kind, as published in ``docs/config-schema.json``."""
     defs: dict = {}
     one_of = []
-    for kind in KINDS.values():
+    for kind in (k for k in KINDS.values() if k.exported):
         schema = kind.adapter.json_schema(ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
         defs[kind.label.title()] = schema

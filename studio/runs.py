@@ -121,6 +121,7 @@ def run_job(
     trigger: str = "manual",
     slot: datetime | None = None,
     timeout: float | None = None,
+    run: Run | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> Run:
     """Run a saved job now: source → mapping → entity store, run files and destination.
@@ -130,12 +131,18 @@ def run_job(
     (for bulk files: the files already committed stay committed)."""
     job, conn = load_job(store, ref)
     history = RunHistory(store.home)
-    run = history.start(job.id, job.name, trigger, slot=slot.isoformat() if slot else "")
+    if run is None:  # or one recorded when it was queued (the REST API's processId)
+        run = history.start(job.id, job.name, trigger, slot=slot.isoformat() if slot else "")
+    else:
+        run.status, run.started_at = "running", now_iso()
+        history.save(run)
+    debug = job.debug_until is not None and job.debug_until > datetime.now(UTC)
     limit = timeout if timeout is not None else job.run.timeout_minutes * 60
     deadline = time.monotonic() + limit
     folder = Path(run.folder)
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "run.log", "w", encoding="utf-8")  # noqa: SIM115
+    trace = open(folder / "trace.jsonl", "w", encoding="utf-8") if debug else None  # noqa: SIM115
     spec = entity(job.entity)
 
     def event(e: Event, check: bool = True) -> None:
@@ -147,6 +154,8 @@ def run_job(
         if kind == "exchange":
             x = e["exchange"]
             run.requests += 1
+            if trace:  # debug: the whole exchange, headers and bodies, secrets masked
+                trace.write(json.dumps(x.as_dict(), ensure_ascii=False, default=str) + "\n")
             line |= {
                 "label": x.label,
                 "method": x.method,
@@ -218,5 +227,8 @@ def run_job(
         run.finished_at = now_iso()
         log.close()
         run.outputs = [*run.outputs, str(folder / "run.log")]
+        if trace:
+            trace.close()
+            run.outputs.append(trace.name)
         history.save(run)
     return run

@@ -32,7 +32,7 @@ def export_configs(
 ) -> list[Path]:
     """Write every config to ``folder/<kind>/<slug>.json``; returns the files written."""
     written = []
-    for kind in store.kinds.values():
+    for kind in (k for k in store.kinds.values() if k.exported):
         taken: set[str] = set()
         for model in store.list(kind.table, reveal=include_secrets):
             name = slug(model.name)
@@ -75,7 +75,7 @@ def import_configs(
     if not folder.is_dir():
         raise StudioError(f"{folder} is not a folder")
     outcomes = []
-    for kind in store.kinds.values():  # connections first: jobs refer to them
+    for kind in (k for k in store.kinds.values() if k.exported):  # connections, then jobs
         existing = {m.name.casefold(): m for m in store.list(kind.table, reveal=True)}
         for path in sorted((folder / kind.table).glob("*.json")):
             rel = str(path.relative_to(folder))

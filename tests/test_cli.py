@@ -220,3 +220,17 @@ def test_run_a_job_and_a_run_that_times_out(home, sandbox):
     run = json.loads(slow.stdout)
     assert run["status"] == "failed"
     assert run["error"] == "stopped: the run took longer than its timeout of 0.5 s"
+
+
+def test_api_tokens_are_shown_once_and_stored_as_a_hash(home):
+    made = runner("api-token", "create", "erp", home=home)
+    token = made.stdout.strip()
+    assert made.returncode == 0 and token.startswith("cs_") and len(token) > 40
+    assert token not in (home / "configs.json").read_text()
+    from studio.apitokens import verify
+
+    assert verify(ConfigStore(home), token) == "erp"
+    listed = runner("api-token", "list", home=home).stdout
+    assert "erp" in listed and token[:7] + "…" in listed and token not in listed
+    assert runner("api-token", "revoke", "erp", home=home).returncode == 0
+    assert verify(ConfigStore(home), token) is None

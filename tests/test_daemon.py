@@ -11,10 +11,11 @@ import time
 from datetime import timedelta
 
 from runner.daemon import Daemon
+from studio.apitokens import create_token
 from studio.entitystore import read_rows
 from studio.history import RunHistory, runner_status
 from studio.schedules import Schedule
-from tests.conftest import ROOT, point_demo_at
+from tests.conftest import ROOT, free_port, point_demo_at
 
 SUPPLIERS = {
     "kind": "api",
@@ -139,16 +140,26 @@ def test_a_job_never_runs_twice_at_once(store, sandbox):
     ]
 
 
-def serve(home):
+def serve(home, api_port: int):
     env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", "serve", "--json-logs"],
+        [sys.executable, "-m", "runner", "serve", "--json-logs", "--api-port", str(api_port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _get(url: str, token: str):
+    import requests
+
+    try:
+        r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    except requests.ConnectionError:
+        return None
+    return r.json() if r.status_code == 200 else None
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -167,7 +178,8 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
     records the run as interrupted, and no row of it was written."""
     setup(store, sandbox)
     store.delete("jobs", "Suppliers every minute", source="cli")
-    daemon = serve(home)
+    api_port = free_port()
+    daemon = serve(home, api_port)
     try:
         wait_for(lambda: runner_status(home)["up"], 30, "the heartbeat")
         job = store.create(
@@ -207,7 +219,7 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
         if daemon.poll() is None:
             daemon.kill()
     assert [r.status for r in RunHistory(home).list(job_id=job.id)] == ["running"]
-    restarted = serve(home)
+    restarted = serve(home, api_port)
     try:
         wait_for(
             lambda: RunHistory(home).list(job_id=job.id)[0].status == "interrupted",
@@ -215,6 +227,12 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
             "the interrupted run to be recorded",
         )
         assert read_rows(home, "Products")[1] == 0  # nothing half-written
+        # The same process serves the REST API.
+        token = create_token(store, "daemon test")
+        listed = wait_for(
+            lambda: _get(f"http://127.0.0.1:{api_port}/v1/imports", token), 20, "the REST API"
+        )
+        assert [j["name"] for j in listed] == ["Slow products"]
         store.set_status("jobs", job.id, "disabled", source="cli")
         restarted.send_signal(signal.SIGTERM)
         out, _ = restarted.communicate(timeout=60)

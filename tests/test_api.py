@@ -1,0 +1,275 @@
+"""The REST control API over a real uvicorn server on 127.0.0.1, with the runner's queue."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import zipfile
+
+import pytest
+import requests
+
+from runner.api import create_app
+from runner.daemon import Daemon
+from studio.apitokens import create_token
+from studio.entitystore import read_rows
+from studio.store import ConfigStore
+from tests.conftest import free_port, point_demo_at
+
+
+class Api:
+    def __init__(self, store: ConfigStore, timeout: float = 3600.0):
+        import uvicorn
+
+        self.daemon = Daemon(store)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = create_app(store, self.daemon, synchron_timeout=timeout)
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {create_token(store, f'test {self.port}')}"
+
+    def __getattr__(self, method):
+        return lambda path, **kw: self.session.request(
+            method.upper(), self.url + path, timeout=60, **kw
+        )
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, sandbox_server):
+    from studio.http import TOKENS
+    from studio.transfer import EXAMPLES, import_configs
+
+    sandbox_server.state.reset()  # whatever faults earlier tests left
+    TOKENS._tokens.clear()
+    home = tmp_path_factory.mktemp("api-home")
+    store = ConfigStore(home)
+    import_configs(store, EXAMPLES)
+    point_demo_at(store, sandbox_server.url)
+    api = Api(store)
+    yield api, store
+    api.stop()
+
+
+def test_every_call_needs_a_token(env):
+    api, _ = env
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        r = requests.get(f"{api.url}/v1/imports", headers=headers, timeout=10)
+        assert r.status_code == 401
+        assert r.json() == {"error": "a valid 'Authorization: Bearer <token>' header is required"}
+    assert api.get("/v1/imports").status_code == 200
+
+
+def test_imports_crud_clone_audit_patch_dependencies(env):
+    api, store = env
+    new = {
+        "kind": "api",
+        "name": "API suppliers",
+        "connection_id": "Demo sandbox",
+        "entity": "Suppliers",
+        "external_key": "api-suppliers",
+        "calls": [{"path": "/suppliers"}],
+        "content_finder": "$.suppliers",
+        "mapping": [
+            {"extract": "$.supplierId", "generate": "external_id"},
+            {"extract": "$.companyName", "generate": "name"},
+        ],
+    }
+    r = api.post("/v1/imports", json=new)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["connection_id"] == store.get("connections", "Demo sandbox").id
+    assert api.post("/v1/imports", json=new).status_code == 409
+    bad = api.post(
+        "/v1/imports", json=new | {"name": "x", "external_key": "", "content_finder": "$.a["}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"].startswith("Content finder (JSONPath): JSONPath '$.a[': ends")
+    for ref in (created["id"], "api suppliers", "api-suppliers"):
+        assert api.get(f"/v1/imports/{ref}").json()["name"] == "API suppliers"
+    assert api.get("/v1/imports/nope").json() == {
+        "error": "No import called 'nope' (id, name or external key)"
+    }
+    put = api.put(f"/v1/imports/{created['id']}", json=created | {"name": "API suppliers 2"})
+    assert put.status_code == 200 and put.json()["name"] == "API suppliers 2"
+    patch = api.patch(
+        f"/v1/imports/{created['id']}",
+        json={"debugUntil": "2099-01-01T00:00:00Z", "assistantMetadata": {"a": 1}},
+    )
+    assert patch.status_code == 204
+    got = api.get(f"/v1/imports/{created['id']}").json()
+    assert got["debug_until"].startswith("2099-01-01") and got["assistant_metadata"] == {"a": 1}
+    refused = api.patch(f"/v1/imports/{created['id']}", json={"name": "x"})
+    assert refused.status_code == 422 and refused.json()["error"].startswith("name: only")
+    clone = api.post(f"/v1/imports/{created['id']}/clone")
+    assert clone.status_code == 201 and clone.json()["name"] == "Copy of API suppliers 2"
+    audit = api.get(f"/v1/imports/{created['id']}/audit").json()
+    assert [e["action"] for e in audit][:2] == ["update", "update"] and audit[0]["source"] == "api"
+    deps = api.get(f"/v1/imports/{created['id']}/dependencies").json()
+    assert deps["entity"] == "Suppliers" and deps["connection"]["name"] == "Demo sandbox"
+    assert {"id": clone.json()["id"], "name": "Copy of API suppliers 2"} in deps[
+        "importsSharingConnection"
+    ]
+    assert deps["connection"]["auth"]["client_secret"] == "••••••"
+    store.create(
+        "connections",
+        {"kind": "file_server", "name": "Some SFTP", "host": "h", "username": "u", "password": "p"},
+        source="cli",
+    )
+    wrong = api.put(
+        f"/v1/imports/{created['id']}/replaceConnection", json={"connection": "Some SFTP"}
+    )
+    assert wrong.status_code == 422 and "needs a API one" in wrong.json()["error"]
+    assert api.delete(f"/v1/imports/{clone.json()['id']}").status_code == 204
+    assert api.get(f"/v1/imports/{clone.json()['id']}").status_code == 404
+
+
+def test_connections_crud_masks_secrets_and_refuses_deleting_a_used_one(env):
+    api, store = env
+    conns = api.get("/v1/connections").json()
+    demo = next(c for c in conns if c["name"] == "Demo sandbox")
+    assert demo["auth"]["client_secret"] == "••••••"
+    r = api.put(f"/v1/connections/{demo['id']}", json=demo | {"timeout": 12})
+    assert r.status_code == 200 and r.json()["timeout"] == 12
+    assert store.get("connections", demo["id"], reveal=True).auth.client_secret == "demo-secret"
+    used = api.delete(f"/v1/connections/{demo['id']}")
+    assert used.status_code == 409 and "is used by job" in used.json()["error"]
+    new = api.post("/v1/connections", json={"kind": "api", "name": "Temp", "base_url": "nope"})
+    assert new.status_code == 422
+    assert new.json()["error"] == "Base URL: must start with http:// or https://"
+
+
+def test_invoke_with_data_maps_and_writes_each_record(env):
+    api, store = env
+    r = api.post(
+        "/v1/imports/Demo suppliers/invoke",
+        json={
+            "data": [
+                {"supplierId": "X1", "companyName": "Pushed Inc", "email": "a@b.c"},
+                {"companyName": "No id"},
+            ],
+            "settings": {},
+        },
+    )
+    assert r.status_code == 200
+    assert r.json() == [
+        {
+            "statusCode": 200,
+            "_json": {"external_id": "X1", "name": "Pushed Inc", "email": "a@b.c", "country": None},
+        },
+        {
+            "statusCode": 422,
+            "errors": [{"field": "external_id", "message": "$.supplierId: is required but empty"}],
+        },
+    ]
+    rows, _ = read_rows(store.home, "Suppliers", where="X1")
+    assert rows[0]["name"] == "Pushed Inc"
+    plain = api.post(
+        "/v1/imports/Demo suppliers/invoke", json=[{"supplierId": "X2", "companyName": "Two"}]
+    )
+    assert plain.json()[0]["statusCode"] == 200
+
+
+def test_start_poll_download_and_invoke_without_data(env):
+    api, _store = env
+    pid = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
+    status = {}
+    for _ in range(100):
+        status = api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()
+        if status["SyncState"] != 2:
+            break
+        time.sleep(0.1)
+    assert (status["SyncState"], status["status"], status["rowsWritten"]) == (1, "success", 4)
+    single = api.get(f"/v1/jobs/Demo suppliers/download/{pid}")
+    assert single.status_code == 200 and single.text.startswith("external_id,name,email")
+    assert "rows.csv" in single.headers["content-disposition"]
+    run = api.post("/v1/imports/Demo products (page numbers)/invoke").json()
+    assert run["status"] == "success" and run["rows_written"] == 95
+    assert api.get(f"/v1/jobs/demo-suppliers/status/{run['id']}").status_code == 404
+
+
+def test_download_is_a_zip_when_there_are_several_files_and_409_while_running(env):
+    api, store = env
+    store.modify(
+        "jobs",
+        "Demo suppliers",
+        lambda j: {
+            **j.model_dump(mode="json"),
+            "mapping": [
+                *j.model_dump(mode="json")["mapping"][:2],
+                {"extract": "$.email", "generate": "phone", "type": "integer"},
+            ],
+        },
+        source="cli",
+    )
+    pid = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
+    while api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()["SyncState"] == 2:
+        time.sleep(0.1)
+    zipped = api.get(f"/v1/jobs/demo-suppliers/download/{pid}")
+    assert zipped.headers["content-type"] == "application/zip"
+    assert sorted(zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()) == [
+        "rejects.csv",
+        "rows.csv",
+    ]
+    # A slow job: while it runs, download says 409, and a second start is queued once.
+    store.modify(
+        "jobs",
+        "Demo suppliers",
+        lambda j: {
+            **j.model_dump(mode="json"),
+            "calls": [{"path": "/suppliers", "query": [{"name": "slow", "value": "1"}]}],
+            "mapping": j.model_dump(mode="json")["mapping"][:2],
+        },
+        source="cli",
+    )
+    first = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
+    second = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
+    third = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
+    assert first != second and second == third  # one run, one queued behind it
+    assert api.get(f"/v1/jobs/demo-suppliers/download/{first}").status_code == 409
+    for pid in (first, second):
+        while api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()["SyncState"] == 2:
+            time.sleep(0.1)
+    runs = [api.get(f"/v1/jobs/demo-suppliers/status/{p}").json() for p in (first, second)]
+    assert [r["status"] for r in runs] == ["success", "success"]
+    assert runs[0]["finishedAt"] <= runs[1]["startedAt"]  # never at once
+
+
+def test_synchronous_datafeed_and_its_timeout(env):
+    api, store = env
+    store.modify(
+        "jobs",
+        "Demo suppliers",
+        lambda j: {**j.model_dump(mode="json"), "calls": [{"path": "/suppliers"}]},
+        source="cli",
+    )
+    feed = api.get("/v1/datafeed/synchron/demo-suppliers")
+    assert feed.status_code == 200 and feed.text.splitlines()[0].startswith("external_id,name")
+    assert api.get("/v1/datafeed/synchron/nope").status_code == 404
+    quick = Api(store, timeout=0.3)
+    try:
+        store.modify(
+            "jobs",
+            "Demo suppliers",
+            lambda j: {
+                **j.model_dump(mode="json"),
+                "calls": [{"path": "/suppliers", "query": [{"name": "slow", "value": "1"}]}],
+            },
+            source="cli",
+        )
+        late = quick.get("/v1/datafeed/synchron/demo-suppliers")
+        assert late.status_code == 504
+        assert "did not finish within 0.3 s" in late.json()["error"]
+    finally:
+        quick.stop()
