@@ -11,6 +11,7 @@ navigation = st.navigation(
         st.Page("pages/jobs.py", title="Import jobs", icon=":material/sync_alt:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
         st.Page("pages/data.py", title="Data", icon=":material/table:"),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
 navigation.run()

@@ -94,3 +94,13 @@ def test_data_page_pages_and_filters_rows(store, sandbox):
     assert at.caption[0].value == "1 products rows matching 'P00042'"
     at.selectbox(key="data_entity").select("Offers").run()
     assert at.info[0].value == "No rows yet: run an import job of this entity."
+
+
+def test_settings_lists_api_tokens_without_the_tokens(store):
+    from studio.apitokens import create_token
+
+    token = create_token(store, "erp")
+    at = page("pages/settings.py")
+    tokens = at.dataframe[0].value
+    assert tokens.iloc[0]["Name"] == "erp" and tokens.iloc[0]["Starts with"] == token[:7] + "…"
+    assert token not in str(tokens.to_dict())
