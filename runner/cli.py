@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox-port", type=int, default=8765, help="demo sandbox API port (default 8765)"
     )
     p.add_argument("--no-sandbox", action="store_true", help="do not start the demo sandbox API")
+    p.add_argument("--api-port", type=int, default=8780, help="the runner's REST API port (8780)")
 
     for kind in ("connections", "jobs"):
         label = kind[:-1]
@@ -316,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 port=args.port,
                 demo=not args.no_demo,
                 sandbox_port=None if args.no_sandbox else args.sandbox_port,
+                api_port=args.api_port,
             )
         if args.command in ("connections", "jobs"):
             return _configs(store, args.command, args)

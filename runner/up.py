@@ -31,7 +31,13 @@ def studio_command(host: str, port: int) -> list[str]:
 
 
 def up(
-    store: ConfigStore, *, host: str, port: int, demo: bool = True, sandbox_port: int | None = 8765
+    store: ConfigStore,
+    *,
+    host: str,
+    port: int,
+    demo: bool = True,
+    sandbox_port: int | None = 8765,
+    api_port: int = 8780,
 ) -> int:
     if demo:
         loaded = [o for o in seed_examples(store) if o.action == "create"]
@@ -41,13 +47,16 @@ def up(
     children = [
         subprocess.Popen(studio_command(host, port), cwd=ROOT, env=env),
         subprocess.Popen(
-            [sys.executable, "-m", "runner", "serve", "--grace", "8"], cwd=ROOT, env=env
+            [sys.executable, "-m", "runner", "serve", "--grace", "8", "--api-port", str(api_port)],
+            cwd=ROOT,
+            env=env,
         ),
     ]
     if sandbox_port:
         sandbox = [sys.executable, "-m", "runner", "sandbox", "--port", str(sandbox_port)]
         children.append(subprocess.Popen(sandbox, cwd=ROOT, env=env))
     print(f"Connector Studio: http://{host}:{port}  (data in {store.home}; Ctrl-C stops)")
+    print(f"REST API: http://127.0.0.1:{api_port}/v1 (tokens: python -m runner api-token create)")
 
     stopping = False
 

@@ -273,3 +273,55 @@ def test_synchronous_datafeed_and_its_timeout(env):
         assert "did not finish within 0.3 s" in late.json()["error"]
     finally:
         quick.stop()
+
+
+def test_debug_until_keeps_a_masked_trace_of_every_exchange(env):
+    api, store = env
+    store.modify(
+        "jobs",
+        "Demo suppliers",
+        lambda j: {
+            **j.model_dump(mode="json"),
+            "calls": [{"path": "/suppliers"}],
+            "mapping": j.model_dump(mode="json")["mapping"][:2],
+        },
+        source="cli",
+    )
+    assert (
+        api.patch(
+            "/v1/imports/demo-suppliers", json={"debugUntil": "2099-01-01T00:00:00Z"}
+        ).status_code
+        == 204
+    )
+    pid = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
+    while api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()["SyncState"] == 2:
+        time.sleep(0.1)
+    archive = zipfile.ZipFile(
+        io.BytesIO(api.get(f"/v1/jobs/demo-suppliers/download/{pid}").content)
+    )
+    assert sorted(archive.namelist()) == ["rows.csv", "trace.jsonl"]
+    trace = archive.read("trace.jsonl").decode()
+    assert '"request_headers"' in trace and '"body_excerpt"' in trace
+    assert "demo-secret" not in trace and '"Authorization": "••••••"' in trace
+    api.patch("/v1/imports/demo-suppliers", json={"debugUntil": None})
+
+
+def test_the_documented_example_script_works(env):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    api, _store = env
+    token = api.session.headers["Authorization"].removeprefix("Bearer ")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "api_example.py")],
+        env={**os.environ, "API_URL": f"{api.url}/v1", "API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "status success - 4 rows" in out.stdout
+    assert "rows.csv" in out.stdout
