@@ -562,28 +562,23 @@ if section == "Files and test":
 # --- calls and tests ----------------------------------------------------------------------------
 
 
+def number(col, label: str, uid: str, b: dict, name: str, low, high, default):
+    """A number field of a behavior, seeded from the draft (floats stay floats)."""
+    value = b.get(name, default)
+    return col.number_input(
+        label, low, high, key=seeded(key("c", uid, "b", name), type(low)(value))
+    )
+
+
 def behavior_fields(b: dict, uid: str) -> dict:
     """Only the chosen behavior's own fields."""
     t = b["type"]
     if t == "retry":
         c = st.columns(3)
-        b["max_attempts"] = c[0].number_input(
-            "Max attempts",
-            1,
-            10_000,
-            key=seeded(key("c", uid, "b", "max_attempts"), b.get("max_attempts", 10)),
-        )
-        b["interval"] = c[1].number_input(
-            "Interval (seconds)",
-            0.0,
-            86_400.0,
-            key=seeded(key("c", uid, "b", "interval"), float(b.get("interval", 5.0))),
-        )
-        b["expected_status"] = c[2].number_input(
-            "Expected status",
-            100,
-            599,
-            key=seeded(key("c", uid, "b", "expected_status"), b.get("expected_status", 200)),
+        b["max_attempts"] = number(c[0], "Max attempts", uid, b, "max_attempts", 1, 10_000, 10)
+        b["interval"] = number(c[1], "Interval (seconds)", uid, b, "interval", 0.0, 86_400.0, 5.0)
+        b["expected_status"] = number(
+            c[2], "Expected status", uid, b, "expected_status", 100, 599, 200
         )
         c = st.columns(2)
         b["condition_key"] = c[0].text_input(
@@ -639,18 +634,8 @@ def behavior_fields(b: dict, uid: str) -> dict:
             format_func=styles.get,
             key=seeded(key("c", uid, "b", "style"), b.get("style", "page")),
         )
-        b["page_size"] = c[1].number_input(
-            "Page size",
-            1,
-            100_000,
-            key=seeded(key("c", uid, "b", "page_size"), b.get("page_size", 100)),
-        )
-        b["max_pages"] = c[2].number_input(
-            "Max pages",
-            1,
-            1_000_000,
-            key=seeded(key("c", uid, "b", "max_pages"), b.get("max_pages", 1000)),
-        )
+        b["page_size"] = number(c[1], "Page size", uid, b, "page_size", 1, 100_000, 100)
+        b["max_pages"] = number(c[2], "Max pages", uid, b, "max_pages", 1, 1_000_000, 1000)
         c = st.columns(3)
         fields = {
             "page": [
@@ -669,12 +654,7 @@ def behavior_fields(b: dict, uid: str) -> dict:
             "next_link": [("next_link_path", "Next link (JSONPath; empty: Link header)", "")],
         }[b["style"]]
         if b["style"] == "page":
-            b["first_page"] = c[2].number_input(
-                "First page",
-                0,
-                1000,
-                key=seeded(key("c", uid, "b", "first_page"), b.get("first_page", 1)),
-            )
+            b["first_page"] = number(c[2], "First page", uid, b, "first_page", 0, 1000, 1)
         for n, (name, label, default) in enumerate(fields):
             b[name] = c[n % 2 if b["style"] == "page" else n].text_input(
                 label, key=seeded(key("c", uid, "b", name), b.get(name, default))

@@ -22,6 +22,29 @@ def demo(store, sandbox):
     return store
 
 
+def reject_every_product(store) -> None:
+    """Map each price into a datetime field: every record becomes a reject."""
+    store.modify(
+        "jobs",
+        "Demo products (page numbers)",
+        lambda j: j.model_copy(
+            update={
+                "mapping": [
+                    *j.mapping[:3],
+                    j.mapping[3].model_copy(
+                        update={
+                            "extract": "$.price.amount",
+                            "generate": "created_at",
+                            "type": "datetime",
+                        }
+                    ),
+                ]
+            }
+        ),
+        source="cli",
+    )
+
+
 def test_a_run_upserts_rows_writes_its_files_and_its_history(store, sandbox):
     demo(store, sandbox)
     run = run_job(store, "Demo products (page numbers)")
@@ -53,25 +76,7 @@ def test_the_next_run_gets_last_success_at(store, sandbox):
 
 def test_rejects_make_a_partial_run_with_a_rejects_file(store, sandbox):
     demo(store, sandbox)
-    store.modify(
-        "jobs",
-        "Demo products (page numbers)",
-        lambda j: j.model_copy(
-            update={
-                "mapping": [
-                    *j.mapping[:3],
-                    j.mapping[3].model_copy(
-                        update={
-                            "extract": "$.price.amount",
-                            "generate": "created_at",
-                            "type": "datetime",
-                        }
-                    ),
-                ]
-            }
-        ),
-        source="cli",
-    )
+    reject_every_product(store)
     run = run_job(store, "Demo products (page numbers)")
     assert (run.status, run.rows_written, run.rows_rejected) == ("partial", 0, 95)
     with open(run.outputs[1], newline="") as f:

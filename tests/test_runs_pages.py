@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from studio.history import RunHistory
 from studio.runs import run_job
 from tests.conftest import ROOT
-from tests.test_runs import demo
+from tests.test_runs import demo, reject_every_product
 
 
 def page(path: str) -> AppTest:
@@ -37,25 +37,7 @@ def test_overview_says_the_runner_is_down_and_shows_jobs_and_failures(store, san
 
 def test_runs_page_filters_details_downloads_and_runs_now(store, sandbox):
     demo(store, sandbox)
-    store.modify(
-        "jobs",
-        "Demo products (page numbers)",
-        lambda j: j.model_copy(
-            update={
-                "mapping": [
-                    *j.mapping[:3],
-                    j.mapping[3].model_copy(
-                        update={
-                            "extract": "$.price.amount",
-                            "generate": "created_at",
-                            "type": "datetime",
-                        }
-                    ),
-                ]
-            }
-        ),
-        source="cli",
-    )
+    reject_every_product(store)
     run = run_job(store, "Demo products (page numbers)")
     at = page("pages/runs.py")
     assert at.dataframe[0].value.iloc[0]["Status"] == "partial"
