@@ -51,57 +51,86 @@ def ensure_table(db: sqlite3.Connection, entity: Entity) -> None:
 
 
 class EntityWriter:
-    """Upserts rows of one entity inside one transaction: ``commit`` or ``rollback`` it.
+    """Upserts rows of one entity as one unit of work: ``commit`` or ``rollback`` it.
+
+    Rows are first staged in a private SQLite file (no journal, no fsync: it is scratch); the
+    commit copies them into the shared store in one short transaction. So the store's single
+    write lock is held for the copy, not for the whole run and its HTTP calls, and the runner's
+    workers (and the REST API) can run jobs side by side.
 
     Only the ``columns`` a job maps are written: a row imported by another job keeps the fields
     this one does not map. Rows must hold exactly those columns, in that order (as the mapper
     makes them), which lets a row become its SQL parameters without a lookup per field."""
 
-    def __init__(self, home: Path, entity: Entity, run_id: str, columns: list[str] | None = None):
-        self.entity, self.run_id = entity, run_id
-        self.db = connect(home)
-        ensure_table(self.db, entity)
+    def __init__(
+        self,
+        home: Path,
+        entity: Entity,
+        run_id: str,
+        columns: list[str] | None = None,
+        staging: Path | None = None,
+    ):
+        self.home, self.entity, self.run_id = home, entity, run_id
         fields = list(columns or entity.fields)
         if entity.key not in fields:
             raise ValueError(f"the key field {entity.key!r} must be written")
-        names = ", ".join(_quote(n) for n in [*fields, "_run_id", "_updated_at"])
-        marks = ", ".join("?" for _ in range(len(fields) + 2))
+        all_fields = [*fields, "_run_id", "_updated_at"]
+        names = ", ".join(_quote(n) for n in all_fields)
         updates = ", ".join(
-            f"{_quote(n)}=excluded.{_quote(n)}"
-            for n in [*fields, "_run_id", "_updated_at"]
-            if n != entity.key
+            f"{_quote(n)}=excluded.{_quote(n)}" for n in all_fields if n != entity.key
         )
-        self._sql = (
-            f"INSERT INTO {_quote(table_name(entity))} ({names}) VALUES ({marks}) "
+        table = _quote(table_name(entity))
+        # "WHERE true" lets SQLite tell the upsert clause from a join (its documented quirk).
+        self._copy = (
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM staging.rows "
+            f"WHERE true ORDER BY rowid "
             f"ON CONFLICT({_quote(entity.key)}) DO UPDATE SET {updates}"
         )
-        self._fields = fields
+        self._stage_path = staging or home / "runs" / f".{run_id}.staging.sqlite"
+        self._stage_path.parent.mkdir(parents=True, exist_ok=True)
+        self._stage_path.unlink(missing_ok=True)
+        self.stage = sqlite3.connect(self._stage_path, isolation_level=None)
+        self.stage.execute("PRAGMA journal_mode=OFF")
+        self.stage.execute("PRAGMA synchronous=OFF")
+        self.stage.execute(f"CREATE TABLE rows ({names})")
+        self._insert = f"INSERT INTO rows VALUES ({', '.join('?' for _ in all_fields)})"
+        self.stage.execute("BEGIN")
         self.written = 0
-        self._open = False
 
     def write(self, rows: list[dict], rejects=()) -> None:
-        if not rows:
-            return
-        if not self._open:
-            self.db.execute("BEGIN IMMEDIATE")
-            self._open = True
-        tail = (self.run_id, datetime.now(UTC).isoformat(timespec="seconds"))
-        self.db.executemany(self._sql, [(*r.values(), *tail) for r in rows])
-        self.written += len(rows)
+        if rows:
+            tail = (self.run_id, datetime.now(UTC).isoformat(timespec="seconds"))
+            self.stage.executemany(self._insert, [(*r.values(), *tail) for r in rows])
+            self.written += len(rows)
 
     def commit(self) -> None:
-        if self._open:
-            self.db.execute("COMMIT")
-            self._open = False
+        """Copy the staged rows into the store, in one transaction, and empty the stage."""
+        self.stage.execute("COMMIT")
+        db = connect(self.home)
+        try:
+            ensure_table(db, self.entity)
+            db.execute("ATTACH DATABASE ? AS staging", (str(self._stage_path),))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(self._copy)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("DETACH DATABASE staging")
+        finally:
+            db.close()
+        self.stage.execute("DELETE FROM rows")
+        self.stage.execute("BEGIN")
 
     def rollback(self) -> None:
-        if self._open:
-            self.db.execute("ROLLBACK")
-            self._open = False
+        self.stage.execute("ROLLBACK")
+        self.stage.execute("DELETE FROM rows")
+        self.stage.execute("BEGIN")
 
     def close(self) -> None:
-        self.rollback()
-        self.db.close()
+        self.stage.close()
+        self._stage_path.unlink(missing_ok=True)
 
 
 def read_rows(
