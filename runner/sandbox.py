@@ -266,6 +266,16 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             }
         )
 
+    @app.get("/api/redirect")
+    def redirect(to: str) -> Response:
+        """302 to ``to``: like a download that answers with a signed URL elsewhere."""
+        return Response(status_code=302, headers={"Location": to})
+
+    @app.get("/public/echo")
+    async def public_echo(request: Request) -> Response:
+        """The headers as received, without asking for credentials (another "host")."""
+        return dumps({"headers": dict(request.headers), "query": str(request.url.query)})
+
     @app.get("/api/suppliers")
     def suppliers() -> Response:
         return dumps({"suppliers": SUPPLIERS, "count": len(SUPPLIERS)})

@@ -316,12 +316,16 @@ class Chain:
             url = urljoin(self.client.conn.base_url + "/", str(found))
         elif b.url_source:
             url = urljoin(self.client.conn.base_url + "/", str(values[b.url_source]))
-        # Credentials go only to the connection's own host, never to a file store it links to.
-        same_host = urlsplit(url).netloc == urlsplit(self.client.conn.base_url).netloc
         with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
             target = Path(tmp) / "download"
             response = self.client.request(
-                label, "GET", url, stream_to=target, authenticate=same_host, note="download"
+                label,
+                "GET",
+                url,
+                params=parts["params"],
+                headers=parts["headers"],
+                stream_to=target,
+                note="download",
             )
             self.log(f"{label}: downloaded {response.exchange.size:,} bytes")
             options = CsvOptions(b.delimiter, b.encoding, b.header_row, b.quote_char)
@@ -466,14 +470,14 @@ def preview(
         if kind == "exchange":
             trace.exchanges.append(event["exchange"].as_dict())
         elif kind == "variables" and trace.exchanges:
-            trace.exchanges[-1]["variables"] = event["values"]
+            trace.exchanges[-1]["variables"] = mask.json(event["values"])
         elif kind == "log":
             trace.log.append(event["message"])
         elif kind == "stop":
             trace.stopped.append(event["message"])
             trace.log.append(event["message"])
         elif kind == "document" and not event["records"] and len(trace.documents) < keep_docs:
-            trace.documents.append(event["value"])  # CSV and JSON Lines rows are the records
+            trace.documents.append(mask.json(event["value"]))  # CSV/JSON Lines rows: records
         if on_event:
             on_event(event)
 
@@ -482,6 +486,7 @@ def preview(
 
     limits = Limits(max_pages=max_pages, max_records=max_records, max_fanout=max_records)
     with HttpClient(conn, retries=2, retry_after_max=5.0, on_exchange=exchange) as client:
+        mask = client.mask
         chain = Chain(job, conn, client, limits, last_success_at=last_success_at, on_event=record)
         mapper = Mapper(job.mapping, entity(job.entity))
         try:

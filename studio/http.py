@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -102,11 +102,24 @@ class Masker:
     """Replaces every secret value (and the current token) in any text of the trace."""
 
     def __init__(self, secrets: list[str]):
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+        self._secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
 
     def add(self, secret: str) -> None:
-        if secret and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+        """A secret, and the forms it takes on the wire: percent-encoded in a URL or a form
+        body (``a+b/c`` travels as ``a%2Bb%2Fc``), and base64 in a basic auth header."""
+        if not secret or len(secret) < 3:
+            return
+        forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+        self._secrets = sorted(set(self._secrets) | forms, key=len, reverse=True)
+
+    def json(self, value: Any) -> Any:
+        """A parsed response with the secrets (and handed-out tokens) masked: for previews."""
+        try:
+            return json.loads(self(json.dumps(value, ensure_ascii=False)))
+        except (TypeError, ValueError):
+            return value
 
     def __call__(self, text: str) -> str:
         for s in self._secrets:
@@ -126,6 +139,28 @@ class Masker:
             )
             out[k] = MASK if sensitive else self(str(v))
         return out
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Same scheme, host and port: where a connection's credentials may go."""
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme.lower(), a.hostname, a.port) == (b.scheme.lower(), b.hostname, b.port)
+
+
+class _CredentialSafeSession(requests.Session):
+    """requests drops ``Authorization`` when a redirect leaves the host (or goes from https to
+    http); this drops the connection's other credentials too: secret custom headers and an API
+    key header. A download that answers 302 to a signed file URL elsewhere gets none of them."""
+
+    def __init__(self, sensitive: set[str]):
+        super().__init__()
+        self.sensitive = sensitive
+
+    def rebuild_auth(self, prepared_request, response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if not same_origin(response.request.url, prepared_request.url):
+            for name in [h for h in prepared_request.headers if h.lower() in self.sensitive]:
+                del prepared_request.headers[name]
 
 
 @dataclass
@@ -229,7 +264,10 @@ class HttpClient:
         self.on_exchange = on_exchange or (lambda _e: None)
         self.tokens = tokens
         self.mask = Masker(connection_secrets(conn))
-        self.session = requests.Session()
+        sensitive = {h.name.lower() for h in conn.headers if h.secret}
+        if conn.auth.type == "api_key" and conn.auth.placement == "header":
+            sensitive.add(conn.auth.name.lower())
+        self.session = _CredentialSafeSession(sensitive)
         self.session.verify = conn.verify_tls
         self.session.headers["User-Agent"] = "ConnectorStudio/0.1"
         # retry_after_max caps Retry-After: a server asking for an hour must not stall a run.
@@ -338,6 +376,9 @@ class HttpClient:
         """Send one request with the connection's auth and headers. ``fail``: raise on a
         4xx/5xx answer (after transport retries) instead of returning it. ``authenticate``:
         off for URLs on other hosts (a signed file URL), which must not see credentials."""
+        # Credentials go only to the connection's own origin: a next link, a download URL or a
+        # whole-URL variable that names another host (or plain http) gets none of them.
+        authenticate = authenticate and same_origin(url, self.conn.base_url)
         base_headers = {h.name: h.value for h in self.conn.headers} if authenticate else {}
         all_headers = {**base_headers, **(headers or {})}
         all_params = list(params.items() if isinstance(params, dict) else params or [])
@@ -411,7 +452,7 @@ class HttpClient:
             raw = self.session.send(prepared, timeout=(min(10.0, timeout), timeout), stream=True)
         except requests.exceptions.RequestException as e:
             exchange.elapsed_ms = (time.perf_counter() - started) * 1000
-            exchange.error = describe_failure(e, prepared.url or url, timeout)
+            exchange.error = self.mask(describe_failure(e, prepared.url or url, timeout))
             self.on_exchange(exchange)
             raise HttpError(f"{label}: {exchange.error}") from None
         try:

@@ -164,3 +164,37 @@ def test_one_session_per_client(sandbox):
         client.request("a", "GET", client.url("/suppliers"))
         client.request("b", "GET", client.url("/suppliers"))
         assert client.session is first
+
+
+def test_encoded_secrets_and_failure_messages_are_masked(sandbox):
+    key = "k+y/with=sym&bols"
+    conn = conn_for(
+        sandbox,
+        auth={"type": "api_key", "name": "api_key", "value": key, "placement": "query"},
+        base_url="http://127.0.0.1:9/api",
+    )
+    trace = preview(supplier_job(), conn)
+    text = json.dumps(trace.as_dict())
+    assert key not in text and "k%2By%2Fwith%3Dsym%26bols" not in text
+    assert "api_key=••••••" in trace.exchanges[0]["url"]
+    assert "refused the connection" in trace.error
+
+
+def test_credentials_never_follow_a_redirect_or_a_link_to_another_origin(sandbox):
+    headers = [{"name": "X-Secret-Header", "value": "hush-hush"}]
+    conn = conn_for(
+        sandbox, headers=headers, auth={"type": "api_key", "name": "X-API-Key", "value": "demo-key"}
+    )
+    other = f"http://localhost:{sandbox.port}/public/echo"
+    with HttpClient(conn) as client:
+        # A redirect from the connection's host to another one: no credential follows it.
+        redirected = client.request("r", "GET", client.url("/redirect"), params={"to": other})
+        seen = redirected.json("r")["headers"]
+        assert "x-api-key" not in seen and "x-secret-header" not in seen
+        assert "authorization" not in seen
+        # A URL on another origin (a next link, a whole-URL variable) gets none either.
+        direct = client.request("d", "GET", other).json("d")["headers"]
+        assert "x-api-key" not in direct and "x-secret-header" not in direct
+        # The connection's own origin gets them.
+        own = client.request("o", "GET", client.url("/echo")).json("o")["headers"]
+        assert own["x-api-key"] == "demo-key" and own["x-secret-header"] == "hush-hush"
