@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -191,6 +191,9 @@ class Stamped(ConfigModel):
 class ApiConnection(Stamped):
     """A REST API: a base URL, an authentication method and headers sent on every call."""
 
+    # Where the secrets go: a change here means the stored secrets must be typed again.
+    secret_bound: ClassVar[tuple[str, ...]] = ("base_url", "auth.token_url")
+
     kind: Literal["api"] = "api"
     base_url: str = Field(title="Base URL")
     auth: Auth = Field(default_factory=NoAuth)
@@ -235,6 +238,8 @@ DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
 
 class FileServerConnection(Stamped):
     """An FTP, FTPS (explicit TLS) or SFTP server; every path is taken relative to ``root``."""
+
+    secret_bound: ClassVar[tuple[str, ...]] = ("protocol", "host", "port")
 
     kind: Literal["file_server"] = "file_server"
     protocol: Literal["ftp", "ftps", "sftp"] = Field(default="sftp", title="Protocol")

@@ -24,7 +24,7 @@ from studio.errors import ConfigError, Conflict, NotFound, readable, roots_of
 from studio.kinds import KINDS, ResourceKind
 from studio.models import KIND_LABELS, ConfigModel, new_id
 from studio.storage import AtomicJSONStorage, file_lock
-from studio.vault import MASK, Vault, keep_masked, load_key, masked
+from studio.vault import MASK, Vault, keep_masked, load_key, masked, secret_slots
 
 Source = Literal["studio", "cli", "api", "runner"]
 CONFIG_FILE = "configs.json"
@@ -140,7 +140,18 @@ class ConfigStore:
             raise ConfigError(readable(e, roots_of(kind.annotation))) from None
 
     def _load(self, kind: ResourceKind, doc: dict) -> ConfigModel:
-        return self.vault.open(kind.validate_config(dict(doc)))
+        try:
+            model = kind.validate_config(dict(doc))
+        except ValidationError as e:
+            # Valid when saved, not any more (a field made required in entities.json, say).
+            problems = readable(e, roots_of(kind.annotation))
+            raise ConfigError(
+                [
+                    f"The stored {kind.label} {doc.get('name')!r} is no longer valid: {p}"
+                    for p in problems
+                ]
+            ) from None
+        return self.vault.open(model)
 
     def _find(self, db: TinyDB, kind: ResourceKind, ref: str) -> tuple[int, ConfigModel] | None:
         """By id, else by name, case-insensitively: the CLI and API accept either."""
@@ -333,8 +344,24 @@ class ConfigStore:
             return masked(self._replace(db, k, doc_id, old, new, source))
 
     def _replace(self, db, k, doc_id, old, new, source, action="update") -> ConfigModel:
+        kept = [f for _p, o, f in secret_slots(new) if getattr(o, f) == MASK]
         new, missing = keep_masked(new, old)
         self._refuse_masked(missing)
+        moved = [
+            f for f in getattr(type(new), "secret_bound", ()) if _dotted(new, f) != _dotted(old, f)
+        ]
+        if kept and moved:
+            # A stored secret is only ever sent where it was typed for: a new address needs
+            # the secret typed again, or anyone who may edit a connection could collect it.
+            head, _, leaf = moved[0].rpartition(".")
+            owner = _dotted(new, head) if head else new
+            title = type(owner).model_fields[leaf].title or leaf
+            raise ConfigError(
+                [
+                    f"{title}: changed, so the stored secrets are not sent to the new "
+                    "address: enter them again"
+                ]
+            )
         new = new.model_copy(update={"id": old.id, "created_at": old.created_at})
         new = self._resolve_refs(db, k, new)
         self._check_unique(db, k, new)

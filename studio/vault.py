@@ -123,8 +123,9 @@ def load_key(home: Path) -> bytes:
     path = home / KEY_FILE
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        tmp = home / f".{KEY_FILE}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A name of its own per attempt: threads of one process may race here too.
+        tmp = home / f".{KEY_FILE}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(Fernet.generate_key())
             f.flush()

@@ -77,22 +77,24 @@ def test_edit_with_the_masked_secret_untouched_keeps_the_secret(home):
     at.switch_page("pages/connections.py").run()
     at.selectbox(key="conn_pick").select("Shop API").run()
     assert at.text_input(key=f"conn.{conn.id}.client_secret").value == "••••••"
-    at.text_input(key=f"conn.{conn.id}.base_url").input("https://api.example.com/v2")
+    at.text_input(key=f"conn.{conn.id}.scope").input("catalog:read")
     at.button(key="conn_save").click().run()
     assert errors(at) == []
     saved = store.get("connections", conn.id, reveal=True)
-    assert saved.base_url == "https://api.example.com/v2"
+    assert saved.auth.scope == "catalog:read"
     assert saved.auth.client_secret == "client-secret-value-42"
     assert saved.headers[0].value == "header-secret-value-7"
     trail = store.audit("connections", conn.id)
     assert trail[0]["source"] == "studio"
-    assert trail[0]["changes"] == [
-        {
-            "field": "base_url",
-            "old": "https://api.example.com/v1",
-            "new": "https://api.example.com/v2",
-        }
+    assert trail[0]["changes"] == [{"field": "auth.scope", "old": "", "new": "catalog:read"}]
+    # A new address with the secrets still masked: refused, they are not sent there untyped.
+    at.text_input(key=f"conn.{conn.id}.token_url").input("https://elsewhere.example/token")
+    at.button(key="conn_save").click().run()
+    assert errors(at) == [
+        "Access token URL: changed, so the stored secrets are not sent to the new address: enter "
+        "them again"
     ]
+    assert store.get("connections", conn.id).auth.token_url == "https://api.example.com/oauth/token"
     assert "client-secret-value-42" not in str(at.dataframe[0].value.to_dict())
 
 
