@@ -192,7 +192,19 @@ def create_app(store: ConfigStore, daemon, *, synchron_timeout: float = 3600.0) 
         job = job_ref(ref)
         data = await body(request)
         if data is None:
-            run = await finish(start(job))
+            run_id = start(job)
+            try:
+                run = await finish(run_id)
+            except TimeoutError:
+                return JSONResponse(
+                    {
+                        "error": f"Run {run_id} of {job.name!r} did not finish "
+                        f"within {synchron_timeout:g} s; poll /v1/jobs/"
+                        f"{job.id}/status/{run_id}",
+                        "processId": run_id,
+                    },
+                    504,
+                )
             return run.as_dict()
         records = data.get("data") if isinstance(data, dict) else data
         if not isinstance(records, list):

@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import schedule as scheduler
 
-from studio.errors import StudioError
 from studio.history import HEARTBEAT_FILE, RunHistory, now_iso
 from studio.jobs import RunSettings
 from studio.runs import run_job
@@ -131,7 +130,7 @@ class Daemon:
                 ]
                 self._version = version
                 self._next.clear()
-            except StudioError as e:
+            except Exception as e:  # an unreadable store must not stop the runner: say it, retry
                 self.log("store-error", error=str(e))
                 return
         for job in self._jobs:
@@ -254,7 +253,15 @@ class Daemon:
         return self.shutdown()
 
     def shutdown(self) -> int:
-        self.log("runner-stop", running=len(self.running))
+        self.log("runner-stop", running=len(self.running), queued=len(self.queued))
+        with self.lock:  # queued runs will not start now: say so in the history
+            for _slot, run_id in self.queued.values():
+                run = self.history.get(run_id)
+                if run and run.status == "queued":
+                    run.status, run.finished_at = "interrupted", now_iso()
+                    run.error = "the runner stopped before the run could start"
+                    self.history.save(run)
+            self.queued.clear()
         deadline = time.monotonic() + self.grace
         while self.running and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -125,6 +125,7 @@ class Chain:
     def batches(self, up_to_call: int | None = None) -> Iterator[list[Any]]:
         """Record batches of the last call (``up_to_call``, 1-based, or the job's last)."""
         calls = self.job.calls[: up_to_call or len(self.job.calls)]
+        self._last_call = calls[-1] if calls else None
         variables: dict[str, list[Any]] = {}
         builtins = {
             "now": self.started.isoformat().replace("+00:00", "Z"),
@@ -335,7 +336,15 @@ class Chain:
     def _pages(
         self, label: str, call: Call, parts: dict, b: PaginationBehavior
     ) -> Iterator[tuple[str, Any]]:
-        counter = compile_path(b.records_path) if b.records_path else self.finder
+        # What counts as a page's records: the setting; else, for the last call, the content
+        # finder; for an earlier call, what its first variable takes (the ids it pages through),
+        # since the content finder describes the last call's responses, not this one's.
+        if b.records_path:
+            counter = compile_path(b.records_path)
+        elif call is not self._last_call and call.variables:
+            counter = compile_path(call.variables[0].path)
+        else:
+            counter = self.finder
         total_pages = compile_path(b.total_pages_path) if b.total_pages_path else None
         total_records = compile_path(b.total_records_path) if b.total_records_path else None
         cursor_path = compile_path(b.cursor_path) if b.cursor_path else None

@@ -457,6 +457,10 @@ class HttpClient:
             raise HttpError(f"{label}: {exchange.error}") from None
         try:
             content, size = self._read(raw, label, stream_to)
+        except requests.exceptions.RequestException as e:  # dropped while reading the body
+            exchange.error = self.mask(describe_failure(e, prepared.url or url, timeout))
+            self.on_exchange(exchange)
+            raise HttpError(f"{label}: {exchange.error}") from None
         finally:
             raw.close()
         exchange.elapsed_ms = (time.perf_counter() - started) * 1000

@@ -159,7 +159,8 @@ class PaginationBehavior(ConfigModel):
         default="",
         title="Records on a page (JSONPath)",
         description="What counts as the page's records for the empty and short page rules; "
-        "empty: the job's content finder",
+        "empty: the content finder for the last call, the first variable's JSONPath for an "
+        "earlier one",
     )
     total_pages_path: str = Field(default="", title="Total pages (JSONPath)")
     total_records_path: str = Field(default="", title="Total records (JSONPath)")

@@ -177,8 +177,9 @@ def run_job(
         if on_event:
             on_event(e)
 
-    outputs = RunOutputs(store.home, folder, spec, run.id, [f.generate for f in job.mapping])
+    outputs = None
     try:
+        outputs = RunOutputs(store.home, folder, spec, run.id, [f.generate for f in job.mapping])
         if isinstance(job, FileJob):
             with connect(conn, store.home) as client:
                 report = import_files(job, client, outputs, on_event=event)
@@ -214,15 +215,22 @@ def run_job(
             outputs.commit()
         run.rows_written, run.rows_rejected = outputs.rows, outputs.rejects
         run.outputs = outputs.close()
+        outputs = None  # committed: from here on, nothing may undo the rows
         if job.destination.enabled:
-            where = _deliver(store, job, run, Path(run.outputs[0]))
-            event({"kind": "log", "message": f"Wrote the rows to {where}"})
+            try:
+                where = _deliver(store, job, run, Path(run.outputs[0]))
+                event({"kind": "log", "message": f"Wrote the rows to {where}"}, check=False)
+            except Exception as e:  # the rows are in; the run says the file is not
+                run.error = f"the destination file was not written: {e}"
+                event({"kind": "log", "message": run.error}, check=False)
         run.status = "partial" if run.rows_rejected or run.error else "success"
-    except StudioError as e:
-        outputs.rollback()
-        run.outputs = outputs.close()
-        run.status, run.error = "failed", str(e)
-        event({"kind": "log", "message": f"failed: {e}"}, check=False)
+    except Exception as e:  # a StudioError says what happened; anything else is a bug: say so
+        message = str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}"
+        if outputs is not None:
+            outputs.rollback()
+            run.outputs = outputs.close()
+        run.status, run.error = "failed", message
+        event({"kind": "log", "message": f"failed: {message}"}, check=False)
     finally:
         run.finished_at = now_iso()
         log.close()

@@ -242,3 +242,14 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
     finally:
         if restarted.poll() is None:
             restarted.kill()
+
+
+def test_a_stored_job_that_no_longer_validates_does_not_stop_the_runner(store, sandbox, capsys):
+    job = setup(store, sandbox)
+    with store._db(write=True) as db:  # as if entities.json had gained a required field
+        db.table("jobs", cache_size=0).update({"entity": "Widgets"}, doc_ids=[1])
+    daemon = Daemon(store, clock=lambda: job.created_at + timedelta(seconds=61))
+    daemon.tick()
+    assert not daemon.running
+    out = capsys.readouterr().out
+    assert "store-error" in out and "is no longer valid" in out

@@ -507,3 +507,23 @@ def test_the_last_calls_responses_are_not_kept(sandbox):
         chain = Chain(job, conn, client)
         assert sum(len(b) for b in chain.batches()) == 95
     assert chain.previous_docs == []
+
+
+def test_an_earlier_paginated_call_counts_its_pages_by_its_variable(sandbox):
+    """Pages of ids, then a detail per id: the listing must not stop after its first page
+    because the content finder (made for the details) matches nothing in it."""
+    sandbox.settings(products=12)
+    job = job_for(
+        [
+            {
+                "path": "/products",
+                "behavior": {"type": "pagination", "page_size": 5},
+                "variables": [{"name": "productId", "path": "$.items[*].id"}],
+            },
+            {"path": "/products/{productId}"},
+        ],
+        finder="$.product",
+    )
+    records, _, messages = run(job, conn_for(sandbox))
+    assert len(records) == 12
+    assert messages[0] == "Call 1: stopped after 3 page(s): a short page (2 of 5 records)"

@@ -199,3 +199,33 @@ def test_runs_side_by_side_do_not_lock_each_other_out(store):
         "B": "run-2",
         "D": "run-1",
     }
+
+
+def test_a_destination_that_fails_after_the_rows_are_in_makes_a_partial_run(store, sandbox):
+    demo(store, sandbox)
+    store.create(
+        "connections",
+        {
+            "kind": "file_server",
+            "name": "Nowhere",
+            "protocol": "ftp",
+            "host": "127.0.0.1",
+            "port": 9,
+            "username": "u",
+            "password": "p",
+        },
+        source="cli",
+    )
+    store.modify(
+        "jobs",
+        "Demo suppliers",
+        lambda j: {
+            **j.model_dump(mode="json"),
+            "destination": {"enabled": True, "connection_id": "Nowhere"},
+        },
+        source="cli",
+    )
+    run = run_job(store, "Demo suppliers")
+    assert (run.status, run.rows_written) == ("partial", 4)
+    assert run.error.startswith("the destination file was not written: 127.0.0.1:9 refused")
+    assert read_rows(store.home, "Suppliers")[1] == 4
