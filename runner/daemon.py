@@ -266,7 +266,9 @@ class Daemon:
         while self.running and time.monotonic() < deadline:
             time.sleep(0.1)
         if self.running:
-            count = self.history.mark_interrupted("the runner was stopped (grace period over)")
+            count = self.history.mark_interrupted(
+                "the runner was stopped (grace period over)", only_mine=True
+            )
             self.log("interrupted", count=count)
         (self.store.home / HEARTBEAT_FILE).unlink(missing_ok=True)
         sys.stdout.flush()

@@ -8,6 +8,8 @@ the start of the job's last successful run: ``{last_success_at}`` for incrementa
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -38,9 +40,27 @@ class Run:
     error: str = ""
     folder: str = ""
     outputs: list[str] = field(default_factory=list)
+    owner: str = ""  # host:pid of the process that runs it
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process ``host:pid`` still runs (only knowable on this host)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def now_iso() -> str:
@@ -60,6 +80,8 @@ class RunHistory:
                 " rows_rejected INTEGER, files INTEGER, error TEXT, folder TEXT, outputs TEXT)"
             )
             db.execute("CREATE INDEX IF NOT EXISTS runs_job ON runs (job_id, started_at)")
+            if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+                db.execute("ALTER TABLE runs ADD COLUMN owner TEXT DEFAULT ''")
 
     def _db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60)
@@ -74,6 +96,7 @@ class RunHistory:
             trigger=trigger,
             started_at=now_iso(),
             slot=slot,
+            owner=OWNER,
         )
         run.folder = str(self.home / "runs" / run.id)
         self.save(run)
@@ -120,14 +143,21 @@ class RunHistory:
         found = self._runs("WHERE job_id = ? AND status IN ('success', 'partial')", (job_id,), 1)
         return found[0].started_at if found else ""
 
-    def mark_interrupted(self, reason: str) -> int:
-        """Runs left ``running`` by a process that died are interrupted; returns how many."""
-        with self._db() as db:
-            return db.execute(
-                "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? "
-                "WHERE status IN ('running', 'queued')",
-                (reason, now_iso()),
-            ).rowcount
+    def mark_interrupted(self, reason: str, *, only_mine: bool = False) -> int:
+        """Runs left ``running`` or ``queued`` by a process that is gone are interrupted;
+        returns how many. A run whose process still lives on this host (a CLI ``run``, the
+        studio's "Run now") is left alone; ``only_mine``: this process's runs only."""
+        count = 0
+        for run in self._runs("WHERE status IN ('running', 'queued')", (), 100_000):
+            mine = run.owner == OWNER
+            if only_mine and not mine:
+                continue
+            if not only_mine and not mine and _alive(run.owner):
+                continue
+            run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
+            self.save(run)
+            count += 1
+        return count
 
     def purge(self, days: int) -> int:
         """Forget runs older than ``days`` (their output folders go too)."""

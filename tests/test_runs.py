@@ -229,3 +229,31 @@ def test_a_destination_that_fails_after_the_rows_are_in_makes_a_partial_run(stor
     assert (run.status, run.rows_written) == ("partial", 4)
     assert run.error.startswith("the destination file was not written: 127.0.0.1:9 refused")
     assert read_rows(store.home, "Suppliers")[1] == 4
+
+
+def test_only_runs_of_processes_that_are_gone_are_marked_interrupted(store):
+    import subprocess
+    import sys
+
+    from studio.history import OWNER
+
+    history = RunHistory(store.home)
+    mine = history.start("j1", "mine", "manual")
+    assert mine.owner == OWNER
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = OWNER.rpartition(":")[0]
+    other = history.start("j2", "another process, running", "manual")
+    other.owner = f"{host}:{alive.pid}"
+    history.save(other)
+    gone = history.start("j3", "a process that died", "manual")
+    gone.owner = f"{host}:{dead.pid}"
+    history.save(gone)
+    try:
+        assert history.mark_interrupted("restart") == 2  # ours (we restart) and the dead one
+        assert history.get(other.id).status == "running"
+        assert history.get(gone.id).status == "interrupted"
+        assert history.get(mine.id).status == "interrupted"
+    finally:
+        alive.kill()
