@@ -266,6 +266,14 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             }
         )
 
+    @app.get("/api/file-index")
+    def file_index(request: Request, count: int = 2, format: str = "jsonl") -> Response:
+        """Several ready files at once: for downloads that fetch every URL a response lists."""
+        base = state.files_base or str(request.base_url)
+        return dumps(
+            {"files": [{"url": f"{base}files/part-{i}.{format}"} for i in range(1, count + 1)]}
+        )
+
     @app.get("/api/redirect")
     def redirect(to: str) -> Response:
         """302 to ``to``: like a download that answers with a signed URL elsewhere."""

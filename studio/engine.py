@@ -306,32 +306,36 @@ class Chain:
     def _download(
         self, label: str, call: Call, parts: dict, b: DownloadBehavior, values: dict
     ) -> Iterator[tuple[str, Any]]:
-        url = parts["url"]
+        """Fetch the file (or, for a JSONPath into the previous responses, every file it
+        finds, in order), streamed to disk, and read its records."""
+        base = self.client.conn.base_url + "/"
         if b.url_source.startswith("$"):
             path = compile_path(b.url_source)
-            found = next((v for d in self.previous_docs for v in path.values(d) if v), None)
-            if not found:
+            urls = [urljoin(base, str(v)) for d in self.previous_docs for v in path.values(d) if v]
+            if not urls:
                 raise StudioError(
                     f"{label}: {b.url_source} found no URL in the previous call's response"
                 )
-            url = urljoin(self.client.conn.base_url + "/", str(found))
         elif b.url_source:
-            url = urljoin(self.client.conn.base_url + "/", str(values[b.url_source]))
-        with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
-            target = Path(tmp) / "download"
-            response = self.client.request(
-                label,
-                "GET",
-                url,
-                params=parts["params"],
-                headers=parts["headers"],
-                stream_to=target,
-                note="download",
-            )
-            self.log(f"{label}: downloaded {response.exchange.size:,} bytes")
-            options = CsvOptions(b.delimiter, b.encoding, b.header_row, b.quote_char)
-            name = Path(urlsplit(url).path).name or "download"
-            yield from read_file(target, b.format, options, name=f"{label}: {name}")
+            urls = [urljoin(base, str(values[b.url_source]))]
+        else:
+            urls = [parts["url"]]
+        options = CsvOptions(b.delimiter, b.encoding, b.header_row, b.quote_char)
+        for url in urls:
+            with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+                target = Path(tmp) / "download"
+                response = self.client.request(
+                    label,
+                    "GET",
+                    url,
+                    params=parts["params"],
+                    headers=parts["headers"],
+                    stream_to=target,
+                    note="download",
+                )
+                self.log(f"{label}: downloaded {response.exchange.size:,} bytes")
+                name = Path(urlsplit(url).path).name or "download"
+                yield from read_file(target, b.format, options, name=f"{label}: {name}")
 
     def _pages(
         self, label: str, call: Call, parts: dict, b: PaginationBehavior

@@ -527,3 +527,26 @@ def test_an_earlier_paginated_call_counts_its_pages_by_its_variable(sandbox):
     records, _, messages = run(job, conn_for(sandbox))
     assert len(records) == 12
     assert messages[0] == "Call 1: stopped after 3 page(s): a short page (2 of 5 records)"
+
+
+def test_a_download_from_a_jsonpath_fetches_every_file_it_finds(sandbox):
+    sandbox.settings(products=10)
+    job = job_for(
+        [
+            {"path": "/file-index", "query": [{"name": "count", "value": "3"}]},
+            {"behavior": {"type": "download", "url_source": "$.files[*].url", "format": "jsonl"}},
+        ],
+        finder="$",
+        mapping=[
+            {"extract": "id", "generate": "external_id"},
+            {"extract": "title", "generate": "name"},
+            {"extract": "category.code", "generate": "classification_category_id"},
+        ],
+    )
+    records, exchanges, _messages = run(job, conn_for(sandbox))
+    assert len(records) == 30  # three files of ten
+    assert [e.url.rsplit("/", 1)[1] for e in exchanges if e.note == "download"] == [
+        "part-1.jsonl",
+        "part-2.jsonl",
+        "part-3.jsonl",
+    ]
