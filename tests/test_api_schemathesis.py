@@ -36,6 +36,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(tmp_path, sandbo
             capture_output=True,
             text=True,
             timeout=240,
+            cwd=tmp_path,  # schemathesis keeps its cache in the working folder
         )
     finally:
         api.stop()
