@@ -76,10 +76,6 @@ def masked(model: ConfigModel) -> ConfigModel:
     return _map_secrets(model, lambda _v: MASK)
 
 
-def has_secrets(model: ConfigModel) -> bool:
-    return any(getattr(o, f) for _p, o, f in secret_slots(model))
-
-
 def keep_masked(new: ConfigModel, old: ConfigModel | None) -> tuple[ConfigModel, list[str]]:
     """Put the stored secret back wherever ``new`` still holds the mask.
 

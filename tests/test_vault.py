@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from studio.errors import StudioError
 from studio.kinds import CONNECTIONS
 from studio.store import ConfigStore
-from studio.vault import MASK, Vault, has_secrets, keep_masked, load_key, masked, secret_slots
+from studio.vault import MASK, Vault, keep_masked, load_key, masked, secret_slots
 from tests.conftest import api_connection, sftp_connection
 
 SECRETS = [
@@ -61,7 +61,7 @@ def test_key_from_environment_fernet_key_or_passphrase(home, monkeypatch):
 
 def test_masked_copies_leave_the_original_and_empty_secrets_alone():
     conn = CONNECTIONS.validate_config(sftp_connection(password=""))
-    assert not has_secrets(conn)
+    assert not any(getattr(o, f) for _p, o, f in secret_slots(conn))
     conn = CONNECTIONS.validate_config(api_connection())
     shown = masked(conn)
     assert shown.auth.client_secret == MASK and shown.headers[0].value == MASK
