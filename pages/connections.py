@@ -10,7 +10,13 @@ import streamlit as st
 
 from pages.common import config_actions, flash, show_flash
 from studio.errors import ConfigError, StudioError
-from studio.models import AUTH_LABELS, DEFAULT_PORTS, KIND_LABELS, ApiConnection
+from studio.models import (
+    AUTH_LABELS,
+    DEFAULT_PORTS,
+    KIND_LABELS,
+    ApiConnection,
+    FileServerConnection,
+)
 from studio.store import ConfigStore
 from studio.vault import MASK
 
@@ -212,7 +218,7 @@ else:
         "Protocol",
         protocols,
         index=protocols.index(srv.protocol if srv else "sftp"),
-        format_func={"ftp": "FTP", "ftps": "FTPS (explicit TLS)", "sftp": "SFTP"}.get,
+        format_func={"ftp": "FTP", "ftps": "FTPS (TLS)", "sftp": "SFTP"}.get,
         key=key("protocol"),
     )
     data["protocol"] = protocol
@@ -246,6 +252,39 @@ else:
     else:
         data["passive"] = st.checkbox(
             "Passive mode", srv.passive if srv else True, key=key("passive")
+        )
+    if protocol == "ftps":
+        fields = FileServerConnection.model_fields
+        left, right = st.columns(2)
+        modes = ["explicit", "implicit"]
+        data["ftps_mode"] = left.radio(
+            fields["ftps_mode"].title,
+            modes,
+            index=modes.index(srv.ftps_mode if srv else "explicit"),
+            format_func={"explicit": "Explicit (AUTH TLS)", "implicit": "Implicit (port 990)"}.get,
+            horizontal=True,
+            key=key("ftps_mode"),
+            help=fields["ftps_mode"].description,
+        )
+        data["verify_tls"] = right.checkbox(
+            fields["verify_tls"].title,
+            srv.verify_tls if srv else True,
+            key=key("ftps_verify"),
+            help=fields["verify_tls"].description,
+        )
+        data["tls_fingerprint"] = st.text_input(
+            fields["tls_fingerprint"].title,
+            srv.tls_fingerprint if srv else "",
+            key=key("tls_fingerprint"),
+            placeholder="AB:CD:…  (test the connection: a refused certificate shows its own)",
+            help=fields["tls_fingerprint"].description,
+        )
+        data["ca_certificate"] = st.text_area(
+            fields["ca_certificate"].title,
+            srv.ca_certificate if srv else "",
+            key=key("ca_certificate"),
+            placeholder="-----BEGIN CERTIFICATE-----",
+            help=fields["ca_certificate"].description,
         )
 
 if st.button("Save" if current else "Create", type="primary", key="conn_save"):

@@ -9,6 +9,7 @@ never sees half a file. Values that a spreadsheet would run as a formula (starti
 from __future__ import annotations
 
 import csv
+import posixpath
 import re
 import tempfile
 from collections.abc import Iterable
@@ -87,7 +88,7 @@ class CsvFile:
         """Upload to ``folder/file name``; returns the path written (relative to the root)."""
         self.close()
         name = file_name(self.dest.file_name, job=job, run_id=run_id, now=now)
-        target = f"{self.dest.folder.strip('/')}/{name}".lstrip("/")
+        target = posixpath.join(self.dest.folder, name)
         if self.dest.folder.strip("/"):
             client.makedirs(self.dest.folder)
         with open(self.path, "rb") as stream:

@@ -64,9 +64,11 @@ def csv_options(job: FileJob) -> CsvOptions:
 
 
 def files_of(job: FileJob, client: FileClient) -> list[str]:
-    """The files to import: the path, or the inbound files matching the pattern, oldest first."""
+    """The files to import: the path, or the inbound files matching the pattern, oldest first.
+    Where the listing gave times to the minute only (FTP's LIST), the exact time is asked per
+    matching file, so that files written within the same minute keep their order."""
     if job.source.mode == "path":
-        return [job.source.path.lstrip("/")]
+        return [job.source.path]
     entries = [
         e
         for e in client.list(job.source.inbound)
@@ -75,7 +77,11 @@ def files_of(job: FileJob, client: FileClient) -> list[str]:
         and fnmatch.fnmatch(e.name, job.source.pattern or "*")
     ]
     oldest = datetime.min.replace(tzinfo=UTC)
-    entries.sort(key=lambda e: (e.modified or oldest, e.name))
+    times = {
+        e.path: (e.modified if e.precise else client.modified(e.path) or e.modified) or oldest
+        for e in entries
+    }
+    entries.sort(key=lambda e: (times[e.path], e.name))
     return [e.path for e in entries]
 
 

@@ -408,10 +408,10 @@ class FileSource(ConfigModel):
     @field_validator("path", "inbound", "outbound", "error_folder")
     @classmethod
     def _safe(cls, v: str) -> str:
-        from studio.files import FileServerError, resolve
+        from studio.files import FileServerError, check_job_path
 
         try:
-            resolve("/root", v)
+            check_job_path(v)
         except FileServerError as e:
             raise ValueError(str(e).split(": ", 1)[-1]) from None
         return v

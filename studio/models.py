@@ -234,12 +234,48 @@ class ApiConnection(Stamped):
 
 
 DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
+IMPLICIT_FTPS_PORT = 990
+_FINGERPRINT = re.compile(r"^(?:[0-9A-Fa-f]{2}:?){32}$")
+
+
+def normal_fingerprint(v: str) -> str:
+    """A SHA-256 certificate fingerprint as ``AB:CD:…``; accepts hex with or without colons
+    (what browsers and ``openssl x509 -fingerprint -sha256`` print) and ``SHA256:`` base64."""
+    import base64
+    import binascii
+
+    v = v.strip().removeprefix("sha256 Fingerprint=").removeprefix("SHA256 Fingerprint=")
+    if v.upper().startswith("SHA256:"):
+        try:
+            raw = base64.b64decode(v[7:] + "=" * (-len(v[7:]) % 4), validate=True)
+        except binascii.Error:
+            raw = b""
+    elif _FINGERPRINT.match(v):
+        raw = bytes.fromhex(v.replace(":", ""))
+    else:
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(
+            "is not a SHA-256 fingerprint (64 hex digits, with or without colons, "
+            "or SHA256: followed by base64)"
+        )
+    return ":".join(f"{b:02X}" for b in raw)
 
 
 class FileServerConnection(Stamped):
-    """An FTP, FTPS (explicit TLS) or SFTP server; every path is taken relative to ``root``."""
+    """An FTP, FTPS (explicit or implicit TLS) or SFTP server; paths are taken from ``root``."""
 
-    secret_bound: ClassVar[tuple[str, ...]] = ("protocol", "host", "port")
+    # Where the secrets go, and what decides whether that is the right server: a change in
+    # any of these means the stored secrets must be typed again.
+    secret_bound: ClassVar[tuple[str, ...]] = (
+        "protocol",
+        "host",
+        "port",
+        "ftps_mode",
+        "verify_tls",
+        "ca_certificate",
+        "tls_fingerprint",
+    )
 
     kind: Literal["file_server"] = "file_server"
     protocol: Literal["ftp", "ftps", "sftp"] = Field(default="sftp", title="Protocol")
@@ -249,8 +285,37 @@ class FileServerConnection(Stamped):
     password: Secret = Field(default="", title="Password")
     private_key: Secret = Field(default="", title="Private key (SFTP)")
     passive: bool = Field(default=True, title="Passive mode (FTP)")
-    verify_tls: bool = Field(default=True, title="Verify the TLS certificate (FTPS)")
-    root: str = Field(default="/", title="Root folder")
+    ftps_mode: Literal["explicit", "implicit"] = Field(
+        default="explicit",
+        title="FTPS mode",
+        description="Explicit: connect in plain text and switch to TLS (AUTH TLS), usually on "
+        "port 21. Implicit: TLS from the first byte, usually on port 990.",
+    )
+    verify_tls: bool = Field(
+        default=True,
+        title="Verify the TLS certificate (FTPS)",
+        description="Check the server's certificate against the system's CAs and the CA "
+        "certificate below. Turning it off accepts any server: prefer a CA certificate or a "
+        "fingerprint for a self-signed server.",
+    )
+    ca_certificate: str = Field(
+        default="",
+        title="CA certificate (FTPS)",
+        description="PEM text of the CA (or the self-signed certificate) that signed the "
+        "server's certificate, trusted in addition to the system's CAs.",
+    )
+    tls_fingerprint: str = Field(
+        default="",
+        title="Certificate fingerprint (FTPS)",
+        description="SHA-256 fingerprint of the server's certificate: when set, exactly this "
+        "certificate is accepted, whoever signed it and whatever name it carries.",
+    )
+    root: str = Field(
+        default="/",
+        title="Root folder",
+        description="The server folder every path of the connection's jobs is taken from; "
+        "a job cannot read or write outside it.",
+    )
 
     @field_validator("host")
     @classmethod
@@ -266,12 +331,35 @@ class FileServerConnection(Stamped):
     def _root(cls, v: str) -> str:
         if "\x00" in v:
             raise ValueError("must not contain NUL bytes")
+        if ".." in v.replace("\\", "/").split("/"):
+            raise ValueError("must not contain '..': give the folder itself, e.g. /exports")
         return v or "/"
+
+    @field_validator("ca_certificate")
+    @classmethod
+    def _pem(cls, v: str) -> str:
+        if v:
+            import ssl
+
+            try:
+                ssl.create_default_context().load_verify_locations(cadata=v)
+            except (ssl.SSLError, ValueError):
+                raise ValueError(
+                    "is not a PEM certificate (the text from -----BEGIN CERTIFICATE----- to "
+                    "-----END CERTIFICATE-----)"
+                ) from None
+        return v
+
+    @field_validator("tls_fingerprint")
+    @classmethod
+    def _fingerprint(cls, v: str) -> str:
+        return normal_fingerprint(v) if v else v
 
     @model_validator(mode="after")
     def _defaults(self) -> FileServerConnection:
         if self.port is None:
-            self.port = DEFAULT_PORTS[self.protocol]
+            implicit = self.protocol == "ftps" and self.ftps_mode == "implicit"
+            self.port = IMPLICIT_FTPS_PORT if implicit else DEFAULT_PORTS[self.protocol]
         if self.private_key and self.protocol != "sftp":
             raise ValueError("Private key (SFTP): only SFTP connections use a private key")
         return self

@@ -70,6 +70,32 @@ def test_file_server_form_shows_only_its_protocol_fields(page, home):
     assert (conn.protocol, conn.port, conn.passive) == ("ftp", 21, True)
 
 
+def test_ftps_form_takes_the_mode_a_ca_and_a_fingerprint(page, home):
+    page.radio(key="conn.new.kind").set_value("file_server").run()
+    page.selectbox(key="conn.new.protocol").select("ftps").run()
+    page.text_input(key="conn.new.name").input("Partner FTPS")
+    page.text_input(key="conn.new.host").input("ftps.example.com")
+    page.text_input(key="conn.new.username").input("importer")
+    page.text_input(key="conn.new.password").input("pw")
+    page.radio(key="conn.new.ftps_mode").set_value("implicit")
+    page.text_input(key="conn.new.tls_fingerprint").input("ab" * 32)
+    page.text_area(key="conn.new.ca_certificate").input("not a certificate")
+    page.button(key="conn_save").click().run()
+    assert errors(page) == [
+        "CA certificate (FTPS): is not a PEM certificate (the text from -----BEGIN "
+        "CERTIFICATE----- to -----END CERTIFICATE-----)"
+    ]
+    page.text_area(key="conn.new.ca_certificate").input("")
+    page.button(key="conn_save").click().run()
+    assert errors(page) == []
+    conn = ConfigStore(home).get("connections", "Partner FTPS")
+    assert (conn.ftps_mode, conn.port, conn.tls_fingerprint) == (
+        "implicit",
+        990,
+        ":".join(["AB"] * 32),
+    )
+
+
 def test_edit_with_the_masked_secret_untouched_keeps_the_secret(home):
     store = ConfigStore(home)
     conn = store.create("connections", api_connection(), source="cli")
