@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from runner.cli import generated_docs
 from studio.store import ConfigStore
 from tests.conftest import ROOT, api_connection, point_demo_at, sftp_connection
@@ -133,25 +135,16 @@ def test_test_connection_and_preview_against_the_sandbox(home, sandbox):
     assert failed.returncode == 1 and failed.stderr.startswith("error: the token endpoint")
 
 
-def test_test_connection_and_preview_of_a_file_job(home, ftp_server):
-    from tests.conftest import FTP_PASSWORD, FTP_USER
+@pytest.mark.parametrize("fixture", ["ftp_server", "vsftpd_server"])
+def test_test_connection_and_preview_of_a_file_job(home, request, fixture):
+    from tests.conftest import server_folder
 
-    (ftp_server.root / "cli" / "in").mkdir(parents=True, exist_ok=True)
-    (ftp_server.root / "cli" / "in" / "s.csv").write_text("id;company\nS1;Acme\n")
+    srv = request.getfixturevalue(fixture)
+    conn, folder = server_folder(srv, "ftp", name="Files")
+    (folder / "in").mkdir(parents=True, exist_ok=True)
+    (folder / "in" / "s.csv").write_text("id;company\nS1;Acme\n")
     store = ConfigStore(home)
-    store.create(
-        "connections",
-        sftp_connection(
-            "Files",
-            protocol="ftp",
-            host="127.0.0.1",
-            port=ftp_server.port,
-            username=FTP_USER,
-            password=FTP_PASSWORD,
-            root="/cli",
-        ),
-        source="cli",
-    )
+    store.create("connections", conn.model_dump(), source="cli")
     store.create(
         "jobs",
         {
@@ -171,7 +164,7 @@ def test_test_connection_and_preview_of_a_file_job(home, ftp_server):
     ok = runner("test-connection", "files", home=home)
     assert (ok.returncode, ok.stdout.strip()) == (
         0,
-        f"Files: logged in to ftp://127.0.0.1:{ftp_server.port}/cli; the root folder holds "
+        f"Files: logged in to ftp://127.0.0.1:{srv.port}{conn.root}; the root folder holds "
         "1 folder(s) and 0 file(s)",
     )
     out = runner("preview", "Suppliers CSV", home=home)
@@ -182,7 +175,7 @@ def test_test_connection_and_preview_of_a_file_job(home, ftp_server):
     )
     bad = runner("test-connection", "files", home=home)
     assert bad.returncode == 1
-    assert bad.stderr.startswith(f"Files: Login to 127.0.0.1:{ftp_server.port} failed")
+    assert bad.stderr.startswith(f"Files: Login to 127.0.0.1:{srv.port} failed")
 
 
 def test_next_runs(home, sandbox):

@@ -317,27 +317,15 @@ def test_field_browser_and_suggestions_fill_the_mapping(conn, home):
     assert at.number_input(key="jb.new.limit_pages").value == 1
 
 
-def test_a_file_job_from_an_ftp_server(home, ftp_server):
-    from tests.conftest import FTP_PASSWORD, FTP_USER
+@pytest.mark.parametrize("fixture", ["ftp_server", "vsftpd_server"])
+def test_a_file_job_from_an_ftp_server(home, request, fixture):
+    from tests.conftest import server_folder
 
-    folder = ftp_server.root / "page-test"
+    conn, folder = server_folder(request.getfixturevalue(fixture), "ftp", name="Supplier FTP")
     (folder / "in").mkdir(parents=True, exist_ok=True)
     (folder / "in" / "suppliers.csv").write_text("id;company\nS1;Acme\nS2;Globex\n")
     store = ConfigStore(home)
-    store.create(
-        "connections",
-        {
-            "kind": "file_server",
-            "name": "Supplier FTP",
-            "protocol": "ftp",
-            "host": "127.0.0.1",
-            "port": ftp_server.port,
-            "username": FTP_USER,
-            "password": FTP_PASSWORD,
-            "root": "/page-test",
-        },
-        source="cli",
-    )
+    store.create("connections", conn.model_dump(), source="cli")
     at = open_builder()
     at.radio(key="jb.new.kind").set_value("file").run()
     at.text_input(key="jb.new.name").input("Suppliers from FTP").run()
