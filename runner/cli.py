@@ -179,7 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "import", help="create or update configs by name from a folder", formatter_class=_formatter
+        "import",
+        help="create or update configs by name from a folder",
+        description="Create or update configs by name from DIR/connections/*.json and "
+        "DIR/jobs/*.json (the layout `export` writes), all in one transaction: if any file is "
+        "wrong, every file is reported and nothing is imported.",
+        formatter_class=_formatter,
     )
     p.add_argument("folder", metavar="DIR", type=Path)
     p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
@@ -378,7 +383,14 @@ def main(argv: list[str] | None = None) -> int:
             outcomes = import_configs(store, args.folder, dry_run=args.dry_run)
             for o in outcomes:
                 print(("(dry run) " if args.dry_run else "") + str(o))
-            return 1 if any(o.action == "error" for o in outcomes) else 0
+            failed = sum(o.action == "error" for o in outcomes)
+            if failed:
+                print(
+                    f"error: {failed} of {len(outcomes)} file(s) cannot be imported, so none "
+                    "was: fix them and import again",
+                    file=sys.stderr,
+                )
+            return 1 if failed else 0
         if args.command == "docs":
             return _docs(check=args.check)
     except ConfigError as e:

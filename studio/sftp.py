@@ -1,8 +1,7 @@
 """SFTP through paramiko, with host keys pinned on first use in ``STUDIO_HOME/known_hosts``.
 
 Every later connection checks the pinned key, and a changed key is refused with both
-fingerprints. Reads are prefetched with a wide SSH window so that the transport keeps the pipe
-full while the CSV parser works (see ``open``).
+fingerprints. Reads are prefetched (paramiko requests the next blocks while the parser works).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +103,7 @@ class ConfigStore:
         self.path = self.home / CONFIG_FILE
         self.kinds = kinds
         self._vault: Vault | None = None
+        self._local = threading.local()  # this thread's open transaction, if any
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -114,16 +116,36 @@ class ConfigStore:
     @contextlib.contextmanager
     def _db(self, write: bool = False) -> Iterator[TinyDB]:
         """A fresh TinyDB over one snapshot; with ``write``, under the lock and saved once at
-        the end (CachingMiddleware buffers every table write until ``close``)."""
+        the end (CachingMiddleware buffers every table write until ``close``). Inside
+        ``transaction()`` every read and change goes to the transaction's snapshot."""
+        open_tx = getattr(self._local, "db", None)
+        if open_tx is not None:
+            yield open_tx
+            return
         self.home.mkdir(parents=True, exist_ok=True)
         lock = file_lock(self.home / f"{CONFIG_FILE}.lock") if write else contextlib.nullcontext()
         with lock:
             storage = CachingMiddleware(AtomicJSONStorage)
+            storage.WRITE_CACHE_SIZE = 1 << 62  # never flush half a change
             db = TinyDB(self.path, storage=storage)
             yield db
             if write:
                 storage.storage.sweep()
                 db.close()  # flushes: one atomic replace for the whole change
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several changes under one lock, written in one atomic replace when the block ends:
+        all of them or, if it raises (or the process dies), none. Reads inside see them."""
+        if getattr(self._local, "db", None) is not None:
+            yield  # already inside one
+            return
+        with self._db(write=True) as db:
+            self._local.db = db
+            try:
+                yield
+            finally:
+                self._local.db = None
 
     def _kind(self, kind: str) -> ResourceKind:
         try:

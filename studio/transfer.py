@@ -66,37 +66,64 @@ class Outcome:
         return f"{self.action:<9} {what}{detail}"
 
 
+LAYOUT = "connections/<name>.json and jobs/<name>.json, as `runner export` writes them"
+
+
+class _Refused(Exception):
+    """Raised inside the import's transaction so that none of it is written."""
+
+
 def import_configs(
     store: ConfigStore, folder: Path, *, dry_run: bool = False, source: Source = "cli"
 ) -> list[Outcome]:
-    """Create or update each file's config by name (case-insensitive); with ``dry_run``,
-    report what would change and write nothing. A bad file is reported and the others go on."""
+    """Create or update each file's config by name (case-insensitive), all in one store
+    transaction: if any file is wrong, every file is reported and nothing is written (a dry
+    run reports the same and writes nothing either way)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StudioError(f"{folder} is not a folder")
-    outcomes = []
-    for kind in (k for k in store.kinds.values() if k.exported):  # connections, then jobs
-        existing = {m.name.casefold(): m for m in store.list(kind.table, reveal=True)}
-        for path in sorted((folder / kind.table).glob("*.json")):
-            rel = str(path.relative_to(folder))
-            try:
-                data = json.loads(path.read_text("utf-8"))
-                new = kind.validate_config({k: v for k, v in data.items() if k not in _UNPORTABLE})
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                outcomes.append(Outcome(rel, kind.label, "", "error", error=f"unreadable: {e}"))
-                continue
-            except ValidationError as e:
-                msg = "; ".join(readable(e, roots_of(kind.annotation)))
-                outcomes.append(
-                    Outcome(rel, kind.label, str(data.get("name", "")), "error", error=msg)
-                )
-                continue
-            old = existing.get(new.name.casefold())
-            outcomes.append(_apply(store, kind.table, kind.label, rel, old, new, dry_run, source))
+    kinds = [k for k in store.kinds.values() if k.exported]  # connections, then jobs
+    if not any((folder / k.table).is_dir() for k in kinds):
+        loose = sorted(p.name for p in folder.glob("*.json"))
+        shown = ", ".join(loose[:3]) + ("…" if len(loose) > 3 else "")
+        found = f"it holds {shown} at the top level" if loose else "it holds no config files"
+        raise StudioError(f"{folder}: no configs to import; {found}. The import reads {LAYOUT}")
+    outcomes: list[Outcome] = []
+    try:
+        with store.transaction():
+            for kind in kinds:
+                existing = {m.name.casefold(): m for m in store.list(kind.table, reveal=True)}
+                for path in sorted((folder / kind.table).glob("*.json")):
+                    outcome = _import_file(store, kind, folder, path, existing, source)
+                    outcomes.append(outcome)
+            if dry_run or any(o.action == "error" for o in outcomes):
+                raise _Refused
+    except _Refused:
+        pass
     return outcomes
 
 
-def _apply(store, table, label, rel, old, new, dry_run, source) -> Outcome:
+def _import_file(store, kind, folder: Path, path: Path, existing: dict, source) -> Outcome:
+    rel = str(path.relative_to(folder))
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        new = kind.validate_config({k: v for k, v in data.items() if k not in _UNPORTABLE})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return Outcome(rel, kind.label, "", "error", error=f"unreadable: {e}")
+    except ValidationError as e:
+        msg = "; ".join(readable(e, roots_of(kind.annotation)))
+        name = str(data.get("name", "")) if isinstance(data, dict) else ""
+        return Outcome(rel, kind.label, name, "error", error=msg)
+    except AttributeError:
+        return Outcome(rel, kind.label, "", "error", error="not a JSON object")
+    old = existing.get(new.name.casefold())
+    outcome = _apply(store, kind.table, kind.label, rel, old, new, source)
+    if outcome.action != "error":
+        existing[new.name.casefold()] = new  # a later file of the same name updates it
+    return outcome
+
+
+def _apply(store, table, label, rel, old, new, source) -> Outcome:
     merged, missing = keep_masked(new, old)
     if missing:
         error = f"{', '.join(missing)} still masked and nothing stored to keep; add the secret"
@@ -105,7 +132,7 @@ def _apply(store, table, label, rel, old, new, dry_run, source) -> Outcome:
         merged = merged.model_copy(update={"id": old.id})
     changes = diff(old, merged) if old is not None else []
     action = "create" if old is None else ("update" if changes else "unchanged")
-    if not dry_run and action != "unchanged":
+    if action != "unchanged":
         try:
             if old is None:
                 store.create(table, merged, source=source)

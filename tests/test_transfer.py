@@ -54,7 +54,7 @@ def test_round_trip_into_a_new_store_and_dry_run_reports_changes(store, tmp_path
     assert [o.action for o in import_configs(other, tmp_path / "x")] == ["unchanged"]
 
 
-def test_bad_files_are_reported_and_the_others_imported(store, tmp_path):
+def test_bad_files_are_reported_and_nothing_is_imported(store, tmp_path):
     folder = tmp_path / "in" / "connections"
     folder.mkdir(parents=True)
     (folder / "a.json").write_text(json.dumps(sftp_connection("Good")), "utf-8")
@@ -71,7 +71,85 @@ def test_bad_files_are_reported_and_the_others_imported(store, tmp_path):
         "Bearer token still masked and nothing stored to keep"
         in outcomes["connections/d.json"].error
     )
-    assert [c.name for c in store.list("connections")] == ["Good"]
+    assert store.list("connections") == [] and not store.path.exists()
+
+
+def test_a_job_may_use_a_connection_of_the_same_import_even_in_a_dry_run(store, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "connections").mkdir(parents=True)
+    (folder / "jobs").mkdir()
+    (folder / "connections" / "c.json").write_text(json.dumps(sftp_connection("Files")))
+    job = {
+        "kind": "file",
+        "name": "Suppliers",
+        "connection_id": "Files",
+        "entity": "Suppliers",
+        "source": {"mode": "path", "path": "/in/s.csv"},
+        "mapping": [
+            {"extract": "id", "generate": "external_id"},
+            {"extract": "company", "generate": "name"},
+        ],
+    }
+    (folder / "jobs" / "j.json").write_text(json.dumps(job))
+    dry = import_configs(store, folder, dry_run=True)
+    assert [(o.action, o.name) for o in dry] == [("create", "Files"), ("create", "Suppliers")]
+    assert not store.path.exists()
+    assert [o.action for o in import_configs(store, folder)] == ["create", "create"]
+    assert store.get("jobs", "Suppliers").connection_id == store.get("connections", "Files").id
+
+
+def test_files_at_the_top_level_are_not_silently_ignored(store, tmp_path):
+    import pytest
+
+    from studio.errors import StudioError
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "shop.json").write_text(json.dumps(api_connection()))
+    with pytest.raises(
+        StudioError,
+        match=r"holds shop\.json at the top level\. The import reads "
+        r"connections/<name>\.json and jobs/<name>\.json",
+    ):
+        import_configs(store, tmp_path / "in")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StudioError, match="no configs to import; it holds no config files"):
+        import_configs(store, tmp_path / "empty")
+
+
+def test_an_import_killed_midway_leaves_the_store_as_it_was(home, tmp_path):
+    """SIGKILL while 400 connections are imported: the store holds all of them or none."""
+    import signal
+    import time
+
+    from studio.store import ConfigStore
+    from tests.conftest import run_python
+
+    store = ConfigStore(home)
+    store.create("connections", sftp_connection("Before"), source="cli")
+    folder = tmp_path / "many" / "connections"
+    folder.mkdir(parents=True)
+    for i in range(400):
+        (folder / f"c{i}.json").write_text(json.dumps(sftp_connection(f"Server {i}")))
+    code = (
+        "from pathlib import Path; from studio.store import ConfigStore; "
+        "from studio.transfer import import_configs; "
+        f"import_configs(ConfigStore(), Path({str(tmp_path / 'many')!r}))"
+    )
+    seen = set()
+    for delay in (0.3, 0.6, 0.9, 1.2, 30):
+        proc = run_python(code, home)
+        try:
+            proc.wait(timeout=delay)
+        except Exception:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        count = len(ConfigStore(home).list("connections"))
+        assert count in (1, 401), count
+        seen.add(count)
+        if count == 401:
+            break
+        time.sleep(0.05)
+    assert 401 in seen  # and the last one, left alone, finished
 
 
 def test_examples_are_valid_and_seed_only_a_new_store(store):
