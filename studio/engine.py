@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import tempfile
 import time
 import uuid
@@ -25,7 +26,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from studio.entities import entity
 from studio.errors import StudioError
-from studio.http import Exchange, HttpClient, HttpError, Response
+from studio.http import Exchange, HttpClient, HttpError, Response, same_origin
 from studio.jobs import (
     PLACEHOLDER,
     ApiJob,
@@ -38,9 +39,11 @@ from studio.jsonpath import CompiledPath, JsonPathError, compile_path, leaf_path
 from studio.mapping import Mapper
 from studio.models import ApiConnection
 from studio.readers import CsvOptions, read_file
+from studio.readers import Limits as ReadLimits
 
 Event = dict[str, Any]
 KEEP_DOCS = 100  # responses of a call kept for the next one; the last call's are never kept
+WAIT_STEP = 0.25  # seconds between two checks of the deadline while polling
 
 
 @dataclass
@@ -135,8 +138,13 @@ class Chain:
         for index, call in enumerate(calls, 1):
             last = index == len(calls)
             compiled = [(v.name, v.path, compile_path(v.path)) for v in call.variables]
+            secret = {v.name for v in call.variables if v.secret}
             collected: dict[str, list[Any]] = {name: [] for name, _p, _c in compiled}
             docs: list[Any] = []
+            # Responses are kept only for a next call that downloads what a JSONPath finds.
+            following = calls[index].behavior if not last else None
+            keep = isinstance(following, DownloadBehavior) and following.url_source.startswith("$")
+            self.client.secret_fields = [c for name, _p, c in compiled if name in secret]
             for binding in self._bindings(index, call, variables, builtins):
                 for kind, value in self._perform(index, call, binding):
                     if last:
@@ -149,12 +157,13 @@ class Chain:
                             }
                         )
                     if kind == "doc":
-                        if not last and len(docs) < KEEP_DOCS:
+                        if keep and len(docs) < KEEP_DOCS:
                             docs.append(value)  # for a download whose URL is a JSONPath
                         found = {}
                         for name, _path, path in compiled:
                             matches = path.values(value)
                             collected[name].extend(matches)
+                            self._check_values(index, name, collected[name])
                             found[name] = matches if len(matches) != 1 else matches[0]
                         if found:
                             self.on_event({"kind": "variables", "call": index, "values": found})
@@ -206,15 +215,31 @@ class Chain:
         if not fan:
             yield fixed
             return
-        combos = list(itertools.product(*(values for _n, values in fan)))
-        cap = self.limits.max_fanout
         names = [n for n, _v in fan]
-        self.log(f"Call {index}: fanning out over {', '.join(names)}: {len(combos)} requests")
-        for n, combo in enumerate(combos):
+        total = math.prod(len(v) for _n, v in fan)
+        counts = " × ".join(f"{{{n}}} {len(v):,}" for n, v in fan)
+        cap = self.limits.max_fanout
+        if cap is None and total > self.job.max_fanout:
+            raise StudioError(
+                f"Call {index} would send {total:,} requests ({counts} values), more than the "
+                f"limit of {self.job.max_fanout:,} (max fan-out requests per call)"
+            )
+        self.log(f"Call {index}: fanning out over {', '.join(names)}: {total:,} requests")
+        # Lazily: a preview of 5 records over 3 × 2,500 values builds 5 combinations, not 15 M.
+        for n, combo in enumerate(itertools.product(*(values for _n, values in fan))):
             if cap is not None and n >= cap:
-                self.stop(f"stopped after {cap} of {len(combos)} fan-out requests: preview limit")
+                self.stop(f"stopped after {cap} of {total:,} fan-out requests: preview limit")
                 return
             yield {**fixed, **dict(zip(names, combo, strict=True))}
+
+    def _check_values(self, index: int, name: str, values: list[Any]) -> None:
+        """A variable holds at most ``max_fanout`` values: it could never be sent more."""
+        if len(values) > self.job.max_fanout:
+            raise StudioError(
+                f"Call {index}: variable {{{name}}} took more than {self.job.max_fanout:,} "
+                "values, more requests than a later call may send (max fan-out requests per "
+                "call)"
+            )
 
     # --- one call ----------------------------------------------------------------------------
 
@@ -293,7 +318,7 @@ class Chain:
             if status >= 400 and status != b.expected_status:
                 self.log(f"{label}: attempt {attempt} answered {status}")
             if attempt < b.max_attempts:
-                time.sleep(b.interval)
+                self._wait(b.interval)
         want = f"status {b.expected_status}"
         if condition:
             want += f" and {b.condition_key} = {b.condition_value!r}"
@@ -302,6 +327,15 @@ class Chain:
             f"{label}: gave up after {b.max_attempts} attempts waiting for {want}; "
             f"the last answer had {got}"
         )
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep in short steps, reporting each: whoever holds the run's deadline (the
+        ``on_event`` of ``run_job``) stops the run within a step of it, not after the whole
+        interval."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, WAIT_STEP))
+            self.on_event({"kind": "wait"})
 
     def _download(
         self, label: str, call: Call, parts: dict, b: DownloadBehavior, values: dict
@@ -321,21 +355,33 @@ class Chain:
         else:
             urls = [parts["url"]]
         options = CsvOptions(b.delimiter, b.encoding, b.header_row, b.quote_char)
+        limits = ReadLimits(max_bytes=self.client.max_download_bytes)
+        prefix = self.finder.stream_prefix if call is self._last_call else None
         for url in urls:
+            # The call's own headers and query go to the call's own origin only: a URL a server
+            # handed out (a signed file elsewhere) gets none of them, nor any token they carry.
+            own = same_origin(url, parts["url"])
             with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
                 target = Path(tmp) / "download"
                 response = self.client.request(
                     label,
                     "GET",
                     url,
-                    params=parts["params"],
-                    headers=parts["headers"],
+                    params=parts["params"] if own else [],
+                    headers=parts["headers"] if own else {},
                     stream_to=target,
-                    note="download",
+                    note="download" if own else "download (another origin: no call headers)",
                 )
                 self.log(f"{label}: downloaded {response.exchange.size:,} bytes")
                 name = Path(urlsplit(url).path).name or "download"
-                yield from read_file(target, b.format, options, name=f"{label}: {name}")
+                yield from read_file(
+                    target,
+                    b.format,
+                    options,
+                    name=f"{label}: {name}",
+                    limits=limits,
+                    stream_prefix=prefix,
+                )
 
     def _pages(
         self, label: str, call: Call, parts: dict, b: PaginationBehavior
@@ -359,6 +405,7 @@ class Chain:
         base_params = list(parts["params"])
         page, offset, cursor, url, seen = b.first_page, 0, None, parts["url"], 0
         visited: set[str] = set()
+        previous: list[Any] | None = None
         for number in itertools.count(1):
             params = list(base_params)
             if b.style == "page":
@@ -371,11 +418,25 @@ class Chain:
                 params.append((b.cursor_param, cursor))
             elif b.style == "next_link" and number > 1:
                 params = []  # the link carries its own query
+            # A next link to another origin gets neither the call's headers nor its query.
+            headers = parts["headers"] if same_origin(url, parts["url"]) else {}
             response = self._send(
-                label, call, {**parts, "url": url, "params": params}, note=f"page {number}"
+                label,
+                call,
+                {**parts, "url": url, "params": params, "headers": headers},
+                note=f"page {number}",
             )
             doc = response.json(label)
-            count = len(records_of(doc, counter))
+            records = records_of(doc, counter)
+            count = len(records)
+            if count and records == previous:
+                # Some APIs answer a page past the end with their last page again.
+                self.log(
+                    f"{label}: stopped after {number - 1} page(s): page {number} holds the same "
+                    f"records as page {number - 1} (the API repeats its last page)"
+                )
+                return
+            previous = records
             seen += count
             self.on_event({"kind": "page", "call": label, "page": number, "records": count})
             yield "doc", doc

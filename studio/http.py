@@ -11,6 +11,7 @@ secret of the connection masked, whatever header, parameter or body it travelled
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -93,52 +94,141 @@ class Response:
             ) from None
 
 
-_TOKEN_FIELD = re.compile(
-    r'("(?:access_token|refresh_token|id_token|client_secret|password)"\s*:\s*)"[^"]*"'
+# JSON fields that hold credentials whatever their value: an endpoint hands tokens out before
+# the masker knows them, and a server may echo the request's Authorization header.
+CREDENTIAL_KEYS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_secret",
+        "password",
+        "authorization",
+        "proxy-authorization",
+        "api_key",
+        "apikey",
+        "x-api-key",
+        "session_token",
+        "sessionid",
+        "session_id",
+    }
 )
+_TOKEN_FIELD = re.compile(
+    r'("(?:' + "|".join(map(re.escape, sorted(CREDENTIAL_KEYS))) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"',
+    re.I,
+)
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_PAIR = re.compile(r"([?&;]|^)([^=&;?#\s]+)=([^&;#\s\"]*)")
+_SCHEME = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)([A-Za-z0-9._~+/=-]+)", re.I)
+MIN_SECRET_IN_TEXT = 8
+_SENSITIVE_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie")
+
+
+def basic_credentials(user: str, password: str) -> str:
+    """What ``Authorization: Basic …`` carries (requests encodes it as Latin-1)."""
+    raw = f"{user}:{password}".encode("latin-1", "replace")
+    return base64.b64encode(raw).decode()
 
 
 class Masker:
-    """Replaces every secret value (and the current token) in any text of the trace."""
+    """Masks secrets in what a trace shows of requests and responses; records and rows are
+    data and are never masked.
+
+    The rule, documented in docs/jobs.md: a secret (and each form it takes on the wire:
+    percent-encoded, or base64 in a basic ``Authorization``) is masked **by exact value**, at
+    any length, wherever it is a whole value: a header, a query or form parameter, a JSON
+    string, the credential after an auth scheme. Inside free text (a URL path, an error
+    message, a body that is neither JSON nor a form) only secrets of at least
+    ``MIN_SECRET_IN_TEXT`` characters are masked as substrings: a shorter one would mask data
+    that happens to contain it, and tell an onlooker what the secret is by what gets masked.
+    JSON fields named like credentials (``access_token``, ``password``, ``authorization``…) are
+    masked whatever their value."""
 
     def __init__(self, secrets: list[str]):
-        self._secrets: list[str] = []
+        self._exact: set[str] = set()
+        self._text: list[str] = []
         for secret in secrets:
             self.add(secret)
 
     def add(self, secret: str) -> None:
-        """A secret, and the forms it takes on the wire: percent-encoded in a URL or a form
-        body (``a+b/c`` travels as ``a%2Bb%2Fc``), and base64 in a basic auth header."""
-        if not secret or len(secret) < 3:
+        if not secret:
             return
         forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
-        self._secrets = sorted(set(self._secrets) | forms, key=len, reverse=True)
+        self._exact |= forms
+        if len(secret) >= MIN_SECRET_IN_TEXT:
+            self._text = sorted(set(self._text) | forms, key=len, reverse=True)
+
+    def is_secret(self, value: str) -> bool:
+        return value in self._exact
+
+    def value(self, value: str) -> str:
+        """One whole value (a header, a parameter, a JSON string)."""
+        if value in self._exact:
+            return MASK
+        m = _SCHEME.fullmatch(value)
+        if m and m.group(3) in self._exact:
+            return f"{m.group(1)}{m.group(2)}{MASK}"
+        return self(value)
 
     def json(self, value: Any) -> Any:
-        """A parsed response with the secrets (and handed-out tokens) masked: for previews."""
-        try:
-            return json.loads(self(json.dumps(value, ensure_ascii=False)))
-        except (TypeError, ValueError):
-            return value
+        """A parsed response with the secrets masked by exact value, and credential fields
+        masked whatever they hold: for the documents a preview keeps."""
+        if isinstance(value, str):
+            return self.value(value)
+        if isinstance(value, list):
+            return [self.json(v) for v in value]
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                credential = isinstance(v, str) and v and str(k).lower() in CREDENTIAL_KEYS
+                out[k] = MASK if credential else self.json(v)
+            return out
+        return value
 
     def __call__(self, text: str) -> str:
-        for s in self._secrets:
-            if s in text:
-                text = text.replace(s, MASK)
-        # Tokens an endpoint hands out are secrets too, before they are known to the masker.
+        """Free text: whole values found in it (JSON strings, ``name=value`` pairs, the
+        credential after an auth scheme) by exact value, then long secrets as substrings."""
+        if not text:
+            return text
+        exact = self._exact
+        if exact:
+
+            def string(m: re.Match) -> str:
+                inner = m.group(1)
+                if inner in exact or ("\\" in inner and _unescape(inner) in exact):
+                    return f'"{MASK}"'
+                return m.group(0)
+
+            def pair(m: re.Match) -> str:
+                if m.group(3) in exact:
+                    return f"{m.group(1)}{m.group(2)}={MASK}"
+                return m.group(0)
+
+            def scheme(m: re.Match) -> str:
+                if m.group(3) in exact:
+                    return f"{m.group(1)}{m.group(2)}{MASK}"
+                return m.group(0)
+
+            text = _JSON_STRING.sub(string, text)
+            text = _PAIR.sub(pair, text)
+            text = _SCHEME.sub(scheme, text)
+        for secret in self._text:
+            if secret in text:
+                text = text.replace(secret, MASK)
         return _TOKEN_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
 
     def headers(self, headers: dict) -> dict[str, str]:
-        out = {}
-        for k, v in headers.items():
-            sensitive = k.lower() in (
-                "authorization",
-                "proxy-authorization",
-                "cookie",
-                "set-cookie",
-            )
-            out[k] = MASK if sensitive else self(str(v))
-        return out
+        return {
+            k: MASK if k.lower() in _SENSITIVE_HEADERS else self.value(str(v))
+            for k, v in headers.items()
+        }
+
+
+def _unescape(inner: str) -> str:
+    try:
+        return json.loads(f'"{inner}"')
+    except ValueError:
+        return inner
 
 
 def same_origin(url: str, other: str) -> bool:
@@ -149,17 +239,19 @@ def same_origin(url: str, other: str) -> bool:
 
 class _CredentialSafeSession(requests.Session):
     """requests drops ``Authorization`` when a redirect leaves the host (or goes from https to
-    http); this drops the connection's other credentials too: secret custom headers and an API
-    key header. A download that answers 302 to a signed file URL elsewhere gets none of them."""
+    http); this drops every header the connection or the call added: secret custom headers,
+    an API key, and call headers that may carry a token an earlier call returned
+    (``X-Session: {session}``). A download that answers 302 to a signed file URL elsewhere
+    gets none of them."""
 
-    def __init__(self, sensitive: set[str]):
-        super().__init__()
-        self.sensitive = sensitive
+    KEEP = frozenset(
+        {"user-agent", "accept", "accept-encoding", "connection", "content-type", "content-length"}
+    )
 
     def rebuild_auth(self, prepared_request, response) -> None:
         super().rebuild_auth(prepared_request, response)
         if not same_origin(response.request.url, prepared_request.url):
-            for name in [h for h in prepared_request.headers if h.lower() in self.sensitive]:
+            for name in [h for h in prepared_request.headers if h.lower() not in self.KEEP]:
                 del prepared_request.headers[name]
 
 
@@ -263,11 +355,17 @@ class HttpClient:
         self.max_response_bytes = int(conn.max_response_mb * 1024 * 1024)
         self.on_exchange = on_exchange or (lambda _e: None)
         self.tokens = tokens
+        self.max_download_bytes = int(conn.max_download_mb * 1024 * 1024)
         self.mask = Masker(connection_secrets(conn))
-        sensitive = {h.name.lower() for h in conn.headers if h.secret}
-        if conn.auth.type == "api_key" and conn.auth.placement == "header":
-            sensitive.add(conn.auth.name.lower())
-        self.session = _CredentialSafeSession(sensitive)
+        auth = conn.auth
+        if auth.type == "basic":
+            self.mask.add(basic_credentials(auth.username, auth.password))
+        elif auth.type == "oauth2" and auth.client_auth == "basic":
+            self.mask.add(basic_credentials(auth.client_id, auth.client_secret))
+        self.session = _CredentialSafeSession()
+        # JSONPaths (anything with ``values(doc)``) of secret variables the current call takes:
+        # their values are masked in the very response that hands them out.
+        self.secret_fields: list = []
         self.session.verify = conn.verify_tls
         self.session.headers["User-Agent"] = "ConnectorStudio/0.1"
         # retry_after_max caps Retry-After: a server asking for an hour must not stall a run.
@@ -316,8 +414,18 @@ class HttpClient:
             basic = (auth.client_id, auth.client_secret)
         else:
             form |= {"client_id": auth.client_id, "client_secret": auth.client_secret}
-        response = self._send("token", "POST", auth.token_url, data=form, auth=basic)
+        # Never redirected: a 307 would send the client secret and the password elsewhere.
+        response = self._send(
+            "token", "POST", auth.token_url, data=form, auth=basic, allow_redirects=False
+        )
         label = f"the token endpoint {auth.token_url}"
+        if 300 <= response.status < 400:
+            where = response.headers.get("Location", "(no Location)")
+            raise HttpError(
+                f"{label} redirected to {self.mask(where)} ({response.status}); credentials are "
+                "never sent after a redirect: give the final token URL",
+                response.status,
+            )
         if response.status >= 400:
             body = self.mask(response.content[:500].decode("utf-8", "replace"))
             raise HttpError(
@@ -431,12 +539,17 @@ class HttpClient:
         auth=None,
         stream_to=None,
         note="",
+        allow_redirects=True,
     ) -> Response:
         timeout = self.conn.timeout
         request = requests.Request(
             method, url, params=params, headers=headers, json=json_body, data=data, auth=auth
         )
-        prepared = self.session.prepare_request(request)
+        try:
+            prepared = self.session.prepare_request(request)
+        except (ValueError, requests.exceptions.RequestException) as e:
+            # A header value holding a line break (a variable's value), a URL that is not one.
+            raise HttpError(f"{label}: the request cannot be sent: {self.mask(str(e))}") from None
         body = prepared.body
         body_text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
         exchange = Exchange(
@@ -449,7 +562,12 @@ class HttpClient:
         )
         started = time.perf_counter()
         try:
-            raw = self.session.send(prepared, timeout=(min(10.0, timeout), timeout), stream=True)
+            raw = self.session.send(
+                prepared,
+                timeout=(min(10.0, timeout), timeout),
+                stream=True,
+                allow_redirects=allow_redirects,
+            )
         except requests.exceptions.RequestException as e:
             exchange.elapsed_ms = (time.perf_counter() - started) * 1000
             exchange.error = self.mask(describe_failure(e, prepared.url or url, timeout))
@@ -463,6 +581,8 @@ class HttpClient:
             raise HttpError(f"{label}: {exchange.error}") from None
         finally:
             raw.close()
+        if self.secret_fields and content:
+            self._learn_secrets(content)
         exchange.elapsed_ms = (time.perf_counter() - started) * 1000
         exchange.status, exchange.reason = raw.status_code, raw.reason or ""
         exchange.size = size
@@ -478,15 +598,39 @@ class HttpClient:
             raw.status_code, raw.reason or "", raw.headers, content, raw.url, raw.links, exchange
         )
 
+    def _learn_secrets(self, content: bytes) -> None:
+        try:
+            doc = json.loads(content)
+        except ValueError:
+            return
+        for path in self.secret_fields:
+            for value in path.values(doc):
+                if isinstance(value, str | int | float) and not isinstance(value, bool):
+                    self.mask.add(str(value))
+
     def _read(self, raw: requests.Response, label: str, stream_to: Path | None):
         """The body, bounded by ``max_response_bytes``; or streamed to ``stream_to`` (files of
         any size go to disk, never to memory)."""
         if stream_to is not None and raw.status_code < 400:
+            # Counted after decoding: 1 MB of gzip on the wire may be 1 GB on disk. Read in
+            # 16 KB steps so that one step of a bomb cannot inflate far past the limit.
+            limit = self.max_download_bytes
+            declared = raw.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise HttpError(
+                    f"{label}: the download is {int(declared):,} bytes, more than the maximum of "
+                    f"{limit:,} (max download size)"
+                )
             size = 0
             with open(stream_to, "wb") as f:
-                for chunk in raw.iter_content(1 << 16):
-                    f.write(chunk)
+                for chunk in raw.iter_content(1 << 14):
                     size += len(chunk)
+                    if size > limit:
+                        raise HttpError(
+                            f"{label}: the download is larger than {limit:,} bytes once "
+                            "decompressed (max download size)"
+                        )
+                    f.write(chunk)
             return b"", size
         limit = self.max_response_bytes
         declared = raw.headers.get("Content-Length")

@@ -28,12 +28,16 @@ from studio.entities import entity, load_entities
 from studio.errors import ConfigError, readable
 from studio.jsonpath import check
 from studio.mapping import FieldMap, ValueRejected, converter, unmapped_required
-from studio.models import ConfigModel, Stamped
+from studio.models import ConfigModel, Stamped, one_line
 from studio.schedules import Schedule
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTINS = ("now", "run_id", "last_success_at")
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Names of values that are credentials (narrower than headers': "productKey" is an id).
+CREDENTIAL_NAME = re.compile(
+    r"token|session|secret|passw|api_?key|auth|cookie|signature|credential|bearer", re.I
+)
 
 
 def _jsonpath(v: str) -> str:
@@ -50,10 +54,28 @@ class Param(ConfigModel):
 
 
 class Variable(ConfigModel):
-    """A value taken from a call's responses for later calls: ``productId`` ← ``$.items[*].id``."""
+    """A value taken from a call's responses for later calls: ``productId`` ← ``$.items[*].id``.
+
+    A secret variable (a session token a login call returns) is masked wherever the run shows
+    a request or a response; it is one by default when its name or the field it is taken from
+    is named like a credential (token, session, key, secret, password, auth…)."""
 
     name: str = Field(title="Variable name", pattern=_IDENT)
     path: str = Field(title="JSONPath", min_length=1)
+    secret: bool = Field(
+        default=False,
+        title="Secret",
+        description="Mask the value in traces, logs and previews. Defaults to true for names "
+        "such as token, sessionId or apiKey.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guess_secret(cls, data: object) -> object:
+        if isinstance(data, dict) and "secret" not in data:
+            named = f"{data.get('name', '')} {str(data.get('path', '')).rsplit('.', 1)[-1]}"
+            data = {**data, "secret": bool(CREDENTIAL_NAME.search(named))}
+        return data
 
     @field_validator("path")
     @classmethod
@@ -203,6 +225,16 @@ class Call(ConfigModel):
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("headers")
+    @classmethod
+    def _header_lines(cls, v: list[Param]) -> list[Param]:
+        for p in v:
+            try:
+                one_line(p.name + p.value)
+            except ValueError:
+                raise ValueError(f"header {p.name!r} must not contain line breaks") from None
+        return v
 
     def placeholders(self) -> dict[str, set[str]]:
         """Every ``{name}`` this call uses, by the field it appears in (for validation)."""
@@ -354,6 +386,14 @@ class ApiJob(JobBase):
     kind: Literal["api"] = "api"
     calls: list[Call] = Field(min_length=1, title="Call")
     content_finder: str = Field(default="$", title="Content finder (JSONPath)")
+    max_fanout: int = Field(
+        default=100_000,
+        ge=1,
+        le=100_000_000,
+        title="Max fan-out requests per call",
+        description="A call that a multi-valued variable would send more often than this "
+        "fails before sending anything, naming the variables and their counts.",
+    )
 
     @field_validator("content_finder")
     @classmethod

@@ -99,6 +99,20 @@ class CompiledPath:
             nodes = out
         return nodes
 
+    @property
+    def stream_prefix(self) -> str | None:
+        """The ijson prefix of the records this path selects as a content finder (``$.a.b``
+        and ``$.a.b[*]`` → ``a.b.item``, ``$`` → ``item``), so that a document too large to
+        load can be streamed; None when the path needs the whole document."""
+        steps = self._steps
+        if steps is None:
+            return None
+        if steps and steps[-1] is STAR:
+            steps = steps[:-1]
+        if not all(isinstance(k, str) and k and "." not in k for k in steps):
+            return None
+        return ".".join([*steps, "item"])
+
     def get(self, doc: Any, default: Any = None) -> Any:
         """The first match, or ``default`` when there is none (the fast path's own loop)."""
         if self.keys is None:

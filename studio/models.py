@@ -37,6 +37,13 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-_:\[\]]+$")
 
 
+def one_line(v: str) -> str:
+    """A header value travels on one line: CR, LF or NUL would end it (or smuggle another)."""
+    if any(c in v for c in "\r\n\x00"):
+        raise ValueError("must not contain line breaks")
+    return v
+
+
 def new_id() -> str:
     """A short random id: stable across renames, unlike the name, and safe in URLs."""
     return uuid.uuid4().hex[:16]
@@ -80,6 +87,11 @@ class Header(ConfigModel):
         if not _HEADER_NAME.match(v):
             raise ValueError("may hold letters, digits and - _ . only, no spaces or colons")
         return v
+
+    @field_validator("value")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        return one_line(v)
 
     def secret_fields(self) -> list[str]:
         return ["value"] if self.secret else []
@@ -164,6 +176,11 @@ def check_http_url(v: str) -> str:
         raise ValueError("must start with http:// or https://")
     if not parts.hostname:
         raise ValueError("has no host name after the scheme")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "must not hold a user name or password (user:password@host): it would be stored "
+            "and shown in clear; use Basic authentication instead"
+        )
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number or out of range
     except ValueError as e:
@@ -192,7 +209,7 @@ class ApiConnection(Stamped):
     """A REST API: a base URL, an authentication method and headers sent on every call."""
 
     # Where the secrets go: a change here means the stored secrets must be typed again.
-    secret_bound: ClassVar[tuple[str, ...]] = ("base_url", "auth.token_url")
+    secret_bound: ClassVar[tuple[str, ...]] = ("base_url", "auth.token_url", "verify_tls")
 
     kind: Literal["api"] = "api"
     base_url: str = Field(title="Base URL")
@@ -201,12 +218,22 @@ class ApiConnection(Stamped):
     timeout: float = Field(default=30.0, gt=0, le=3600, title="Timeout (seconds)")
     verify_tls: bool = Field(default=True, title="Verify TLS certificates")
     max_response_mb: float = Field(
-        default=100.0,
+        default=25.0,
         gt=0,
         le=10_000,
         title="Max response size (MB)",
-        description="A larger response fails clearly instead of exhausting memory; downloads "
-        "stream to disk and are not limited.",
+        description="A response is read and parsed whole: a larger one fails clearly instead "
+        "of exhausting memory (25 MB of JSON take about 150 MB once parsed). Downloads stream "
+        "and have their own limit.",
+    )
+    max_download_mb: float = Field(
+        default=2000.0,
+        gt=0,
+        le=1_000_000,
+        title="Max download size (MB)",
+        description="A download (a Download behavior), or one file inside a downloaded ZIP, "
+        "larger than this once decompressed fails the run: a small gzip or ZIP bomb cannot "
+        "fill the disk.",
     )
 
     @field_validator("base_url")

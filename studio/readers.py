@@ -1,14 +1,19 @@
 """Read records from files in batches: CSV, JSON, JSON Lines, and ZIP archives of those.
 
-Downloads (and, later, files from FTP/SFTP servers) are read as streams so that memory stays
-flat whatever the file's size: CSV and JSON Lines yield batches of records as they are read;
-a JSON document is one value and is yielded whole for the content finder to pick from.
+Downloads and files from FTP/SFTP servers are read as streams so that memory stays flat
+whatever the file's size: CSV and JSON Lines yield batches of records as they are read; a JSON
+document up to ``Limits.max_document`` bytes is one value, yielded whole for the content finder
+to pick from, and a larger one is streamed record by record (ijson) along the content finder's
+path. Nothing a file claims is trusted: a ZIP member is counted as it is inflated, against a
+size cap and a compression ratio (a 300 KB archive may not become 300 MB), and a line longer
+than ``Limits.max_line`` ends the read with a sentence instead of filling memory.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import json
 import zipfile
@@ -20,6 +25,7 @@ from typing import IO, Any
 from studio.errors import StudioError
 
 BATCH = 1000
+MB = 1024 * 1024
 DELIMITERS = [",", ";", "\t", "|"]
 _NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
@@ -32,10 +38,59 @@ class CsvOptions:
     quote_char: str = '"'
 
 
-def _text(stream: IO[bytes], encoding: str) -> io.TextIOWrapper:
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost, whatever it claims: the caps of ``docs/jobs.md``."""
+
+    max_bytes: int | None = None  # decoded bytes of one file or ZIP member (None: no cap)
+    max_ratio: float = 200.0  # a ZIP member's size over its compressed size, beyond 1 MB
+    max_line: int | None = 16 * MB  # bytes between two line breaks, in CSV and JSON Lines
+    max_document: int = 16 * MB  # a JSON document parsed whole; larger ones are streamed
+    max_records: int = 10_000_000  # records streamed from one JSON document
+
+
+class _Guard(io.RawIOBase):
+    """A stream that counts what passes: more than ``max_bytes`` in all, or more than
+    ``max_line`` bytes without a line break, ends the read with a sentence. It only looks at
+    each chunk's last line break (``rfind``), so it costs nothing measurable."""
+
+    def __init__(self, raw: IO[bytes], name: str, limits: Limits, what: str = "the file"):
+        self.raw, self.name, self.limits, self.what = raw, name, limits, what
+        self.total = self.run = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.total += n
+        cap = self.limits.max_bytes
+        if cap is not None and self.total > cap:
+            raise StudioError(
+                f"{self.name}: {self.what} is larger than {cap / MB:,.0f} MB (max download size)"
+            )
+        if self.limits.max_line is None:
+            return n
+        last = data.rfind(b"\n")
+        self.run = self.run + n if last < 0 else n - last - 1
+        if self.run > self.limits.max_line:
+            raise StudioError(
+                f"{self.name}: a line is longer than {self.limits.max_line / MB:,.0f} MB; "
+                "is this really a CSV or JSON Lines file?"
+            )
+        return n
+
+
+def guarded(stream: IO[bytes], name: str, limits: Limits, what: str = "the file") -> IO[bytes]:
+    return io.BufferedReader(_Guard(stream, name, limits, what), buffer_size=1 << 18)
+
+
+def _text(stream: IO[bytes], encoding: str, name: str = "file") -> io.TextIOWrapper:
     # A UTF-8 file may start with a BOM (Excel writes one): utf-8-sig reads both.
     enc = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    text = io.TextIOWrapper(stream, encoding=enc, newline="")
+    text = io.TextIOWrapper(guarded(stream, name, Limits()), encoding=enc, newline="")
     # Read 256 KB at a time, not 8 KB: each read of an SFTP or FTP stream costs a Python call.
     text._CHUNK_SIZE = 1 << 18
     return text
@@ -67,7 +122,7 @@ class CsvRows:
 
     def __iter__(self) -> Iterator[list[list[str]]]:
         options, name = self.options, self.name
-        text = _text(self.stream, options.encoding)
+        text = _text(self.stream, options.encoding, name)
         reader = csv.reader(text, delimiter=options.delimiter, quotechar=options.quote_char)
         try:
             first = next(reader, None)
@@ -124,9 +179,11 @@ def read_csv(
         yield [dict(zip(header, line, strict=False)) for line in lines]
 
 
-def read_jsonl(stream: IO[bytes], name: str = "file", batch: int = BATCH) -> Iterator[list[Any]]:
+def read_jsonl(
+    stream: IO[bytes], name: str = "file", batch: int = BATCH, limits: Limits = Limits()
+) -> Iterator[list[Any]]:
     rows: list[Any] = []
-    for number, line in enumerate(stream, 1):
+    for number, line in enumerate(guarded(stream, name, limits), 1):
         if not line.strip():
             continue
         try:
@@ -147,14 +204,50 @@ def read_json(stream: IO[bytes], name: str = "file") -> Any:
         raise StudioError(f"{name}: not valid JSON ({e})") from None
 
 
+def stream_json(
+    stream: IO[bytes], prefix: str, name: str, batch: int, limits: Limits
+) -> Iterator[list[Any]]:
+    """The records under ``prefix`` (ijson's notation: ``items.item``), in batches, without
+    ever holding the document."""
+    import ijson
+
+    rows: list[Any] = []
+    count = 0
+    try:
+        for record in ijson.items(stream, prefix, use_float=True):
+            rows.append(record)
+            count += 1
+            if count > limits.max_records:
+                raise StudioError(
+                    f"{name}: more than {limits.max_records:,} records in one document "
+                    "(max records per document)"
+                )
+            if len(rows) >= batch:
+                yield rows
+                rows = []
+    except ijson.JSONError as e:
+        raise StudioError(f"{name}: not valid JSON ({e})") from None
+    if rows:
+        yield rows
+
+
 FORMATS = {".csv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 def read_file(
-    path: Path, fmt: str, options: CsvOptions, name: str = "file", batch: int = BATCH
+    path: Path,
+    fmt: str,
+    options: CsvOptions,
+    name: str = "file",
+    batch: int = BATCH,
+    *,
+    limits: Limits = Limits(),
+    stream_prefix: str | None = None,
 ) -> Iterator[tuple[str, Any]]:
-    """Yield ("records", batch) for CSV and JSON Lines, ("doc", value) for JSON; a ZIP yields
-    those of each member whose extension it knows, in archive order."""
+    """Yield ("records", batch) for CSV, JSON Lines and streamed JSON, ("doc", value) for a
+    JSON document read whole; a ZIP yields those of each member whose extension it knows, in
+    archive order. ``stream_prefix`` (from the content finder) lets a JSON document larger
+    than ``limits.max_document`` be streamed instead of refused."""
     if fmt == "zip":
         try:
             archive = zipfile.ZipFile(path)
@@ -169,22 +262,59 @@ def read_file(
                     f"({', '.join(m.filename for m in members) or 'it is empty'})"
                 )
             for member in known:
-                with archive.open(member) as stream:
+                where = f"{name}:{member.filename}"
+                _check_member(member, where, limits)
+                with archive.open(member) as raw:
+                    # Bytes only: a JSON member has no lines; CSV and JSON Lines check theirs.
+                    count = dataclasses.replace(limits, max_line=None)
+                    stream = guarded(raw, where, count, "the member, inflated,")
                     member_fmt = FORMATS[Path(member.filename).suffix.lower()]
                     yield from _read(
-                        stream, member_fmt, options, f"{name}:{member.filename}", batch
+                        stream,
+                        member_fmt,
+                        options,
+                        where,
+                        batch,
+                        limits,
+                        stream_prefix,
+                        member.file_size,
                     )
         return
     with open(path, "rb") as stream:
-        yield from _read(stream, fmt, options, name, batch)
+        size = path.stat().st_size
+        yield from _read(stream, fmt, options, name, batch, limits, stream_prefix, size)
 
 
-def _read(stream, fmt, options, name, batch) -> Iterator[tuple[str, Any]]:
+def _check_member(member: zipfile.ZipInfo, where: str, limits: Limits) -> None:
+    """Refuse a member on what its header declares; ``_Guard`` checks what it really holds."""
+    size, packed = member.file_size, max(member.compress_size, 1)
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise StudioError(
+            f"{where}: the member is {size / MB:,.0f} MB inflated, more than the "
+            f"{limits.max_bytes / MB:,.0f} MB allowed (max download size)"
+        )
+    if size > MB and size / packed > limits.max_ratio:
+        raise StudioError(
+            f"{where}: the member would inflate {size / packed:,.0f} times "
+            f"({packed:,} bytes to {size:,}): refused as a ZIP bomb"
+        )
+
+
+def _read(stream, fmt, options, name, batch, limits, prefix, size) -> Iterator[tuple[str, Any]]:
     if fmt == "csv":
         for rows in read_csv(stream, options, name, batch):
             yield "records", rows
     elif fmt == "jsonl":
-        for rows in read_jsonl(stream, name, batch):
+        for rows in read_jsonl(stream, name, batch, limits):
+            yield "records", rows
+    elif size <= limits.max_document:
+        yield "doc", read_json(stream, name)
+    elif prefix is not None:
+        for rows in stream_json(stream, prefix, name, batch, limits):
             yield "records", rows
     else:
-        yield "doc", read_json(stream, name)
+        raise StudioError(
+            f"{name}: the JSON document is {size / MB:,.0f} MB, more than the "
+            f"{limits.max_document / MB:,.0f} MB read whole; a content finder that names the "
+            "list of records (such as $.items[*]) lets it be streamed"
+        )

@@ -590,3 +590,19 @@ def _connection(data: dict):
     from studio.kinds import CONNECTIONS
 
     return CONNECTIONS.validate_config(data)
+
+
+@pytest.fixture(scope="session")
+def hostile_server():
+    from tests.hostile import HostileServer
+
+    server = HostileServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hostile(hostile_server):
+    """The hostile API (tests/hostile.py), with what it captured cleared for each test."""
+    hostile_server.reset()
+    return hostile_server
