@@ -158,6 +158,11 @@ def forget(prefix: str) -> None:
         del state[k]
 
 
+# What an empty cell holds: a checkbox needs a bool; "secret" stays unset, so that the model
+# guesses it from the variable's name.
+BLANK = {"required": False, "secret": None}
+
+
 def table(name: str, rows: list[dict], columns: list[str], config: dict) -> list[dict]:
     """An editable table bound to the draft. The editor keeps only its edits, relative to the
     rows it started from; those rows are kept beside it, and replacing them (a suggestion, a
@@ -171,10 +176,7 @@ def table(name: str, rows: list[dict], columns: list[str], config: dict) -> list
     # would otherwise be typed float, and the editor refuses text in it.
     frame = pd.DataFrame(
         [
-            {
-                c: r.get(c) if r.get(c) is not None else (False if c == "required" else "")
-                for c in columns
-            }
+            {c: r.get(c) if r.get(c) is not None else BLANK.get(c, "") for c in columns}
             for r in state[base]
         ],
         columns=columns,
@@ -882,11 +884,20 @@ if section == "Calls and tests":
                 )
                 call["variables"] = [
                     {"name": r.get("name") or "", "path": r.get("path") or ""}
+                    | ({"secret": bool(r["secret"])} if r.get("secret") in (True, False) else {})
                     for r in table(
                         f"c.{uid}.variables",
                         call.get("variables", []),
-                        ["name", "path"],
-                        {"name": text_col("Name"), "path": text_col("JSONPath")},
+                        ["name", "path", "secret"],
+                        {
+                            "name": text_col("Name"),
+                            "path": text_col("JSONPath"),
+                            "secret": st.column_config.CheckboxColumn(
+                                "Secret",
+                                help="Mask the value in traces and logs (a session token). "
+                                "Ticked by default for names like token or session.",
+                            ),
+                        },
                     )
                 ]
             with behavior_t:
