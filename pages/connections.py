@@ -210,6 +210,13 @@ if kind == "api":
     data["verify_tls"] = right.checkbox(
         "Verify TLS certificates", api.verify_tls if api else True, key=key("verify_tls")
     )
+    data["test_path"] = st.text_input(
+        ApiConnection.model_fields["test_path"].title,
+        api.test_path if api else "",
+        key=key("test_path"),
+        placeholder="/me",
+        help=ApiConnection.model_fields["test_path"].description,
+    )
 else:
     srv = current if current is not None and current.kind == "file_server" else None
     protocols = list(DEFAULT_PORTS)

@@ -30,28 +30,46 @@ def check_connection(conn: ApiConnection | FileServerConnection, home: Path | No
     if isinstance(conn, FileServerConnection):
         return _check_file_server(conn, home or studio_home())
     exchanges: list[dict] = []
+    target = conn.test_path or conn.base_url
     with HttpClient(
         conn, retries=1, retry_after_max=2.0, on_exchange=lambda e: exchanges.append(e.as_dict())
     ) as client:
         try:
-            response = client.request("Test", "GET", conn.base_url, fail=False)
+            response = client.request("Test", "GET", client.url(target), fail=False)
         except (HttpError, StudioError) as e:
             return Check(False, f"{conn.name}: {str(e).removeprefix('Test: ')}", exchanges)
     status = response.status
+    excerpt = client.mask(response.content[:200].decode("utf-8", "replace").strip())
     if status in (401, 403):
-        excerpt = response.content[:200].decode("utf-8", "replace").strip()
         return Check(
             False,
-            f"{conn.name}: the API refused the credentials ({status} "
-            f"{response.reason}: {client.mask(excerpt)})",
+            f"{conn.name}: the API refused the credentials ({status} {response.reason}: {excerpt})",
             exchanges,
         )
-    if status >= 500:
-        return Check(False, f"{conn.name}: the API answered {status} {response.reason}", exchanges)
+    if status >= 500 or (conn.test_path and status >= 400):
+        return Check(
+            False,
+            f"{conn.name}: {target} answered {status} {response.reason}"
+            + (f": {excerpt}" if excerpt else ""),
+            exchanges,
+        )
     how = "" if status < 400 else f" (the base URL itself answers {status} {response.reason})"
     auth = " and the token endpoint issued a token" if conn.auth.type == "oauth2" else ""
+    if conn.test_path:
+        return Check(
+            True,
+            f"{conn.name}: connected{auth}; {target} accepted the credentials ({status})",
+            exchanges,
+        )
+    unproven = (
+        "; set a test path to prove the credentials"
+        if conn.auth.type in ("basic", "bearer", "api_key")
+        else ""
+    )
     return Check(
-        True, f"{conn.name}: connected{auth}; {conn.base_url} is reachable{how}", exchanges
+        True,
+        f"{conn.name}: connected{auth}; {conn.base_url} is reachable{how}{unproven}",
+        exchanges,
     )
 
 

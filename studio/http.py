@@ -62,6 +62,7 @@ class Exchange:
     response_headers: dict[str, str] = field(default_factory=dict)
     body_excerpt: str = ""
     retries: list[str] = field(default_factory=list)
+    attempts: int = 1  # the request and its transport retries
     error: str = ""
     variables: dict[str, Any] = field(default_factory=dict)
     note: str = ""
@@ -300,6 +301,25 @@ class TokenCache:
 TOKENS = TokenCache()
 
 
+class _CountedRetry(Retry):
+    """urllib3's ``Retry``, telling the client of every retry it makes: a request that fails
+    for good raises an exception that carries no history, yet it must say how many attempts
+    it made and over how long."""
+
+    on_retry: Callable[[str], None] | None = None
+
+    def new(self, **kw):
+        new = super().new(**kw)
+        new.on_retry = self.on_retry
+        return new
+
+    def increment(self, method=None, url=None, response=None, error=None, *args, **kwargs):
+        if self.on_retry is not None:
+            status = getattr(response, "status", None)
+            self.on_retry(str(status) if status else type(error).__name__ if error else "?")
+        return super().increment(method, url, response, error, *args, **kwargs)
+
+
 def connection_secrets(conn: ApiConnection) -> list[str]:
     return [getattr(owner, name) for _p, owner, name in secret_slots(conn) if getattr(owner, name)]
 
@@ -357,6 +377,7 @@ class HttpClient:
         self.tokens = tokens
         self.max_download_bytes = int(conn.max_download_mb * 1024 * 1024)
         self.mask = Masker(connection_secrets(conn))
+        self._retried: list[str] = []  # the retries of the request being sent
         auth = conn.auth
         if auth.type == "basic":
             self.mask.add(basic_credentials(auth.username, auth.password))
@@ -369,7 +390,7 @@ class HttpClient:
         self.session.verify = conn.verify_tls
         self.session.headers["User-Agent"] = "ConnectorStudio/0.1"
         # retry_after_max caps Retry-After: a server asking for an hour must not stall a run.
-        retry = Retry(
+        retry = _CountedRetry(
             total=retries,
             connect=retries,
             read=retries,
@@ -384,6 +405,7 @@ class HttpClient:
             raise_on_status=False,
             redirect=5,
         )
+        retry.on_retry = self._retried.append
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=8)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -561,6 +583,7 @@ class HttpClient:
             note=note,
         )
         started = time.perf_counter()
+        self._retried.clear()
         try:
             raw = self.session.send(
                 prepared,
@@ -569,8 +592,14 @@ class HttpClient:
                 allow_redirects=allow_redirects,
             )
         except requests.exceptions.RequestException as e:
-            exchange.elapsed_ms = (time.perf_counter() - started) * 1000
-            exchange.error = self.mask(describe_failure(e, prepared.url or url, timeout))
+            elapsed = time.perf_counter() - started
+            exchange.elapsed_ms = elapsed * 1000
+            exchange.retries = list(self._retried[:-1])
+            exchange.attempts = max(1, len(self._retried))
+            error = describe_failure(e, prepared.url or url, timeout)
+            if exchange.attempts > 1:
+                error += f"; {exchange.attempts} attempts over {elapsed:.0f} s"
+            exchange.error = self.mask(error)
             self.on_exchange(exchange)
             raise HttpError(f"{label}: {exchange.error}") from None
         try:
@@ -593,6 +622,7 @@ class HttpClient:
             str(h.status) if h.status else (type(h.error).__name__ if h.error else "redirect")
             for h in history
         ]
+        exchange.attempts = len(exchange.retries) + 1
         self.on_exchange(exchange)
         return Response(
             raw.status_code, raw.reason or "", raw.headers, content, raw.url, raw.links, exchange

@@ -217,6 +217,13 @@ class ApiConnection(Stamped):
     headers: list[Header] = Field(default_factory=list, title="Custom headers")
     timeout: float = Field(default=30.0, gt=0, le=3600, title="Timeout (seconds)")
     verify_tls: bool = Field(default=True, title="Verify TLS certificates")
+    test_path: str = Field(
+        default="",
+        title="Test path",
+        description="A cheap authenticated GET that 'Test connection' calls to prove the "
+        "credentials (e.g. /me or /products?limit=1): any 4xx or 5xx answer fails the test. "
+        "Empty: the base URL, which many APIs answer without checking credentials.",
+    )
     max_response_mb: float = Field(
         default=25.0,
         gt=0,

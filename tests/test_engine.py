@@ -4,6 +4,7 @@ variables, transport retries and bad input. No mocked HTTP."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from email.utils import formatdate
 
@@ -384,7 +385,7 @@ def test_503_and_429_with_retry_after_are_retried(sandbox):
     sandbox.fault("/api/suppliers", 503, times=2)
     records, exchanges, _ = run(supplier_job(), conn_for(sandbox))
     assert len(records) == 4
-    assert exchanges[-1].retries == ["503", "503"]
+    assert exchanges[-1].retries == ["503", "503"] and exchanges[-1].attempts == 3
     sandbox.fault("/api/suppliers", 429, times=1, retry_after="1")
     started = time.monotonic()
     records, exchanges, _ = run(supplier_job(), conn_for(sandbox))
@@ -425,7 +426,11 @@ def test_malformed_json_names_call_offset_and_snippet(sandbox):
 def test_timeouts_are_retried_then_reported(sandbox):
     job = supplier_job(query=[{"name": "slow", "value": "1.5"}])
     trace = preview(job, conn_for(sandbox, timeout=0.3))
-    assert trace.error.endswith("did not answer within 0.3 s (timeout)")
+    assert re.search(
+        r"did not answer within 0\.3 s \(timeout\); 3 attempts over \d+ s$", trace.error
+    )
+    exchange = trace.exchanges[-1]
+    assert exchange["attempts"] == 3 and len(exchange["retries"]) == 2
 
 
 def test_max_response_size_fails_clearly(sandbox):

@@ -134,7 +134,8 @@ def test_test_connection_success_and_failures(sandbox):
     assert check.ok and check.message.endswith("(the base URL itself answers 404 Not Found)")
     down = check_connection(conn_for(sandbox, base_url="http://127.0.0.1:9", auth={"type": "none"}))
     assert down.message == (
-        "Sandbox: 127.0.0.1:9 refused the connection (is the server running and the port right?)"
+        "Sandbox: 127.0.0.1:9 refused the connection (is the server running and the port "
+        "right?); 2 attempts over 0 s"
     )
     slow = check_connection(
         conn_for(
@@ -144,7 +145,7 @@ def test_test_connection_success_and_failures(sandbox):
             auth={"type": "none"},
         )
     )
-    assert slow.message.endswith("did not answer within 0.3 s (timeout)")
+    assert "did not answer within 0.3 s (timeout); 2 attempts over" in slow.message
 
 
 def test_tls_failure_is_named(sandbox):
@@ -198,3 +199,25 @@ def test_credentials_never_follow_a_redirect_or_a_link_to_another_origin(sandbox
         # The connection's own origin gets them.
         own = client.request("o", "GET", client.url("/echo")).json("o")["headers"]
         assert own["x-api-key"] == "demo-key" and own["x-secret-header"] == "hush-hush"
+
+
+def test_a_test_path_proves_basic_credentials(sandbox):
+    wrong = {"type": "basic", "username": "demo", "password": "wrong"}
+    # The server's root answers anyone: without a test path the test cannot tell.
+    open_root = check_connection(conn_for(sandbox, base_url=sandbox.url, auth=wrong))
+    assert open_root.ok and open_root.message.endswith("; set a test path to prove the credentials")
+    proven = conn_for(sandbox, base_url=sandbox.url, auth=wrong, test_path="/api/suppliers")
+    refused = check_connection(proven)
+    assert not refused.ok
+    assert refused.message.startswith("Sandbox: the API refused the credentials (401 Unauthorized")
+    right = {"type": "basic", "username": "demo", "password": "demo"}
+    ok = check_connection(
+        conn_for(sandbox, base_url=sandbox.url, auth=right, test_path="/api/suppliers")
+    )
+    assert ok.ok and ok.message == (
+        "Sandbox: connected; /api/suppliers accepted the credentials (200)"
+    )
+    missing = conn_for(sandbox, base_url=sandbox.url, auth=right, test_path="/api/nope")
+    assert check_connection(missing).message == (
+        'Sandbox: /api/nope answered 404 Not Found: {"detail":"Not Found"}'
+    )
