@@ -354,7 +354,7 @@ if section == "Basics":
         )
     try:
         parsed = Schedule.model_validate({k: v for k, v in sched.items() if v is not None})
-        anchor = current.created_at if current and current.created_at else datetime.now(UTC)
+        anchor = parsed.anchor or (current and current.created_at) or datetime.now(UTC)
         upcoming = next_runs(parsed, anchor, datetime.now(UTC), 5)
         st.caption(
             "Runs "

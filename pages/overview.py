@@ -57,7 +57,7 @@ if jobs:
                     "Last run at (UTC)": last[j.id].started_at[:16].replace("T", " ")
                     if j.id in last
                     else "",
-                    "Next run (UTC)": next(iter(next_runs(j.schedule, j.created_at, now, 1)), None)
+                    "Next run (UTC)": next(iter(next_runs(j.schedule, j.anchor, now, 1)), None)
                     if j.status == "active" and j.created_at
                     else None,
                     "Schedule": j.schedule.describe(),

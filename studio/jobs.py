@@ -346,6 +346,11 @@ class JobBase(Stamped):
             raise ValueError(f"{v!r} is not one of {', '.join(load_entities())}")
         return v
 
+    @property
+    def anchor(self) -> datetime | None:
+        """What interval schedules count from: the schedule's own anchor, or the creation."""
+        return self.schedule.anchor or self.created_at
+
     def mapping_problems(self, draft: bool) -> list[str]:
         """Required fields unmapped (unless a draft), unknown fields, bad defaults, doubles."""
         problems = []

@@ -65,6 +65,13 @@ class Schedule(ConfigModel):
     weekdays: list[Weekday] = Field(default_factory=list, title="Days")
     day: int = Field(default=1, ge=1, le=31, title="Day of the month")
     cron: str = Field(default="", title="Cron expression")
+    anchor: datetime | None = Field(
+        default=None,
+        title="Anchor (UTC)",
+        description="The point interval schedules (every X minutes, hours or days) count from. "
+        "Empty: when the job was created. Exports write it, so that a job moved to another "
+        "store keeps its days.",
+    )
 
     @field_validator("at")
     @classmethod

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from studio.errors import ConfigError, StudioError, readable, roots_of
-from studio.store import ConfigStore, Source, diff
+from studio.store import ConfigStore, Source, _dotted, _with_dotted, diff
 from studio.vault import keep_masked
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "configs" / "examples"
@@ -32,9 +32,15 @@ def export_configs(
 ) -> list[Path]:
     """Write every config to ``folder/<kind>/<slug>.json``; returns the files written."""
     written = []
+    names = {
+        k.table: {m.id: m.name for m in store.list(k.table)}
+        for k in store.kinds.values()
+        if k.exported
+    }
     for kind in (k for k in store.kinds.values() if k.exported):
         taken: set[str] = set()
         for model in store.list(kind.table, reveal=include_secrets):
+            model = portable(model, kind, names)
             name = slug(model.name)
             if name in taken:  # "A b" and "a-b" slug alike: keep both
                 name = f"{name}-{model.id}"
@@ -45,6 +51,21 @@ def export_configs(
             path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
             written.append(path)
     return written
+
+
+def portable(model, kind, names: dict[str, dict[str, str]]):
+    """What an export writes: references by name (ids differ between stores), and the anchor
+    interval schedules count from, which is otherwise the creation time an export leaves out."""
+    for path, table in kind.refs.items():
+        ref = _dotted(model, path)
+        if ref and ref in names.get(table, {}):
+            model = _with_dotted(model, path, names[table][ref])
+    schedule = getattr(model, "schedule", None)
+    if schedule is not None and schedule.anchor is None and model.created_at is not None:
+        model = model.model_copy(
+            update={"schedule": schedule.model_copy(update={"anchor": model.created_at})}
+        )
+    return model
 
 
 @dataclass
@@ -116,7 +137,19 @@ def _import_file(store, kind, folder: Path, path: Path, existing: dict, source) 
         return Outcome(rel, kind.label, name, "error", error=msg)
     except AttributeError:
         return Outcome(rel, kind.label, "", "error", error="not a JSON object")
+    try:
+        new = store.resolve_refs(kind.table, new)  # by name in exports: compare as stored
+    except ConfigError as e:
+        return Outcome(rel, kind.label, new.name, "error", error="; ".join(e.messages))
     old = existing.get(new.name.casefold())
+    schedule = getattr(new, "schedule", None)
+    if (
+        old is not None
+        and schedule is not None
+        and old.schedule.anchor is None
+        and schedule.anchor == old.created_at  # the anchor its export wrote: nothing changed
+    ):
+        new = new.model_copy(update={"schedule": schedule.model_copy(update={"anchor": None})})
     outcome = _apply(store, kind.table, kind.label, rel, old, new, source)
     if outcome.action != "error":
         existing[new.name.casefold()] = new  # a later file of the same name updates it

@@ -158,3 +158,44 @@ def test_examples_are_valid_and_seed_only_a_new_store(store):
     assert len(store.list("connections")) == len(list((EXAMPLES / "connections").glob("*.json")))
     store.delete("connections", "Demo SFTP", source="cli")
     assert seed_examples(store) == []  # never again once the store exists
+
+
+def test_an_export_keeps_references_by_name_and_the_schedule_anchor(store, tmp_path):
+    from datetime import UTC, datetime
+
+    from studio.schedules import next_runs
+    from studio.store import ConfigStore
+
+    store.create("connections", sftp_connection("Files"), source="cli")
+    job = {
+        "kind": "file",
+        "name": "Every 3 days",
+        "connection_id": "Files",
+        "entity": "Suppliers",
+        "schedule": {"type": "daily", "every": 3, "at": "06:00"},
+        "source": {"mode": "path", "path": "in/s.csv"},
+        "mapping": [
+            {"extract": "id", "generate": "external_id"},
+            {"extract": "company", "generate": "name"},
+        ],
+    }
+    created = store.create("jobs", job, source="cli")
+    export_configs(store, tmp_path / "x", include_secrets=True)
+    data = json.loads((tmp_path / "x/jobs/every-3-days.json").read_text("utf-8"))
+    assert data["connection_id"] == "Files"
+    assert data["schedule"]["anchor"].startswith(created.created_at.isoformat()[:19])
+    # Into the same store: nothing changed.
+    again = import_configs(store, tmp_path / "x")
+    assert [(o.action, o.name) for o in again] == [
+        ("unchanged", "Files"),
+        ("unchanged", "Every 3 days"),
+    ]
+    # Into another store, created later: the same days.
+    other = ConfigStore(tmp_path / "other")
+    assert [o.action for o in import_configs(other, tmp_path / "x")] == ["create", "create"]
+    moved = other.get("jobs", "Every 3 days")
+    assert moved.connection_id == other.get("connections", "Files").id
+    now = datetime.now(UTC)
+    assert next_runs(moved.schedule, moved.anchor, now, 3) == next_runs(
+        created.schedule, created.anchor, now, 3
+    )
