@@ -289,6 +289,13 @@ class ConfigStore:
             _, model = self._require(db, k, ref)
         return model if reveal else masked(model)
 
+    def resolve_refs(self, kind: str, model: ConfigModel) -> ConfigModel:
+        """``model`` with its references given by name turned into ids, as a save would store
+        them; raises ``ConfigError`` for a reference to nothing."""
+        k = self._kind(kind)
+        with self._db() as db:
+            return self._resolve_refs(db, k, model)
+
     def dependents(self, kind: str, ref: str) -> list[str]:
         """What uses this config ("job 'Nightly products'"): found through the kinds' refs."""
         k = self._kind(kind)
