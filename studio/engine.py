@@ -38,6 +38,7 @@ from studio.jobs import (
 from studio.jsonpath import CompiledPath, JsonPathError, compile_path, leaf_paths
 from studio.mapping import Mapper
 from studio.models import ApiConnection
+from studio.paginators import Page, paginator_for
 from studio.readers import CsvOptions, read_file
 from studio.readers import Limits as ReadLimits
 
@@ -395,29 +396,14 @@ class Chain:
             counter = compile_path(call.variables[0].path)
         else:
             counter = self.finder
-        total_pages = compile_path(b.total_pages_path) if b.total_pages_path else None
-        total_records = compile_path(b.total_records_path) if b.total_records_path else None
-        cursor_path = compile_path(b.cursor_path) if b.cursor_path else None
-        link_path = compile_path(b.next_link_path) if b.next_link_path else None
         cap, cap_reason = b.max_pages, "max pages"
         if self.limits.max_pages is not None and self.limits.max_pages < cap:
             cap, cap_reason = self.limits.max_pages, "preview limit"
-        base_params = list(parts["params"])
-        page, offset, cursor, url, seen = b.first_page, 0, None, parts["url"], 0
-        visited: set[str] = set()
+        paginator = paginator_for(b, parts["url"], parts["params"])
         previous: list[Any] | None = None
+        seen = 0
         for number in itertools.count(1):
-            params = list(base_params)
-            if b.style == "page":
-                params.append((b.page_param, str(page)))
-                if b.size_param:
-                    params.append((b.size_param, str(b.page_size)))
-            elif b.style == "offset":
-                params += [(b.offset_param, str(offset)), (b.limit_param, str(b.page_size))]
-            elif b.style == "cursor" and cursor:
-                params.append((b.cursor_param, cursor))
-            elif b.style == "next_link" and number > 1:
-                params = []  # the link carries its own query
+            url, params = paginator.request()
             # A next link to another origin gets neither the call's headers nor its query.
             headers = parts["headers"] if same_origin(url, parts["url"]) else {}
             response = self._send(
@@ -440,48 +426,13 @@ class Chain:
             seen += count
             self.on_event({"kind": "page", "call": label, "page": number, "records": count})
             yield "doc", doc
-            reason = None
-            if count == 0:
-                reason = "an empty page"
-            elif b.stop_on_short_page and b.style in ("page", "offset") and count < b.page_size:
-                reason = f"a short page ({count} of {b.page_size} records)"
-            elif (
-                total_pages
-                and _as_int(total_pages.get(doc)) is not None
-                and number >= _as_int(total_pages.get(doc))
-            ):
-                reason = f"the last page ({number} of {_as_int(total_pages.get(doc))})"
-            elif (
-                total_records
-                and _as_int(total_records.get(doc)) is not None
-                and seen >= _as_int(total_records.get(doc))
-            ):
-                reason = f"all {_as_int(total_records.get(doc))} records read"
-            elif b.style == "cursor":
-                nxt = cursor_path.get(doc) if cursor_path else response.headers.get(b.cursor_header)
-                if not nxt:
-                    reason = "no next cursor"
-                elif str(nxt) == cursor:
-                    reason = "the same cursor twice"
-                cursor = str(nxt) if nxt else None
-            elif b.style == "next_link":
-                nxt = link_path.get(doc) if link_path else response.links.get("next", {}).get("url")
-                if not nxt:
-                    reason = "no next link"
-                else:
-                    nxt = urljoin(response.url, str(nxt))
-                    if nxt in visited or nxt == url:
-                        reason = "a next link seen before"
-                    visited.add(url)
-                    url = nxt
-            page += 1
-            offset += count
+            page = Page(number, response.url, doc, count, seen, response.headers, response.links)
+            reason = paginator.advance(page)
             if reason:
                 self.log(f"{label}: stopped after {number} page(s): {reason}")
                 return
             if number >= cap:
-                message = f"stopped after {number} pages: {cap_reason}"
-                self.stop(f"{label}: {message}")
+                self.stop(f"{label}: stopped after {number} pages: {cap_reason}")
                 return
             if self.limits.max_records is not None and self.records_seen >= self.limits.max_records:
                 return
@@ -491,13 +442,6 @@ def _same(value: Any, expected: str) -> bool:
     if isinstance(value, bool):
         return str(value).lower() == expected.strip().lower()
     return value is not None and str(value) == expected
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 # --- preview ---------------------------------------------------------------------------------
