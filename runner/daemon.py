@@ -29,6 +29,7 @@ import schedule as scheduler
 
 from studio.history import HEARTBEAT_FILE, RunHistory, now_iso
 from studio.jobs import RunSettings
+from studio.private import open_private
 from studio.runs import run_job
 from studio.schedules import Schedule, due, next_runs
 from studio.store import ConfigStore
@@ -99,7 +100,8 @@ class Daemon:
         }
         path = self.store.home / HEARTBEAT_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data), "utf-8")
+        with open_private(tmp) as f:
+            f.write(json.dumps(data))
         os.replace(tmp, path)
 
     # --- scheduling -------------------------------------------------------------------------------

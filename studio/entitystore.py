@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from studio.entities import Entity, load_entities
+from studio.private import private_dir, private_file
 
 DB_FILE = "entities.sqlite"
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
@@ -26,9 +27,15 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def staging_path(home: Path, run_id: str) -> Path:
+    """The private scratch file where a run stages its rows until they are committed."""
+    return home / "runs" / f".{run_id}.staging.sqlite"
+
+
 def connect(home: Path) -> sqlite3.Connection:
-    home.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(home / DB_FILE, timeout=60, isolation_level=None)
+    """The store, its file (and so its -wal and -shm) 0600 in a 0700 home."""
+    path = private_file(private_dir(home) / DB_FILE)
+    db = sqlite3.connect(path, timeout=60, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
@@ -86,10 +93,10 @@ class EntityWriter:
             f"WHERE true ORDER BY rowid "
             f"ON CONFLICT({_quote(entity.key)}) DO UPDATE SET {updates}"
         )
-        self._stage_path = staging or home / "runs" / f".{run_id}.staging.sqlite"
-        self._stage_path.parent.mkdir(parents=True, exist_ok=True)
+        self._stage_path = staging or staging_path(home, run_id)
+        private_dir(self._stage_path.parent)
         self._stage_path.unlink(missing_ok=True)
-        self.stage = sqlite3.connect(self._stage_path, isolation_level=None)
+        self.stage = sqlite3.connect(private_file(self._stage_path), isolation_level=None)
         self.stage.execute("PRAGMA journal_mode=OFF")
         self.stage.execute("PRAGMA synchronous=OFF")
         self.stage.execute(f"CREATE TABLE rows ({names})")

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from studio.private import private_dir, private_file
+
 DB_FILE = "runs.sqlite"
 HEARTBEAT_FILE = "runner.json"  # written by the runner daemon every few seconds
 STATUSES = ("queued", "running", "success", "partial", "failed", "skipped", "interrupted")
@@ -70,8 +72,8 @@ def now_iso() -> str:
 class RunHistory:
     def __init__(self, home: Path):
         self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        self.path = home / DB_FILE
+        private_dir(home)
+        self.path = private_file(home / DB_FILE)  # 0600, and so are its -wal and -shm
         with self._db() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, job_id TEXT, job_name TEXT,"

@@ -24,6 +24,7 @@ from studio.http import HttpClient
 from studio.jobs import ApiJob, FileJob
 from studio.mapping import Mapper, Reject
 from studio.models import ApiConnection, FileServerConnection
+from studio.private import open_private, private_dir
 from studio.store import ConfigStore
 
 
@@ -57,19 +58,19 @@ class RunOutputs:
     the unit of work (the run, or a bulk file) commits, so a rolled-back file leaves no trace."""
 
     def __init__(self, home: Path, folder: Path, entity: Entity, run_id: str, columns: list[str]):
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
         self.folder = folder
         self.fields = columns
         self.writer = EntityWriter(home, entity, run_id, columns)
         self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
-        self._rows = open(self.rows_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._rejects = open(self.rejects_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._rows = open_private(self.rows_path, newline="")
+        self._rejects = open_private(self.rejects_path, newline="")
         csv.writer(self._rows).writerow(self.fields)
         csv.writer(self._rejects).writerow(["record", "field", "reason"])
         # Rows of the unit of work not yet committed: a write-only file beside rows.csv (a
         # read-write text file costs a codec reset per write).
         self._pending_path = folder / ".rows.pending"
-        self._pending = open(self._pending_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._pending = open_private(self._pending_path, newline="")
         self.rows = self.rejects = 0
 
     def write(self, rows: list[dict], rejects: list[Reject]) -> None:
@@ -84,12 +85,12 @@ class RunOutputs:
         self._pending.close()
         with open(self._pending_path, newline="", encoding="utf-8") as pending:
             shutil.copyfileobj(pending, self._rows)
-        self._pending = open(self._pending_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._pending = open_private(self._pending_path, newline="")
 
     def rollback(self) -> None:
         self.writer.rollback()
         self._pending.close()
-        self._pending = open(self._pending_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._pending = open_private(self._pending_path, newline="")
 
     def close(self) -> list[str]:
         self.writer.close()
@@ -139,10 +140,9 @@ def run_job(
     debug = job.debug_until is not None and job.debug_until > datetime.now(UTC)
     limit = timeout if timeout is not None else job.run.timeout_minutes * 60
     deadline = time.monotonic() + limit
-    folder = Path(run.folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "run.log", "w", encoding="utf-8")  # noqa: SIM115
-    trace = open(folder / "trace.jsonl", "w", encoding="utf-8") if debug else None  # noqa: SIM115
+    folder = private_dir(Path(run.folder))
+    log = open_private(folder / "run.log")
+    trace = open_private(folder / "trace.jsonl") if debug else None
     spec = entity(job.entity)
 
     def event(e: Event, check: bool = True) -> None:

@@ -17,6 +17,7 @@ from typing import IO
 
 from studio.files import Entry, FileClient, FileServerError, network_failure, relative
 from studio.models import FileServerConnection
+from studio.private import private_dir, private_file
 from studio.storage import file_lock
 
 
@@ -52,8 +53,7 @@ class SftpClient(FileClient):
         super().__init__(conn)
         where = f"{conn.host}:{conn.port}"
         self.ssh = paramiko.SSHClient()
-        known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        known_hosts.touch(exist_ok=True)
+        private_file(private_dir(known_hosts.parent) / known_hosts.name)  # 0600 in a 0700 home
         self.ssh.load_host_keys(str(known_hosts))
         self.ssh.set_missing_host_key_policy(_PinOnFirstUse(known_hosts))
         pkey = _load_key(conn.private_key) if conn.private_key else None

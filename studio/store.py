@@ -24,6 +24,7 @@ from tinydb.middlewares import CachingMiddleware
 from studio.errors import ConfigError, Conflict, NotFound, readable, roots_of
 from studio.kinds import KINDS, ResourceKind
 from studio.models import KIND_LABELS, ConfigModel, new_id
+from studio.private import private_dir
 from studio.storage import AtomicJSONStorage, file_lock
 from studio.vault import MASK, Vault, keep_masked, load_key, masked, secret_slots
 
@@ -122,7 +123,7 @@ class ConfigStore:
         if open_tx is not None:
             yield open_tx
             return
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)  # 0700: it holds the key, the configs and the imported data
         lock = file_lock(self.home / f"{CONFIG_FILE}.lock") if write else contextlib.nullcontext()
         with lock:
             storage = CachingMiddleware(AtomicJSONStorage)

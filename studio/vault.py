@@ -18,10 +18,13 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from studio.errors import StudioError
 from studio.models import ConfigModel
+from studio.private import FILE_MODE, private_dir
 
 MASK = "••••••"
 _SEALED = "enc:v1:"
 KEY_FILE = "secret.key"
+SALT_FILE = "secret.salt"
+_LEGACY_SALT = b"connector-studio/v1"  # every passphrase's salt before secret.salt existed
 
 PathKey = str | int | tuple[str, str]
 Slot = tuple[tuple[PathKey, ...], ConfigModel, str]
@@ -97,33 +100,26 @@ def keep_masked(new: ConfigModel, old: ConfigModel | None) -> tuple[ConfigModel,
 
 
 @functools.lru_cache(maxsize=8)
-def _derive(passphrase: str) -> bytes:
+def _derive(passphrase: str, salt: bytes) -> bytes:
     """A Fernet key from a passphrase: stretched, because people pick short passphrases."""
-    kdf = PBKDF2HMAC(hashes.SHA256(), 32, b"connector-studio/v1", 200_000)
+    kdf = PBKDF2HMAC(hashes.SHA256(), 32, salt, 200_000)
     return base64.urlsafe_b64encode(kdf.derive(passphrase.encode()))
 
 
-def load_key(home: Path) -> bytes:
-    """``STUDIO_SECRET_KEY`` (a Fernet key or a passphrase), else a key file made on first use.
+def _create_once(home: Path, name: str, content: bytes) -> bytes:
+    """``home/name``'s content, writing ``content`` there first if the file does not exist.
 
-    The key file is written to a temporary name and hard-linked into place, so two processes
-    starting at once agree on one key instead of each writing its own.
-    """
-    env = os.environ.get("STUDIO_SECRET_KEY", "").strip()
-    if env:
-        try:
-            Fernet(env.encode())
-            return env.encode()
-        except ValueError:
-            return _derive(env)
-    path = home / KEY_FILE
+    The file is written (0600, fsynced) to a temporary name and hard-linked into place, so two
+    processes starting at once agree on one file instead of each writing its own: the loser's
+    link fails and it reads the winner's."""
+    path = home / name
     if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)
         # A name of its own per attempt: threads of one process may race here too.
-        tmp = home / f".{KEY_FILE}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = home / f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
+            f.write(content)
             f.flush()
             os.fsync(f.fileno())
         try:
@@ -132,7 +128,40 @@ def load_key(home: Path) -> bytes:
             pass
         finally:
             tmp.unlink()
-    return path.read_bytes().strip()
+    return path.read_bytes()
+
+
+def _salt(home: Path) -> bytes:
+    """The salt of the passphrase's key derivation: random per home, in ``secret.salt``.
+
+    A fixed salt lets one precomputed table of passphrases serve every installation; a random
+    one makes each home's derivation its own. The salt is not secret, but it is needed to open
+    the secrets: a worker on another machine will need this file beside the key.
+
+    A home whose configs were sealed before salts existed (``configs.json`` holds sealed
+    secrets, and there is no ``secret.salt``) gets the old fixed salt written into the file
+    instead. That keeps one key per home: every secret opens with the key it was sealed with,
+    without a second derivation tried on each failure nor secrets to re-seal, and a wrong
+    passphrase still fails at once. Such a home keeps the fixed salt until its configs are
+    exported and imported into a new home."""
+    from studio.store import CONFIG_FILE  # here, not above: studio.store imports this module
+
+    configs = home / CONFIG_FILE
+    legacy = configs.exists() and _SEALED.encode() in configs.read_bytes()
+    return _create_once(home, SALT_FILE, _LEGACY_SALT if legacy else os.urandom(16).hex().encode())
+
+
+def load_key(home: Path) -> bytes:
+    """``STUDIO_SECRET_KEY`` (a Fernet key, or a passphrase stretched with the home's salt),
+    else a key file made on first use (0600, race-free between processes)."""
+    env = os.environ.get("STUDIO_SECRET_KEY", "").strip()
+    if env:
+        try:
+            Fernet(env.encode())
+            return env.encode()
+        except ValueError:
+            return _derive(env, _salt(home))
+    return _create_once(home, KEY_FILE, Fernet.generate_key()).strip()
 
 
 class Vault:
@@ -157,7 +186,8 @@ class Vault:
             except InvalidToken:
                 raise StudioError(
                     f"The secrets of {getattr(model, 'name', 'a config')!r} cannot be decrypted: "
-                    "STUDIO_SECRET_KEY (or secret.key) differs from the key they were saved with"
+                    "STUDIO_SECRET_KEY (or secret.key, or secret.salt) differs from the key they "
+                    "were saved with"
                 ) from None
 
         return _map_secrets(model, decrypt)
