@@ -36,6 +36,12 @@ def file_name(template: str, *, job: str, run_id: str, now: datetime) -> str:
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+def neutralize(text: str) -> str:
+    """``text`` with a quote before it if a spreadsheet would run it as a formula (it starts
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return and is not a number)."""
+    return "'" + text if _FORMULA.match(text) and not _NUMBER.match(text) else text
+
+
 def cell(value: Any, dest: CsvDestination) -> str:
     if value is None:
         return ""
@@ -44,13 +50,8 @@ def cell(value: Any, dest: CsvDestination) -> str:
         text = text.replace("\t", " ")
     if dest.replace_newline_with_space:
         text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-    if (
-        dest.neutralize_formulas
-        and isinstance(value, str)
-        and _FORMULA.match(text)
-        and not _NUMBER.match(text)
-    ):
-        text = "'" + text
+    if dest.neutralize_formulas and isinstance(value, str):
+        text = neutralize(text)
     return text
 
 

@@ -5,14 +5,17 @@ here a saved job is loaded with its connection and sent to the right one."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
-from studio.destination import CsvFile
+from studio.destination import CsvFile, neutralize
 from studio.engine import Chain, Event, Trace, preview
 from studio.entities import Entity, entity
 from studio.entitystore import EntityWriter
@@ -52,56 +55,124 @@ def preview_saved(
     return preview(job, conn, up_to_call=up_to_call, max_pages=max_pages, max_records=max_records)
 
 
+# Where a cell of csv.writer's output may start with a formula's first character: at a line's
+# start or after a comma, or after the quote of a quoted cell (a cell starting with \r is quoted).
+# It may also match inside a quoted cell: then the batch is checked value by value, which is right.
+_MAYBE_FORMULA = re.compile(r'(?:^|,)[=+\-@\t]|"[=+\-@\t\r]', re.MULTILINE)
+
+
+def _csv_text(rows: Iterable[Iterable]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+def _for_people(values: Iterable) -> list:
+    """A row for a CSV file people open: text a spreadsheet would run as a formula (such as
+    ``=HYPERLINK(…)``) gets the quote the CSV destination gives it. Numbers stay numbers."""
+    return [neutralize(v) if isinstance(v, str) else v for v in values]
+
+
+class _PendingCsv:
+    """A CSV file whose rows of the unit of work wait in a write-only file beside it until
+    ``commit`` appends them (a read-write text file costs a codec reset per write)."""
+
+    def __init__(self, path: Path, header: list[str]):
+        self.path, self._pending_path = path, path.with_name(f".{path.name}.pending")
+        self._file = open_private(path, newline="")
+        csv.writer(self._file).writerow(header)
+        self._pending = self._open_pending()
+
+    def _open_pending(self) -> TextIO:
+        return open_private(self._pending_path, newline="")
+
+    def write(self, text: str) -> None:
+        self._pending.write(text)
+
+    def commit(self) -> None:
+        self._pending.close()
+        with open(self._pending_path, newline="", encoding="utf-8") as pending:
+            shutil.copyfileobj(pending, self._file)
+        self._pending = self._open_pending()
+
+    def rollback(self) -> None:
+        self._pending.close()
+        self._pending = self._open_pending()
+
+    def close(self) -> None:
+        self._file.close()
+        self._pending.close()
+        self._pending_path.unlink(missing_ok=True)
+
+
 class RunOutputs:
     """Where a run's rows go: the entity store (one transaction), and the run's files:
     ``rows.csv`` and ``rejects.csv`` (record, field, reason). Rows wait in a pending file until
-    the unit of work (the run, or a bulk file) commits, so a rolled-back file leaves no trace."""
+    the unit of work (the run, or a bulk file) commits, so a rolled-back file leaves no trace.
 
-    def __init__(self, home: Path, folder: Path, entity: Entity, run_id: str, columns: list[str]):
+    The run's files are for people, who open them in a spreadsheet: a value that would run as
+    a formula is written with a quote before it, as the CSV destination writes it. The entity
+    store keeps the values as they are, and so does ``raw`` (when given): the committed rows
+    unquoted, from which the job's destination writes its file with its own options."""
+
+    def __init__(
+        self,
+        home: Path,
+        folder: Path,
+        entity: Entity,
+        run_id: str,
+        columns: list[str],
+        raw: Path | None = None,
+    ):
         private_dir(folder)
         self.folder = folder
         self.fields = columns
         self.writer = EntityWriter(home, entity, run_id, columns)
         self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
-        self._rows = open_private(self.rows_path, newline="")
+        self._rows = _PendingCsv(self.rows_path, columns)
+        self._raw = _PendingCsv(raw, columns) if raw else None
         self._rejects = open_private(self.rejects_path, newline="")
-        csv.writer(self._rows).writerow(self.fields)
         csv.writer(self._rejects).writerow(["record", "field", "reason"])
-        # Rows of the unit of work not yet committed: a write-only file beside rows.csv (a
-        # read-write text file costs a codec reset per write).
-        self._pending_path = folder / ".rows.pending"
-        self._pending = open_private(self._pending_path, newline="")
         self.rows = self.rejects = 0
 
     def write(self, rows: list[dict], rejects: list[Reject]) -> None:
         self.writer.write(rows)
-        csv.writer(self._pending).writerows(r.values() for r in rows)
-        csv.writer(self._rejects).writerows([[r.record, r.field, r.reason] for r in rejects])
+        text = _csv_text(r.values() for r in rows)
+        if self._raw:
+            self._raw.write(text)
+        if _MAYBE_FORMULA.search(text):  # rarely: most batches are written as they are
+            text = _csv_text(_for_people(r.values()) for r in rows)
+        self._rows.write(text)
+        csv.writer(self._rejects).writerows(
+            _for_people([r.record, r.field, r.reason]) for r in rejects
+        )
         self.rows += len(rows)
         self.rejects += len(rejects)
 
+    def _files(self) -> list[_PendingCsv]:
+        return [self._rows, *([self._raw] if self._raw else [])]
+
     def commit(self) -> None:
         self.writer.commit()
-        self._pending.close()
-        with open(self._pending_path, newline="", encoding="utf-8") as pending:
-            shutil.copyfileobj(pending, self._rows)
-        self._pending = open_private(self._pending_path, newline="")
+        for f in self._files():
+            f.commit()
 
     def rollback(self) -> None:
         self.writer.rollback()
-        self._pending.close()
-        self._pending = open_private(self._pending_path, newline="")
+        for f in self._files():
+            f.rollback()
 
     def close(self) -> list[str]:
         self.writer.close()
-        for f in (self._rows, self._rejects, self._pending):
+        for f in self._files():
             f.close()
-        self._pending_path.unlink(missing_ok=True)
+        self._rejects.close()
         return [str(self.rows_path), str(self.rejects_path)]
 
 
 def _deliver(store: ConfigStore, job: ApiJob | FileJob, run: Run, rows_csv: Path) -> str:
-    """Write the committed rows as the job's destination CSV file; returns where."""
+    """Write the committed rows (as they are, not quoted for people) as the job's destination
+    CSV file; returns where."""
     dest = job.destination
     conn = store.get("connections", dest.connection_id, reveal=True)
     out = CsvFile(dest, list(entity(job.entity).fields))
@@ -141,6 +212,7 @@ def run_job(
     limit = timeout if timeout is not None else job.run.timeout_minutes * 60
     deadline = time.monotonic() + limit
     folder = private_dir(Path(run.folder))
+    raw = folder / ".rows.raw.csv" if job.destination.enabled else None
     log = open_private(folder / "run.log")
     trace = open_private(folder / "trace.jsonl") if debug else None
     spec = entity(job.entity)
@@ -179,7 +251,8 @@ def run_job(
 
     outputs = None
     try:
-        outputs = RunOutputs(store.home, folder, spec, run.id, [f.generate for f in job.mapping])
+        columns = [f.generate for f in job.mapping]
+        outputs = RunOutputs(store.home, folder, spec, run.id, columns, raw=raw)
         if isinstance(job, FileJob):
             with connect(conn, store.home) as client:
                 report = import_files(job, client, outputs, on_event=event)
@@ -218,7 +291,7 @@ def run_job(
         outputs = None  # committed: from here on, nothing may undo the rows
         if job.destination.enabled:
             try:
-                where = _deliver(store, job, run, Path(run.outputs[0]))
+                where = _deliver(store, job, run, raw)
                 event({"kind": "log", "message": f"Wrote the rows to {where}"}, check=False)
             except Exception as e:  # the rows are in; the run says the file is not
                 run.error = f"the destination file was not written: {e}"
@@ -232,6 +305,8 @@ def run_job(
         run.status, run.error = "failed", message
         event({"kind": "log", "message": f"failed: {message}"}, check=False)
     finally:
+        if raw:
+            raw.unlink(missing_ok=True)
         run.finished_at = now_iso()
         log.close()
         run.outputs = [*run.outputs, str(folder / "run.log")]

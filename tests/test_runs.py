@@ -45,6 +45,20 @@ def reject_every_product(store) -> None:
     )
 
 
+def ftp_connection(ftp_server, root: str) -> dict:
+    """A connection named "FTP" to ``root`` on the session's pyftpdlib server."""
+    return {
+        "kind": "file_server",
+        "name": "FTP",
+        "protocol": "ftp",
+        "host": "127.0.0.1",
+        "port": ftp_server.port,
+        "username": FTP_USER,
+        "password": FTP_PASSWORD,
+        "root": root,
+    }
+
+
 def test_a_run_upserts_rows_writes_its_files_and_its_history(store, sandbox):
     demo(store, sandbox)
     run = run_job(store, "Demo products (page numbers)")
@@ -115,20 +129,7 @@ def test_a_bulk_file_run_and_a_destination_file(store, sandbox, ftp_server):
     (root / "in").mkdir(parents=True, exist_ok=True)
     (root / "in" / "a.csv").write_text("id;company\nS1;Acme\nS2;=cmd\n")
     (root / "in" / "b.csv").write_text("id,company\nS3,Bad delimiter\n")
-    store.create(
-        "connections",
-        {
-            "kind": "file_server",
-            "name": "FTP",
-            "protocol": "ftp",
-            "host": "127.0.0.1",
-            "port": ftp_server.port,
-            "username": FTP_USER,
-            "password": FTP_PASSWORD,
-            "root": "/run-test",
-        },
-        source="cli",
-    )
+    store.create("connections", ftp_connection(ftp_server, "/run-test"), source="cli")
     store.create(
         "jobs",
         {
