@@ -9,6 +9,12 @@ from studio.errors import StudioError
 from studio.store import ConfigStore
 
 
+def show_error(e: StudioError, where=st) -> None:
+    """Every message of a config error (one per field), or the error's one sentence."""
+    for message in getattr(e, "messages", None) or [str(e)]:
+        where.error(message)
+
+
 def flash(prefix: str, message: str) -> None:
     """Show ``message`` after the rerun that follows a change."""
     st.session_state[f"{prefix}_flash"] = message

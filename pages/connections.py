@@ -8,8 +8,8 @@ stored values, while an unsaved edit survives the reruns that switching an optio
 import pandas as pd
 import streamlit as st
 
-from pages.common import config_actions, flash, show_flash
-from studio.errors import ConfigError, StudioError
+from pages.common import config_actions, flash, show_error, show_flash
+from studio.errors import StudioError
 from studio.models import (
     AUTH_LABELS,
     DEFAULT_PORTS,
@@ -302,11 +302,8 @@ if st.button("Save" if current else "Create", type="primary", key="conn_save"):
                 del state[k]
         else:
             saved = store.update("connections", current.id, data, source="studio")
-    except ConfigError as e:
-        for message in e.messages:
-            st.error(message)
     except StudioError as e:
-        st.error(str(e))
+        show_error(e)
     else:
         flash("conn", f"Saved connection {saved.name!r}.")
         pick(saved.name)

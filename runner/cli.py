@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "serve",
-        help="the daemon: run the active jobs on their schedules",
+        help="the daemon: run the active jobs on their schedules (one per STUDIO_HOME)",
         formatter_class=_formatter,
     )
     p.add_argument("--workers", type=int, default=4, help="runs at once (default 4)")
@@ -342,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 grace=args.grace,
                 keep_days=args.keep_days,
             )
+            daemon.hold_home()  # before the API takes its port: one runner per home
             if not args.no_api:
                 serve_api(store, daemon, args.api_host, args.api_port, args.synchron_timeout)
             return daemon.serve()

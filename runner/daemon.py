@@ -6,6 +6,9 @@ little state of its own: due times come from each job's schedule, its fixed anch
 creation) and the slot of its last scheduled run in the run history, so a restart neither shifts
 nor skips a run, and jobs created, edited, disabled or deleted are seen at the next tick.
 
+One daemon serves a home: it holds an ``flock`` on ``STUDIO_HOME/runner.lock`` for its life,
+and a second one refuses to start, naming the first one's PID.
+
 Runs go to a pool of worker threads. A job never runs twice at once: a slot that comes while it
 runs is queued once (to run right after) or skipped, per the job's setting, and the history says
 which. On SIGTERM or SIGINT the daemon takes no new runs, waits for the running ones up to a grace
@@ -15,6 +18,7 @@ a crash left "running".
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -23,19 +27,42 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 import schedule as scheduler
 
+from studio.errors import StudioError
 from studio.history import HEARTBEAT_FILE, RunHistory, now_iso
 from studio.jobs import RunSettings
-from studio.private import open_private
+from studio.private import FILE_MODE, open_private
 from studio.runs import run_job
 from studio.schedules import Schedule, due, next_runs
 from studio.store import ConfigStore
 
 LATE = timedelta(minutes=2)  # a slot older than this when found was missed: a catch-up
+LOCK_FILE = "runner.lock"  # held by the daemon serving the home, with its PID inside
 _UNKNOWN = object()
+
+
+def hold_home(home: Path) -> int:
+    """Take the home for this daemon, for the life of the process (the kernel drops the lock
+    when it dies, even by SIGKILL); returns the descriptor to keep open. Another daemon
+    holding it makes this raise, naming that daemon's PID (as it wrote it in the file)."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        who = f"PID {holder}" if holder.isdigit() else "its PID unknown"
+        raise StudioError(
+            f"another runner ({who}) already serves {home}: one runner per STUDIO_HOME; "
+            "stop that one first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 class Scheduled(NamedTuple):
@@ -75,6 +102,12 @@ class Daemon:
         self._next: dict[str, datetime | None] = {}
         self._version: tuple[int, int] | None = None
         self.keep_days = keep_days
+        self._home_lock: int | None = None
+
+    def hold_home(self) -> None:
+        """Refuse to serve a home another daemon serves (see ``hold_home``); once is enough."""
+        if self._home_lock is None:
+            self._home_lock = hold_home(self.store.home)
 
     # --- logging and heartbeat ------------------------------------------------------------------
 
@@ -236,6 +269,7 @@ class Daemon:
     # --- the loop ------------------------------------------------------------------------------
 
     def serve(self) -> int:
+        self.hold_home()
         interrupted = self.history.mark_interrupted("the runner stopped before the run ended")
         if interrupted:
             self.log("interrupted-runs-recorded", count=interrupted)

@@ -43,6 +43,7 @@ from studio.readers import CsvOptions, read_file
 from studio.readers import Limits as ReadLimits
 
 Event = dict[str, Any]
+PREVIEW_PAGES, PREVIEW_RECORDS = 5, 500  # what a test reads unless told otherwise
 KEEP_DOCS = 100  # responses of a call kept for the next one; the last call's are never kept
 WAIT_STEP = 0.25  # seconds between two checks of the deadline while polling
 
@@ -471,8 +472,8 @@ def preview(
     conn: ApiConnection,
     *,
     up_to_call: int | None = None,
-    max_pages: int = 5,
-    max_records: int = 500,
+    max_pages: int = PREVIEW_PAGES,
+    max_records: int = PREVIEW_RECORDS,
     last_success_at: str = "",
     on_event: Callable[[Event], None] | None = None,
 ) -> Trace:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from studio.engine import Event, Trace
+from studio.engine import PREVIEW_RECORDS, Event, Trace
 from studio.entities import entity
 from studio.errors import StudioError
 from studio.files import FileClient, connect
@@ -180,7 +180,11 @@ def import_files(
 
 
 def preview_file(
-    job: FileJob, conn: FileServerConnection, home: Path, *, max_records: int = 500
+    job: FileJob,
+    conn: FileServerConnection,
+    home: Path,
+    *,
+    max_records: int = PREVIEW_RECORDS,
 ) -> Trace:
     """The first rows of the file (or of the first inbound file), mapped, with a delimiter
     suggestion sniffed from the first lines. Nothing is moved or written."""

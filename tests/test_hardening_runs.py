@@ -1,15 +1,21 @@
-"""Hostile input in runs: values a spreadsheet would run as formulas, against real processes."""
+"""Hostile values in run files and one runner per home, against real processes."""
 
 from __future__ import annotations
 
 import csv
 import io
+import signal
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from studio.entitystore import read_rows
 from studio.history import RunHistory
+from tests.conftest import free_port
 from tests.test_cli import runner
+from tests.test_daemon import serve, setup, wait_for
+from tests.test_private_home import assert_private, umask_022  # noqa: F401 - a fixture
 from tests.test_runs import ftp_connection
 
 HOSTILE = ['=HYPERLINK("http://evil.example/x","click")', "@SUM(A1:A9)", "+cmd|' /C calc'!A0"]
@@ -79,3 +85,34 @@ def test_run_files_are_neutralised_but_the_store_and_destination_keep_values(
     delivered = csv_rows((root / "out" / "suppliers.csv").read_text())
     assert [r[1] for r in delivered] == HOSTILE  # the destination asked for values as they are
     assert not list(Path(run.folder).glob(".*"))  # no pending or raw file left
+
+
+# --- one runner per home ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_a_second_runner_on_the_same_home_refuses_to_start(store, sandbox, home):
+    setup(store, sandbox, status="disabled")
+    first = serve(home, free_port())
+    try:
+        wait_for(lambda: (home / "runner.json").exists(), 30, "the first runner's heartbeat")
+        assert_private(home)  # runner.lock and runner.json too
+        second = serve(home, free_port())
+        try:
+            out, _ = second.communicate(timeout=60)
+        finally:
+            if second.poll() is None:
+                second.kill()
+        assert second.returncode == 2
+        assert f"another runner (PID {first.pid}) already serves {home}" in out
+        assert first.poll() is None  # the first one serves on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    again = serve(home, free_port())  # the lock went with the first one
+    try:
+        wait_for(lambda: again.poll() is None and (home / "runner.json").exists(), 30, "a start")
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.communicate(timeout=60)
+    assert again.returncode == 0

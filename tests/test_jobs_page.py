@@ -364,3 +364,28 @@ def test_a_file_job_from_an_ftp_server(home, request, fixture):
     assert at.session_state["jb_drafts"][saved.id] == saved.model_dump(
         mode="json", exclude={"created_at", "updated_at"}
     )
+
+
+def test_behavior_forms_are_drawn_from_the_model(conn, home):
+    from studio.jobs import PaginationBehavior, RetryBehavior
+
+    at = open_builder()
+    go(at, CALLS)
+    uid = first_call(at)
+    at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
+    fields = PaginationBehavior.model_fields
+    labels = {w.label for w in [*at.text_input, *at.number_input, *at.checkbox, *at.selectbox]}
+    for name in ("page_size", "max_pages", "page_param", "total_pages_path", "records_path"):
+        assert fields[name].title in labels, name
+    at.selectbox(key=f"jb.new.c.{uid}.b.style").select("cursor").run()
+    labels = {w.label for w in at.text_input}
+    assert fields["cursor_path"].title in labels and fields["page_param"].title not in labels
+    at.selectbox(key=f"jb.new.c.{uid}.behavior").select("retry").run()
+    interval = at.number_input(key=f"jb.new.c.{uid}.b.interval")
+    assert interval.label == RetryBehavior.model_fields["interval"].title
+    assert (interval.min, interval.max) == (0.0, 86_400.0)
+    at.selectbox(key=f"jb.new.c.{uid}.behavior").select("download").run()
+    from studio.jobs import DownloadBehavior
+
+    source = at.text_input(key=f"jb.new.c.{uid}.b.url_source")
+    assert source.help == DownloadBehavior.model_fields["url_source"].description
