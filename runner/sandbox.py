@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret"
 USER, PASSWORD = "demo", "demo"
@@ -92,28 +92,36 @@ SUPPLIERS = [
 ]
 
 
-def create_app(state: SandboxState | None = None) -> FastAPI:
-    state = state or SandboxState()
-    app = FastAPI(title="Connector Studio demo sandbox", docs_url="/docs")
-    app.state.sandbox = state
+def dumps(data: object, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(data), status, headers, media_type="application/json")
 
-    def authorized(request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            token = header[7:].strip()
-            if token == STATIC_TOKEN:
-                return True
-            with state.lock:
-                expiry = state.tokens.get(token)
-            return expiry is not None and expiry > time.time()
-        if header.lower().startswith("basic "):
-            try:
-                user, _, pw = base64.b64decode(header[6:]).decode().partition(":")
-            except ValueError:
-                return False
-            return (user, pw) == (USER, PASSWORD)
-        key = request.headers.get("x-api-key") or request.query_params.get("api_key")
-        return key == API_KEY
+
+def page_of(state: SandboxState, start: int, count: int) -> list[dict]:
+    return [product(i) for i in range(start + 1, min(start + count, state.products) + 1)]
+
+
+def authorized(state: SandboxState, request: Request) -> bool:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        if token == STATIC_TOKEN:
+            return True
+        with state.lock:
+            expiry = state.tokens.get(token)
+        return expiry is not None and expiry > time.time()
+    if header.lower().startswith("basic "):
+        try:
+            user, _, pw = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return (user, pw) == (USER, PASSWORD)
+    key = request.headers.get("x-api-key") or request.query_params.get("api_key")
+    return key == API_KEY
+
+
+def _switches(app: FastAPI, state: SandboxState) -> None:
+    """Faults set by the tests, ``?fail=``, ``?slow=`` and ``?malformed=`` on any URL, and
+    credentials asked for on ``/api``."""
 
     @app.middleware("http")
     async def switches(request: Request, call_next):
@@ -133,7 +141,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             await asyncio.sleep(float(q["slow"]))
         if q.get("fail") in ("429", "503"):
             return Response("try later", int(q["fail"]), {"Retry-After": q.get("retry_after", "1")})
-        if (path == "/api" or path.startswith("/api/")) and not authorized(request):
+        if (path == "/api" or path.startswith("/api/")) and not authorized(state, request):
             return Response(
                 json.dumps({"error": "unauthorized"}),
                 401,
@@ -148,13 +156,12 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             )
         return await call_next(request)
 
-    def page_of(start: int, count: int) -> list[dict]:
-        return [product(i) for i in range(start + 1, min(start + count, state.products) + 1)]
 
-    def dumps(data: object, status: int = 200, headers: dict | None = None) -> Response:
-        return Response(json.dumps(data), status, headers, media_type="application/json")
+def _oauth(state: SandboxState) -> APIRouter:
+    """The OAuth 2.0 token endpoint: client credentials and password grants."""
+    router = APIRouter()
 
-    @app.post("/oauth/token")
+    @router.post("/oauth/token")
     async def token(request: Request) -> Response:
         form = dict((await request.form()).items())
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
@@ -185,13 +192,20 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             }
         )
 
-    @app.get("/api/products")
+    return router
+
+
+def _products(state: SandboxState) -> APIRouter:
+    """Products in four pagination styles, and one product's details."""
+    router = APIRouter()
+
+    @router.get("/api/products")
     def products_by_page(page: int = 1, size: int = 20) -> Response:
         size = max(1, min(size, 1000))
         total_pages = -(-state.products // size)
         return dumps(
             {
-                "items": page_of((page - 1) * size, size),
+                "items": page_of(state, (page - 1) * size, size),
                 "page": page,
                 "size": size,
                 "total_pages": total_pages,
@@ -199,26 +213,26 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             }
         )
 
-    @app.get("/api/products-offset")
+    @router.get("/api/products-offset")
     def products_by_offset(offset: int = 0, limit: int = 20) -> Response:
         return dumps(
             {
-                "data": {"results": page_of(offset, max(1, min(limit, 1000)))},
+                "data": {"results": page_of(state, offset, max(1, min(limit, 1000)))},
                 "total": state.products,
             }
         )
 
-    @app.get("/api/products-cursor")
+    @router.get("/api/products-cursor")
     def products_by_cursor(cursor: str = "", limit: int = 20) -> Response:
         start = int(base64.urlsafe_b64decode(cursor.encode()).decode()) if cursor else 0
-        items = page_of(start, max(1, min(limit, 1000)))
+        items = page_of(state, start, max(1, min(limit, 1000)))
         end = start + len(items)
         nxt = base64.urlsafe_b64encode(str(end).encode()).decode() if end < state.products else None
         return dumps({"items": items, "next_cursor": nxt}, headers={"X-Next-Cursor": nxt or ""})
 
-    @app.get("/api/products-links")
+    @router.get("/api/products-links")
     def products_by_link(request: Request, page: int = 1, size: int = 20) -> Response:
-        items = page_of((page - 1) * size, size)
+        items = page_of(state, (page - 1) * size, size)
         headers, links = {}, {"next": None}
         if page * size < state.products:
             nxt = str(request.url.replace_query_params(page=page + 1, size=size))
@@ -226,7 +240,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             links["next"] = nxt
         return dumps({"items": items, "links": links}, headers=headers)
 
-    @app.get("/api/products/{product_id}")
+    @router.get("/api/products/{product_id}")
     def product_detail(product_id: str) -> Response:
         try:
             i = int(product_id.lstrip("P"))
@@ -236,7 +250,14 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             return dumps({"error": f"no product {product_id}"}, 404)
         return dumps({"product": product(i) | {"details": {"weight_kg": i % 9 + 0.5}}})
 
-    @app.get("/api")
+    return router
+
+
+def _tools(state: SandboxState) -> APIRouter:
+    """The index, suppliers, and what tests of headers, redirects and several files need."""
+    router = APIRouter()
+
+    @router.get("/api")
     def index() -> Response:
         return dumps(
             {
@@ -253,7 +274,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             }
         )
 
-    @app.api_route("/api/echo", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @router.api_route("/api/echo", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def echo(request: Request) -> Response:
         """What the request looked like: for checking headers, query and body rendering."""
         body = (await request.body()).decode("utf-8", "replace")
@@ -266,7 +287,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             }
         )
 
-    @app.get("/api/file-index")
+    @router.get("/api/file-index")
     def file_index(request: Request, count: int = 2, format: str = "jsonl") -> Response:
         """Several ready files at once: for downloads that fetch every URL a response lists."""
         base = state.files_base or str(request.base_url)
@@ -274,21 +295,28 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             {"files": [{"url": f"{base}files/part-{i}.{format}"} for i in range(1, count + 1)]}
         )
 
-    @app.get("/api/redirect")
+    @router.get("/api/redirect")
     def redirect(to: str) -> Response:
         """302 to ``to``: like a download that answers with a signed URL elsewhere."""
         return Response(status_code=302, headers={"Location": to})
 
-    @app.get("/public/echo")
+    @router.get("/public/echo")
     async def public_echo(request: Request) -> Response:
         """The headers as received, without asking for credentials (another "host")."""
         return dumps({"headers": dict(request.headers), "query": str(request.url.query)})
 
-    @app.get("/api/suppliers")
+    @router.get("/api/suppliers")
     def suppliers() -> Response:
         return dumps({"suppliers": SUPPLIERS, "count": len(SUPPLIERS)})
 
-    @app.post("/api/exports")
+    return router
+
+
+def _exports(state: SandboxState) -> APIRouter:
+    """An asynchronous export: start it, poll it, download its file."""
+    router = APIRouter()
+
+    @router.post("/api/exports")
     async def start_export(request: Request) -> Response:
         export_id = secrets.token_hex(6)
         fmt = request.query_params.get("format", "csv")
@@ -296,7 +324,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             state.exports[f"{export_id}.{fmt}"] = 0
         return dumps({"exportId": f"{export_id}.{fmt}", "status": "PENDING"}, 202)
 
-    @app.get("/api/exports/{export_id}")
+    @router.get("/api/exports/{export_id}")
     def export_status(request: Request, export_id: str) -> Response:
         with state.lock:
             if export_id not in state.exports:
@@ -309,7 +337,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         url = base + f"files/{export_id}?" + urlencode({"token": "signed"})
         return dumps({"exportId": export_id, "status": "AVAILABLE", "file": {"url": url}})
 
-    @app.get("/files/{name}")
+    @router.get("/files/{name}")
     def export_file(name: str) -> Response:
         fmt = name.rsplit(".", 1)[-1]
         rows = [product(i) for i in range(1, state.products + 1)]
@@ -341,12 +369,19 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             return Response(buf.getvalue(), media_type="application/zip")
         return Response(text.getvalue(), media_type="text/csv")
 
-    @app.get("/_sandbox/stats")
+    return router
+
+
+def _control(state: SandboxState) -> APIRouter:
+    """What the tests steer the sandbox with."""
+    router = APIRouter()
+
+    @router.get("/_sandbox/stats")
     def stats() -> Response:
         with state.lock:
             return dumps({"hits": dict(state.hits), "tokens": len(state.tokens)})
 
-    @app.post("/_sandbox/settings")
+    @router.post("/_sandbox/settings")
     async def settings(request: Request) -> Response:
         body = await request.json()
         with state.lock:
@@ -367,11 +402,21 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
                 )
         return dumps({"ok": True})
 
-    @app.post("/_sandbox/reset")
+    @router.post("/_sandbox/reset")
     def reset() -> Response:
         state.reset()
         return dumps({"ok": True})
 
+    return router
+
+
+def create_app(state: SandboxState | None = None) -> FastAPI:
+    state = state or SandboxState()
+    app = FastAPI(title="Connector Studio demo sandbox", docs_url="/docs")
+    app.state.sandbox = state
+    _switches(app, state)
+    for part in (_oauth, _products, _tools, _exports, _control):
+        app.include_router(part(state))
     return app
 
 
