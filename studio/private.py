@@ -7,6 +7,7 @@ files from several threads at once.
 
 SQLite creates a database's ``-wal`` and ``-shm`` files with the database file's own mode, so a
 database is created here first (an empty file is a valid database) and its companions follow.
+The key and salt files are made the same way, race-free between processes.
 
 A folder or file that already exists keeps its mode: a home made before this rule (or by hand)
 is tightened with ``chmod -R go= "$STUDIO_HOME"``.
@@ -33,9 +34,30 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def private_file(path: Path) -> Path:
-    """``path`` as a file, made empty and 0600 if it is new; an existing one is left as it is."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+def private_file(path: Path, content: bytes = b"") -> Path:
+    """``path`` as a file, made 0600 holding ``content`` if it is new; an existing one is left
+    as it is.
+
+    The file is written (fsynced) under a temporary name and hard-linked into place, so two
+    processes making it at once agree on one file (the loser's link fails and it keeps the
+    winner's), and ``path`` itself is never opened here: closing a descriptor of a SQLite
+    database drops every POSIX lock the process's connections hold on it, and another process
+    may then take the database for unused and delete its WAL under them."""
+    if path.exists():
+        return path
+    private_dir(path.parent)
+    # A name of its own per attempt: threads of one process may race here too.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink()
     return path
 
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from studio.errors import StudioError
 from studio.models import ConfigModel
-from studio.private import FILE_MODE, private_dir
+from studio.private import private_file
 
 MASK = "••••••"
 _SEALED = "enc:v1:"
@@ -106,31 +106,6 @@ def _derive(passphrase: str, salt: bytes) -> bytes:
     return base64.urlsafe_b64encode(kdf.derive(passphrase.encode()))
 
 
-def _create_once(home: Path, name: str, content: bytes) -> bytes:
-    """``home/name``'s content, writing ``content`` there first if the file does not exist.
-
-    The file is written (0600, fsynced) to a temporary name and hard-linked into place, so two
-    processes starting at once agree on one file instead of each writing its own: the loser's
-    link fails and it reads the winner's."""
-    path = home / name
-    if not path.exists():
-        private_dir(home)
-        # A name of its own per attempt: threads of one process may race here too.
-        tmp = home / f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_bytes()
-
-
 def _salt(home: Path) -> bytes:
     """The salt of the passphrase's key derivation: random per home, in ``secret.salt``.
 
@@ -148,7 +123,8 @@ def _salt(home: Path) -> bytes:
 
     configs = home / CONFIG_FILE
     legacy = configs.exists() and _SEALED.encode() in configs.read_bytes()
-    return _create_once(home, SALT_FILE, _LEGACY_SALT if legacy else os.urandom(16).hex().encode())
+    salt = _LEGACY_SALT if legacy else os.urandom(16).hex().encode()
+    return private_file(home / SALT_FILE, salt).read_bytes()
 
 
 def load_key(home: Path) -> bytes:
@@ -161,7 +137,7 @@ def load_key(home: Path) -> bytes:
             return env.encode()
         except ValueError:
             return _derive(env, _salt(home))
-    return _create_once(home, KEY_FILE, Fernet.generate_key()).strip()
+    return private_file(home / KEY_FILE, Fernet.generate_key()).read_bytes().strip()
 
 
 class Vault:

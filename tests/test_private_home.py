@@ -135,3 +135,30 @@ def test_a_home_sealed_before_salts_still_opens_with_its_passphrase(home, monkey
     store = ConfigStore(home)  # and what is sealed now opens too
     store.create("connections", sftp_connection("Second", password="second-pw"), source="cli")
     assert store.get("connections", "Second", reveal=True).password == "second-pw"
+
+
+def test_making_a_database_private_never_drops_the_locks_of_its_open_connections(home):
+    """A connection holds its database while another is made: writes after another process has
+    come and gone are kept (closing a descriptor of the file would drop this process's locks,
+    and that process would delete the WAL as if it were the last)."""
+    from studio.entitystore import connect
+
+    held = connect(home)
+    held.execute("CREATE TABLE t (x)")
+    connect(home).close()  # makes sure the file is private, as every connect does
+    visitor = run_python(
+        "import os, sqlite3; db = sqlite3.connect(os.environ['STUDIO_HOME'] + '/entities.sqlite');"
+        " db.execute('SELECT COUNT(*) FROM t').fetchone(); db.close()",
+        home,
+    )
+    assert visitor.wait(timeout=60) == 0
+    held.execute("INSERT INTO t VALUES (1)")
+    reader = run_python(
+        "import os, sqlite3; db = sqlite3.connect(os.environ['STUDIO_HOME'] + '/entities.sqlite');"
+        " print(db.execute('SELECT COUNT(*) FROM t').fetchone()[0])",
+        home,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.communicate(timeout=60)[0].strip() == "1"
+    held.close()
