@@ -49,6 +49,99 @@ def wait(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def seed(home: Path, sandbox: str) -> None:
+    """The sandbox connection and a paginated job of 5 mapped fields."""
+    store = ConfigStore(home)
+    conn = store.create(
+        "connections",
+        {
+            "kind": "api",
+            "name": "Sandbox",
+            "base_url": f"{sandbox}/api",
+            "auth": {"type": "bearer", "token": "demo-token"},
+        },
+        source="cli",
+    )
+    store.create(
+        "jobs",
+        {
+            "kind": "api",
+            "name": "Bench",
+            "connection_id": conn.id,
+            "entity": "Products",
+            "calls": [
+                {
+                    "path": "/products",
+                    "behavior": {
+                        "type": "pagination",
+                        "page_size": 1000,
+                        "total_pages_path": "$.total_pages",
+                    },
+                }
+            ],
+            "content_finder": "$.items",
+            "mapping": [
+                {"extract": "$.id", "generate": "external_id"},
+                {"extract": "$.title", "generate": "name"},
+                {"extract": "$.category.code", "generate": "classification_category_id"},
+                {"extract": "$.description", "generate": "description"},
+                {"extract": "$.updatedAt", "generate": "updated_at", "type": "datetime"},
+            ],
+        },
+        source="cli",
+    )
+
+
+def measure(port: int, args) -> list[float]:
+    """Open the job, test it once, then time each content finder typed until it is drawn."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"http://127.0.0.1:{port}/jobs")
+        page.get_by_text("Open").first.wait_for(timeout=60_000)
+        page.get_by_role("combobox").first.click()
+        page.get_by_role("option", name="Bench").click()
+        page.get_by_role("radio", name="Calls and tests", exact=True).click()
+        pages = page.get_by_label("Preview: max pages")
+        pages.fill("10")
+        pages.press("Enter")
+        records = page.get_by_label("Preview: max records")
+        records.fill("10000")
+        records.press("Enter")
+        time.sleep(1)
+        page.get_by_role("button", name="Test up to here").click()
+        page.get_by_text(f"{args.records} records", exact=False).first.wait_for(timeout=120_000)
+        page.get_by_role("radio", name="Records and mapping", exact=True).click()
+        finder = page.get_by_label("Content finder (JSONPath)", exact=True)
+        page.get_by_text(f"{args.records:,} rows, 0 rejects").wait_for(timeout=60_000)
+        times = []
+        if os.environ.get("BENCH_TRACE"):
+            browser.start_tracing(page=page, path=os.environ["BENCH_TRACE"])
+        for n in range(args.rounds):
+            expr, done = (
+                ("$.item", "No records at $.item")
+                if n % 2 == 0
+                else ("$.items", f"{args.records:,} rows, 0 rejects")
+            )
+            finder.fill(expr)
+            page.evaluate(
+                """(done) => { window.__seen = null; window.__t0 = performance.now();
+                const obs = new MutationObserver(() => {
+                  if (document.body.innerText.includes(done)) {
+                    window.__seen = performance.now(); obs.disconnect(); } });
+                obs.observe(document.body, {subtree: true, childList: true,
+                                            characterData: true}); }""",
+                done,
+            )
+            finder.press("Enter")
+            page.wait_for_function("window.__seen !== null", timeout=30_000)
+            times.append(page.evaluate("window.__seen - window.__t0"))
+        if os.environ.get("BENCH_TRACE"):
+            browser.stop_tracing()
+        browser.close()
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
@@ -85,90 +178,8 @@ def main() -> None:
                 headers={"Content-Type": "application/json"},
             )
         )
-        store = ConfigStore(home)
-        conn = store.create(
-            "connections",
-            {
-                "kind": "api",
-                "name": "Sandbox",
-                "base_url": f"{sandbox}/api",
-                "auth": {"type": "bearer", "token": "demo-token"},
-            },
-            source="cli",
-        )
-        store.create(
-            "jobs",
-            {
-                "kind": "api",
-                "name": "Bench",
-                "connection_id": conn.id,
-                "entity": "Products",
-                "calls": [
-                    {
-                        "path": "/products",
-                        "behavior": {
-                            "type": "pagination",
-                            "page_size": 1000,
-                            "total_pages_path": "$.total_pages",
-                        },
-                    }
-                ],
-                "content_finder": "$.items",
-                "mapping": [
-                    {"extract": "$.id", "generate": "external_id"},
-                    {"extract": "$.title", "generate": "name"},
-                    {"extract": "$.category.code", "generate": "classification_category_id"},
-                    {"extract": "$.description", "generate": "description"},
-                    {"extract": "$.updatedAt", "generate": "updated_at", "type": "datetime"},
-                ],
-            },
-            source="cli",
-        )
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.goto(f"http://127.0.0.1:{port}/jobs")
-            page.get_by_text("Open").first.wait_for(timeout=60_000)
-            page.get_by_role("combobox").first.click()
-            page.get_by_role("option", name="Bench").click()
-            page.get_by_role("radio", name="Calls and tests", exact=True).click()
-            pages = page.get_by_label("Preview: max pages")
-            pages.fill("10")
-            pages.press("Enter")
-            records = page.get_by_label("Preview: max records")
-            records.fill("10000")
-            records.press("Enter")
-            time.sleep(1)
-            page.get_by_role("button", name="Test up to here").click()
-            page.get_by_text(f"{args.records} records", exact=False).first.wait_for(timeout=120_000)
-            page.get_by_role("radio", name="Records and mapping", exact=True).click()
-            finder = page.get_by_label("Content finder (JSONPath)", exact=True)
-            page.get_by_text(f"{args.records:,} rows, 0 rejects").wait_for(timeout=60_000)
-            times = []
-            if os.environ.get("BENCH_TRACE"):
-                browser.start_tracing(page=page, path=os.environ["BENCH_TRACE"])
-            for n in range(args.rounds):
-                expr, done = (
-                    ("$.item", "No records at $.item")
-                    if n % 2 == 0
-                    else ("$.items", f"{args.records:,} rows, 0 rejects")
-                )
-                finder.fill(expr)
-                page.evaluate(
-                    """(done) => { window.__seen = null; window.__t0 = performance.now();
-                    const obs = new MutationObserver(() => {
-                      if (document.body.innerText.includes(done)) {
-                        window.__seen = performance.now(); obs.disconnect(); } });
-                    obs.observe(document.body, {subtree: true, childList: true,
-                                                characterData: true}); }""",
-                    done,
-                )
-                finder.press("Enter")
-                page.wait_for_function("window.__seen !== null", timeout=30_000)
-                times.append(page.evaluate("window.__seen - window.__t0"))
-            if os.environ.get("BENCH_TRACE"):
-                browser.stop_tracing()
-            browser.close()
+        seed(home, sandbox)
+        times = measure(port, args)
         print(
             f"{args.records:,} cached records, 5 mapped fields, headless Chromium: keystroke "
             f"to redrawn "
