@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import flash, show_flash
-from studio.history import RunHistory, duration_seconds, run_archive, run_files
+from studio.history import AlreadyRunning, RunHistory, duration_seconds, run_archive, run_files
 from studio.runs import run_job
 from studio.store import ConfigStore
 
@@ -30,12 +30,14 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         key="runs_now_job",
     )
     if st.button("Run now", key="runs_now", disabled=pick is None):
-        if any(r.status == "running" for r in history.list(job_id=pick, limit=5)):
-            st.warning(f"{names[pick]!r} is running already: a job never runs twice at once.")
+        try:  # claimed here, so a refusal is shown now; the thread runs the claimed run
+            claimed = history.start_run(pick, names[pick], "manual")
+        except AlreadyRunning as e:
+            st.warning(f"{e}: a job never runs twice at once.")
         else:
             # In the background: the page stays usable, the history shows it running.
             threading.Thread(
-                target=run_job, args=(store, pick), kwargs={"trigger": "manual"}, daemon=True
+                target=run_job, args=(store, pick), kwargs={"run": claimed}, daemon=True
             ).start()
             flash("runs", f"Started {names[pick]!r}.")
             st.rerun()

@@ -56,9 +56,9 @@ def create_app(store: ConfigStore, daemon, *, synchron_timeout: float = 3600.0) 
 
     @app.exception_handler(StudioError)
     async def studio_error(_request: Request, e: StudioError) -> JSONResponse:
-        status = {Unauthorized: 401, NotFound: 404, Conflict: 409, ConfigError: 422}.get(
-            type(e), 400
-        )
+        statuses = {Unauthorized: 401, NotFound: 404, Conflict: 409, ConfigError: 422}
+        # isinstance, not type: AlreadyRunning (a job held by another run) is a Conflict too
+        status = next((code for kind, code in statuses.items() if isinstance(e, kind)), 400)
         body: dict[str, Any] = {"error": str(e)}
         if isinstance(e, ConfigError):
             body = {"error": e.messages[0] if e.messages else str(e), "errors": e.messages}

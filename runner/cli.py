@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run a job now, in the foreground; exit 1 if the run failed",
+        help="run a job now, in the foreground; exit 1 if the run failed, 2 if the job is "
+        "already running",
         formatter_class=_formatter,
     )
     p.add_argument("name", metavar="JOB", help="job name or id")

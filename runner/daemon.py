@@ -7,13 +7,16 @@ creation) and the slot of its last scheduled run in the run history, so a restar
 nor skips a run, and jobs created, edited, disabled or deleted are seen at the next tick.
 
 One daemon serves a home: it holds an ``flock`` on ``STUDIO_HOME/runner.lock`` for its life,
-and a second one refuses to start, naming the first one's PID.
+and a second one refuses to start, naming the first one's PID. Even so, each slot is claimed in
+the run history, where a unique index lets it be recorded once per job.
 
 Runs go to a pool of worker threads. A job never runs twice at once: a slot that comes while it
 runs is queued once (to run right after) or skipped, per the job's setting, and the history says
-which. On SIGTERM or SIGINT the daemon takes no new runs, waits for the running ones up to a grace
-period, records the rest as interrupted and exits 0; on start it records as interrupted the runs
-a crash left "running".
+which; a run started elsewhere (``runner run``, the studio's Run now) holds the job in the run
+history, and a slot that comes meanwhile is recorded as skipped, with that run named. On SIGTERM
+or SIGINT the daemon takes no new runs, waits for the running ones up to a grace period, records
+the rest as interrupted and exits 0; on start it records as interrupted the runs a crash left
+"running".
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from typing import NamedTuple
 
 import schedule as scheduler
 
-from studio.errors import StudioError
-from studio.history import HEARTBEAT_FILE, RunHistory, now_iso
+from studio.errors import Conflict, StudioError
+from studio.history import HEARTBEAT_FILE, AlreadyRunning, RunHistory, now_iso
 from studio.jobs import RunSettings
 from studio.private import FILE_MODE, open_private
 from studio.runs import run_job
@@ -189,14 +192,19 @@ class Daemon:
                 continue
             self.last_slot[job.id] = slot
             trigger = "catch-up" if now - slot > LATE else "schedule"
-            self.submit(job.id, job.name, trigger, slot, job.run.on_overlap)
+            try:
+                self.submit(job.id, job.name, trigger, slot, job.run.on_overlap)
+            except Conflict as e:  # held by a run started elsewhere, or the slot was taken
+                self.log("skipped", job=job.name, slot=slot, reason=str(e))
 
     def submit(
         self, job_id: str, name: str, trigger: str, slot: datetime | None, on_overlap: str = "queue"
     ) -> tuple[str, str | None]:
         """Start a run, or queue or skip it when the job is running: (what happened, run id).
 
-        The run is recorded at once (queued), so a caller of the REST API gets its id."""
+        The run is recorded at once (queued, and holding the job), so a caller of the REST API
+        gets its id. Raises ``AlreadyRunning`` when a run started elsewhere holds the job (it
+        is recorded as skipped), ``SlotTaken`` when the slot was recorded already."""
         stamp = slot.isoformat() if slot else ""
         with self.lock:
             if job_id in self.running:
@@ -215,9 +223,7 @@ class Daemon:
                 self.queued[job_id] = (slot, run.id)
                 self.log("queued", job=name, slot=slot, run=run.id)
                 return "queued", run.id
-            run = self.history.start(job_id, name, trigger, stamp)
-            run.status = "queued"
-            self.history.save(run)
+            run = self.history.start_run(job_id, name, trigger, slot=stamp, status="queued")
             self.running[job_id] = self.pool.submit(self._run, job_id, name, trigger, slot, run.id)
             return "started", run.id
 
@@ -239,6 +245,8 @@ class Daemon:
                 rejected=run.rows_rejected,
                 error=run.error or None,
             )
+        except AlreadyRunning as e:  # started elsewhere meanwhile; recorded as skipped
+            self.log("skipped", job=name, run=run_id, reason=str(e))
         except Exception as e:  # a job deleted meanwhile, a broken config: log, keep running
             self.log("run-error", job=name, error=str(e))
             run = self.history.get(run_id)

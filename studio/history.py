@@ -3,19 +3,28 @@
 A run is recorded as ``running`` when it starts and updated when it ends, so a crash leaves a
 trace (the runner marks such runs ``interrupted`` when it starts again). ``last_success`` gives
 the start of the job's last successful run: ``{last_success_at}`` for incremental imports.
+
+The history is also where a job is claimed, so that the rule "a job never runs twice at once"
+holds whoever starts it (the daemon, ``runner run``, the studio's Run now, the REST API) and
+from whichever process: ``start_run`` takes the job under SQLite's write lock, and a unique
+index allows one claimed run per job. A scheduled slot is claimed the same way, once per job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sqlite3
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from studio.entitystore import staging_path
+from studio.errors import Conflict
 from studio.private import private_dir, private_file
 
 DB_FILE = "runs.sqlite"
@@ -48,6 +57,18 @@ class Run:
         return asdict(self)
 
 
+_COLUMNS = [f.name for f in fields(Run)]
+_HOLDING = ("queued", "running")  # a claimed run keeps its job while in one of these
+
+
+class AlreadyRunning(Conflict):
+    """The job is claimed by another run (the REST API answers 409)."""
+
+
+class SlotTaken(Conflict):
+    """A scheduled slot of the job was already recorded: it never runs twice."""
+
+
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -74,7 +95,7 @@ class RunHistory:
         self.home = home
         private_dir(home)
         self.path = private_file(home / DB_FILE)  # 0600, and so are its -wal and -shm
-        with self._db() as db:
+        with self._tx() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, job_id TEXT, job_name TEXT,"
                 " trigger TEXT, status TEXT, started_at TEXT, finished_at TEXT, slot TEXT,"
@@ -82,15 +103,49 @@ class RunHistory:
                 " rows_rejected INTEGER, files INTEGER, error TEXT, folder TEXT, outputs TEXT)"
             )
             db.execute("CREATE INDEX IF NOT EXISTS runs_job ON runs (job_id, started_at)")
-            if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
-                db.execute("ALTER TABLE runs ADD COLUMN owner TEXT DEFAULT ''")
+            have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            # Claims live in columns of their own, which rows recorded before them leave
+            # empty: those may hold what the indexes forbid (two runs of one slot, or two
+            # runs left "running" by crashes), and the indexes must still be creatable.
+            for column, kind in [
+                ("owner", "TEXT DEFAULT ''"),
+                ("claimed", "INTEGER DEFAULT 0"),  # 1 while the run holds its job
+                ("slot_claim", "TEXT"),  # the slot, for runs recorded by the scheduler
+            ]:
+                if column not in have:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            db.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS runs_claimed ON runs (job_id) WHERE claimed = 1"
+            )
+            db.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS runs_slot ON runs (job_id, slot_claim)"
+                " WHERE slot_claim IS NOT NULL"
+            )
 
     def _db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60)
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def start(self, job_id: str, job_name: str, trigger: str, slot: str = "") -> Run:
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction holding the write lock from its first statement (``BEGIN
+        IMMEDIATE``): what it reads cannot change before it writes, in any process."""
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            db.close()
+
+    def new(self, job_id: str, job_name: str, trigger: str, slot: str = "") -> Run:
+        """A run not yet recorded."""
         run = Run(
             id=uuid.uuid4().hex[:12],
             job_id=job_id,
@@ -101,27 +156,116 @@ class RunHistory:
             owner=OWNER,
         )
         run.folder = str(self.home / "runs" / run.id)
-        self.save(run)
         return run
 
-    def save(self, run: Run) -> None:
-        data = run.as_dict() | {"outputs": json.dumps(run.outputs)}
-        with self._db() as db:
+    def start(self, job_id: str, job_name: str, trigger: str, slot: str = "") -> Run:
+        """Record a run (``running``) without claiming its job: for what ``start_run`` does not
+        start, such as a skipped or queued slot or records pushed to the REST API. A ``slot``
+        is claimed: recording one twice raises ``SlotTaken``."""
+        run = self.new(job_id, job_name, trigger, slot)
+        with self._tx() as db:
+            self._put(db, run)
+        return run
+
+    def start_run(
+        self,
+        job_id: str,
+        job_name: str,
+        trigger: str,
+        *,
+        slot: str = "",
+        run: Run | None = None,
+        status: str = "running",
+    ) -> Run:
+        """Claim the job for a run, or refuse: the one way every caller starts a run.
+
+        ``run`` is a run recorded earlier (queued by the daemon) or claimed already (by the
+        studio before its thread runs it); otherwise a new one is recorded. ``status``
+        "queued" claims the job for a run waiting for a worker. The job's current holder
+        blocks the claim while its process lives; a holder whose process is gone is recorded
+        as interrupted and the claim goes ahead, so a crash never blocks a job for good.
+
+        A refused run is recorded as ``skipped`` with the reason (the history says someone
+        tried), then ``AlreadyRunning`` is raised with the same sentence."""
+        run = run or self.new(job_id, job_name, trigger, slot)
+        refused = None
+        with self._tx() as db:
+            holder = self._select(db, "WHERE job_id = ? AND claimed = 1", (job_id,))
+            if holder and holder[0].id != run.id:
+                if _alive(holder[0].owner):
+                    h = holder[0]
+                    started = h.started_at.replace("T", " ").replace("+00:00", " UTC")
+                    refused = (
+                        f"job {job_name!r} is already running "
+                        f"(run {h.id}, started {started}, by {h.trigger})"
+                    )
+                else:
+                    self._interrupt(db, holder[0], "its process ended before the run did")
+            if refused:
+                run.status, run.error, run.finished_at = "skipped", refused, now_iso()
+                self._put(db, run)
+            else:
+                run.status, run.started_at, run.owner = status, now_iso(), OWNER
+                self._put(db, run, claimed=True)
+        if refused:
+            raise AlreadyRunning(refused)
+        return run
+
+    def _put(self, db: sqlite3.Connection, run: Run, *, claimed: bool = False) -> None:
+        """Insert or update ``run``. A run leaving ``queued``/``running`` gives its job back;
+        ``claimed`` takes it (the unique index refuses a second holder). A run inserted with
+        a slot takes the slot, once per job (updates leave it: rows recorded before slots
+        were claimed may share one)."""
+        data = run.as_dict() | {"outputs": json.dumps(run.outputs), "slot_claim": run.slot or None}
+        if claimed:
+            data["claimed"] = 1
+        keep = "excluded.claimed" if claimed else "claimed"
+        fixed = ("id", "claimed", "slot_claim")
+        updates = ", ".join(f"{c} = excluded.{c}" for c in data if c not in fixed)
+        try:
             db.execute(
-                f"INSERT OR REPLACE INTO runs ({', '.join(data)}) VALUES "
-                f"({', '.join('?' for _ in data)})",
+                f"INSERT INTO runs ({', '.join(data)}) VALUES ({', '.join('?' for _ in data)}) "
+                f"ON CONFLICT (id) DO UPDATE SET {updates}, "
+                f"claimed = {keep} AND excluded.status IN {_HOLDING}",
                 list(data.values()),
             )
+        except sqlite3.IntegrityError:
+            where = "WHERE job_id = ? AND slot_claim = ? AND id != ?"
+            taken = self._select(db, where, (run.job_id, run.slot, run.id)) if run.slot else []
+            if not taken:
+                raise
+            raise SlotTaken(
+                f"the slot {run.slot} of job {run.job_name!r} was already taken by run "
+                f"{taken[0].id}: a slot runs once"
+            ) from None
+
+    def save(self, run: Run) -> None:
+        with self._tx() as db:
+            self._put(db, run)
+
+    def _interrupt(self, db: sqlite3.Connection, run: Run, reason: str) -> None:
+        """Record ``run`` as interrupted and delete the scratch file of its unfinished rows."""
+        run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
+        self._put(db, run)
+        staging_path(self.home, run.id).unlink(missing_ok=True)
+
+    def _select(
+        self, db: sqlite3.Connection, where: str, args: tuple = (), limit: int = 1
+    ) -> list[Run]:
+        cursor = db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM runs {where} "
+            "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (*args, limit),
+        )
+        rows = [dict(zip(_COLUMNS, r, strict=True)) for r in cursor]
+        return [Run(**(r | {"outputs": json.loads(r["outputs"] or "[]")})) for r in rows]
 
     def _runs(self, where: str = "", args: tuple = (), limit: int = 200) -> list[Run]:
-        with self._db() as db:
-            cursor = db.execute(
-                f"SELECT * FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
-                (*args, limit),
-            )
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, r, strict=True)) for r in cursor]
-        return [Run(**(r | {"outputs": json.loads(r["outputs"] or "[]")})) for r in rows]
+        db = self._db()
+        try:
+            return self._select(db, where, args, limit)
+        finally:
+            db.close()
 
     def get(self, run_id: str) -> Run | None:
         found = self._runs("WHERE id = ?", (run_id,), 1)
@@ -148,18 +292,31 @@ class RunHistory:
     def mark_interrupted(self, reason: str, *, only_mine: bool = False) -> int:
         """Runs left ``running`` or ``queued`` by a process that is gone are interrupted;
         returns how many. A run whose process still lives on this host (a CLI ``run``, the
-        studio's "Run now") is left alone; ``only_mine``: this process's runs only."""
+        studio's "Run now") is left alone; ``only_mine``: this process's runs only.
+
+        An interrupted run's scratch file of unfinished rows is deleted, and (unless
+        ``only_mine``) so is any scratch file left by a run that is no longer running."""
         count = 0
-        for run in self._runs("WHERE status IN ('running', 'queued')", (), 100_000):
-            mine = run.owner == OWNER
-            if only_mine and not mine:
-                continue
-            if not only_mine and not mine and _alive(run.owner):
-                continue
-            run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
-            self.save(run)
-            count += 1
+        with self._tx() as db:
+            for run in self._select(db, f"WHERE status IN {_HOLDING}", (), 100_000):
+                mine = run.owner == OWNER
+                if only_mine and not mine:
+                    continue
+                if not only_mine and not mine and _alive(run.owner):
+                    continue
+                self._interrupt(db, run, reason)
+                count += 1
+            if not only_mine:
+                self._sweep_staging(db)
         return count
+
+    def _sweep_staging(self, db: sqlite3.Connection) -> None:
+        """Delete the scratch files of runs that are not running (abandoned by a runner that
+        stopped with runs still going: its threads were cut off before they cleaned up)."""
+        live = {r.id for r in self._select(db, f"WHERE status IN {_HOLDING}", (), 100_000)}
+        for path in (self.home / "runs").glob(staging_path(self.home, "*").name):
+            if path.name.split(".")[1] not in live:
+                path.unlink(missing_ok=True)
 
     def purge(self, days: int) -> int:
         """Forget runs older than ``days`` (their output folders go too)."""
@@ -169,7 +326,7 @@ class RunHistory:
         old = self._runs("WHERE started_at < ?", (cutoff,), 100_000)
         for run in old:
             shutil.rmtree(run.folder, ignore_errors=True)
-        with self._db() as db:
+        with self._tx() as db:
             db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,))
         return len(old)
 

@@ -203,11 +203,9 @@ def run_job(
     (for bulk files: the files already committed stay committed)."""
     job, conn = load_job(store, ref)
     history = RunHistory(store.home)
-    if run is None:  # or one recorded when it was queued (the REST API's processId)
-        run = history.start(job.id, job.name, trigger, slot=slot.isoformat() if slot else "")
-    else:
-        run.status, run.started_at = "running", now_iso()
-        history.save(run)
+    # ``run``: one recorded when it was queued (the REST API's processId), or claimed already.
+    stamp = slot.isoformat() if slot else ""
+    run = history.start_run(job.id, job.name, trigger, slot=stamp, run=run)  # or AlreadyRunning
     debug = job.debug_until is not None and job.debug_until > datetime.now(UTC)
     limit = timeout if timeout is not None else job.run.timeout_minutes * 60
     deadline = time.monotonic() + limit

@@ -272,6 +272,8 @@ def test_synchronous_datafeed_and_its_timeout(env):
         assert late.status_code == 504
         assert "did not finish within 0.3 s" in late.json()["error"]
     finally:
+        while quick.daemon.running:  # the job is its until the slow run ends
+            time.sleep(0.1)
         quick.stop()
 
 

@@ -1,18 +1,24 @@
-"""Hostile values in run files and one runner per home, against real processes."""
+"""Hostile values in run files, one runner per home, a slot run once, a job run once at a time
+whoever starts it, and no scratch file left by a killed run: all against real processes."""
 
 from __future__ import annotations
 
 import csv
 import io
 import signal
+import subprocess
+import sys
+import time
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from studio.entitystore import read_rows
+from runner.daemon import Daemon
+from studio.entitystore import read_rows, staging_path
 from studio.history import RunHistory
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port, run_python
 from tests.test_cli import runner
 from tests.test_daemon import serve, setup, wait_for
 from tests.test_private_home import assert_private, umask_022  # noqa: F401 - a fixture
@@ -87,7 +93,7 @@ def test_run_files_are_neutralised_but_the_store_and_destination_keep_values(
     assert not list(Path(run.folder).glob(".*"))  # no pending or raw file left
 
 
-# --- one runner per home ---------------------------------------------------------------------
+# --- one runner per home; a slot once ---------------------------------------------------------
 
 
 @pytest.mark.usefixtures("umask_022")
@@ -116,3 +122,167 @@ def test_a_second_runner_on_the_same_home_refuses_to_start(store, sandbox, home)
         again.send_signal(signal.SIGTERM)
         again.communicate(timeout=60)
     assert again.returncode == 0
+
+
+def test_a_slot_is_recorded_once_whichever_processes_record_it(home):
+    """Four processes record the same slot of a job at once: one gets it."""
+    go = home / "go"
+    code = f"""
+import os, time
+from pathlib import Path
+from studio.history import RunHistory, SlotTaken
+history = RunHistory(Path(os.environ["STUDIO_HOME"]))
+while not Path({str(go)!r}).exists():
+    time.sleep(0.01)
+try:
+    print("ran", history.start("job-1", "Job", "schedule", "2026-01-01T02:33:00+00:00").id)
+except SlotTaken as e:
+    print("refused", e)
+"""
+    RunHistory(home)
+    procs = [run_python(code, home, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    go.touch()
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert sorted(o.split()[0] for o in outs) == ["ran", "refused", "refused", "refused"]
+    assert len(RunHistory(home).list(job_id="job-1")) == 1
+    assert "the slot 2026-01-01T02:33:00+00:00 of job 'Job' was already taken" in "".join(outs)
+
+
+def test_a_daemon_with_a_stale_view_does_not_run_a_slot_another_ran(store, sandbox, capsys):
+    job = setup(store, sandbox)
+    history = RunHistory(store.home)
+    first_slot = job.created_at + timedelta(minutes=1)
+    earlier = history.start(job.id, job.name, "schedule", first_slot.isoformat())
+    earlier.status = "success"
+    history.save(earlier)
+    clock = [first_slot + timedelta(minutes=1, seconds=1)]
+    stale = Daemon(store, clock=lambda: clock[0])
+    assert stale._last_slot(job.id) == first_slot  # what it knows, and keeps
+    other = Daemon(store, clock=lambda: clock[0])
+    other.tick()  # runs the next slot
+    while other.running:
+        time.sleep(0.05)
+    stale.tick()  # the same slot, seen late: refused by the history
+    assert not stale.running
+    slots = [r.slot for r in history.list(job_id=job.id)]
+    assert len(slots) == len(set(slots)) == 2
+    assert "was already taken by run" in capsys.readouterr().out
+
+
+# --- a job runs once at a time, whoever starts it ---------------------------------------------
+
+
+def slow_job(store, sandbox):
+    """A job whose call takes two minutes, on a connection that waits for it."""
+    job = setup(
+        store,
+        sandbox,
+        calls=[{"path": "/suppliers", "query": [{"name": "slow", "value": "120"}]}],
+    )
+    store.modify(
+        "connections",
+        "Demo sandbox",
+        lambda c: c.model_copy(update={"timeout": 300.0}),
+        source="cli",
+    )
+    return job
+
+
+def cli_run(home, name: str) -> subprocess.Popen:
+    env = {"STUDIO_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", name],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def running(home, job) -> object:
+    runs = [r for r in RunHistory(home).list(job_id=job.id) if r.status == "running"]
+    return runs[0] if runs else None
+
+
+def test_a_job_held_by_a_cli_run_is_refused_by_the_cli_api_daemon_and_studio(
+    store, sandbox, home, capsys
+):
+    from tests.test_api import Api
+    from tests.test_runs_pages import page
+
+    job = slow_job(store, sandbox)
+    holder = cli_run(home, job.name)
+    try:
+        held = wait_for(lambda: running(home, job), 30, "the CLI run to start")
+        assert held.owner.endswith(f":{holder.pid}")
+        sentence = f"job {job.name!r} is already running (run {held.id}, started "
+
+        second = runner("run", job.name, home=home)
+        assert second.returncode == 2
+        assert second.stderr.startswith(f"error: {sentence}") and "by manual)" in second.stderr
+
+        api = Api(store)
+        try:
+            refused = api.post(f"/v1/jobs/{job.id}/start")
+            assert refused.status_code == 409 and refused.json()["error"].startswith(sentence)
+        finally:
+            api.stop()
+
+        daemon = Daemon(store, clock=lambda: job.created_at + timedelta(seconds=61))
+        daemon.tick()
+        assert not daemon.running
+        assert f"skipped job={job.name}" in capsys.readouterr().out
+        skipped = [r for r in RunHistory(home).list(job_id=job.id) if r.trigger == "schedule"]
+        assert [r.status for r in skipped] == ["skipped"] and skipped[0].slot
+        assert skipped[0].error.startswith(sentence)
+
+        at = page("pages/runs.py")
+        at.selectbox(key="runs_now_job").select(job.id).run()
+        at.button(key="runs_now").click().run()
+        assert at.warning[0].value.startswith(sentence)
+        assert running(home, job).id == held.id  # nothing else ran
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    statuses = sorted(r.status for r in RunHistory(home).list(job_id=job.id))
+    assert statuses == ["running", "skipped", "skipped", "skipped", "skipped"]
+
+
+def killed_mid_run(home, job):
+    """A CLI run of ``job`` killed with SIGKILL once it has staged: (its run, its staging file)."""
+    holder = cli_run(home, job.name)
+    killed = wait_for(lambda: running(home, job), 30, "the CLI run to start")
+    stage = staging_path(home, killed.id)
+    wait_for(stage.exists, 30, "the staging file")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    return killed, stage
+
+
+def test_a_killed_run_neither_blocks_its_job_nor_leaves_its_staging_file(store, sandbox, home):
+    job = slow_job(store, sandbox)
+    slow = job.calls[0]
+    killed, stage = killed_mid_run(home, job)
+    assert stage.exists()
+    store.modify(
+        "jobs",
+        job.id,
+        lambda j: j.model_copy(update={"calls": [slow.model_copy(update={"query": []})]}),
+        source="cli",
+    )
+    out = runner("run", job.name, home=home)  # the dead run's claim does not block
+    assert out.returncode == 0, out.stderr
+    history = RunHistory(home)
+    gone = history.get(killed.id)
+    assert gone.status == "interrupted" and "process ended" in gone.error
+    assert not stage.exists()
+
+    # The runner's start marks a dead run interrupted too, and removes its staging file.
+    store.modify("jobs", job.id, lambda j: j.model_copy(update={"calls": [slow]}), source="cli")
+    killed, stage = killed_mid_run(home, job)
+    orphan = staging_path(home, "finishedrun")  # left by a runner cut off mid-run
+    orphan.write_bytes(b"")
+    assert history.mark_interrupted("the runner stopped before the run ended") == 1
+    assert history.get(killed.id).status == "interrupted"
+    assert not stage.exists() and not orphan.exists()
