@@ -33,6 +33,14 @@ def modes(home: Path) -> dict[str, int]:
     return found
 
 
+def output_of(code: str, home: Path) -> str:
+    """What a separate Python process on ``home`` prints (it must succeed)."""
+    process = run_python(code, home, stdout=subprocess.PIPE, text=True)
+    out = process.communicate(timeout=60)[0]
+    assert process.returncode == 0
+    return out.strip()
+
+
 def assert_private(home: Path) -> None:
     exposed = {
         name: oct(mode)
@@ -123,14 +131,12 @@ def test_a_home_sealed_before_salts_still_opens_with_its_passphrase(home, monkey
     assert not (home / "secret.salt").exists()
 
     monkeypatch.setenv("STUDIO_SECRET_KEY", passphrase)
-    reader = run_python(
+    password = output_of(
         "from studio.store import ConfigStore; "
         "print(ConfigStore().get('connections', 'Supplier SFTP', reveal=True).password)",
         home,
-        stdout=subprocess.PIPE,
-        text=True,
     )
-    assert reader.communicate(timeout=60)[0].strip() == "sftp-password-value-9"
+    assert password == "sftp-password-value-9"
     assert (home / "secret.salt").read_bytes() == b"connector-studio/v1"
     store = ConfigStore(home)  # and what is sealed now opens too
     store.create("connections", sftp_connection("Second", password="second-pw"), source="cli")
@@ -146,19 +152,11 @@ def test_making_a_database_private_never_drops_the_locks_of_its_open_connections
     held = connect(home)
     held.execute("CREATE TABLE t (x)")
     connect(home).close()  # makes sure the file is private, as every connect does
-    visitor = run_python(
+    count = (
         "import os, sqlite3; db = sqlite3.connect(os.environ['STUDIO_HOME'] + '/entities.sqlite');"
-        " db.execute('SELECT COUNT(*) FROM t').fetchone(); db.close()",
-        home,
+        " print(db.execute('SELECT COUNT(*) FROM t').fetchone()[0]); db.close()"
     )
-    assert visitor.wait(timeout=60) == 0
+    assert output_of(count, home) == "0"  # another process comes and goes
     held.execute("INSERT INTO t VALUES (1)")
-    reader = run_python(
-        "import os, sqlite3; db = sqlite3.connect(os.environ['STUDIO_HOME'] + '/entities.sqlite');"
-        " print(db.execute('SELECT COUNT(*) FROM t').fetchone()[0])",
-        home,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert reader.communicate(timeout=60)[0].strip() == "1"
+    assert output_of(count, home) == "1"
     held.close()
