@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from studio.destination import people_csv
 from studio.entities import load_entities
 from studio.entitystore import read_rows
 from studio.store import ConfigStore
@@ -29,7 +30,7 @@ if rows:
     everything, _ = read_rows(store.home, entity, limit=100_000, where=where)
     st.download_button(
         "Download CSV",
-        pd.DataFrame(everything).to_csv(index=False),
+        people_csv(everything),
         file_name=f"{entity.lower()}.csv",
         mime="text/csv",
         key="data_download",

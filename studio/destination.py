@@ -9,6 +9,7 @@ never sees half a file. Values that a spreadsheet would run as a formula (starti
 from __future__ import annotations
 
 import csv
+import io
 import posixpath
 import re
 import tempfile
@@ -40,6 +41,23 @@ def neutralize(text: str) -> str:
     """``text`` with a quote before it if a spreadsheet would run it as a formula (it starts
     with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return and is not a number)."""
     return "'" + text if _FORMULA.match(text) and not _NUMBER.match(text) else text
+
+
+def for_people(values: Iterable) -> list:
+    """A row for a CSV file people open (run files, downloads): text a spreadsheet would run as
+    a formula (such as ``=HYPERLINK(…)``) gets the quote the CSV destination gives it. Numbers
+    stay numbers."""
+    return [neutralize(v) if isinstance(v, str) else v for v in values]
+
+
+def people_csv(rows: list[dict]) -> str:
+    """Rows as CSV text for a download, formulas neutralised (``for_people``)."""
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(for_people([r.get(c) for c in columns]) for r in rows)
+    return buffer.getvalue()
 
 
 def cell(value: Any, dest: CsvDestination) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from studio.destination import CsvFile, neutralize
+from studio.destination import CsvFile, for_people
 from studio.engine import Chain, Event, Trace, preview
 from studio.entities import Entity, entity
 from studio.entitystore import EntityWriter
@@ -65,12 +65,6 @@ def _csv_text(rows: Iterable[Iterable]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     return buffer.getvalue()
-
-
-def _for_people(values: Iterable) -> list:
-    """A row for a CSV file people open: text a spreadsheet would run as a formula (such as
-    ``=HYPERLINK(…)``) gets the quote the CSV destination gives it. Numbers stay numbers."""
-    return [neutralize(v) if isinstance(v, str) else v for v in values]
 
 
 class _PendingCsv:
@@ -141,10 +135,10 @@ class RunOutputs:
         if self._raw:
             self._raw.write(text)
         if _MAYBE_FORMULA.search(text):  # rarely: most batches are written as they are
-            text = _csv_text(_for_people(r.values()) for r in rows)
+            text = _csv_text(for_people(r.values()) for r in rows)
         self._rows.write(text)
         csv.writer(self._rejects).writerows(
-            _for_people([r.record, r.field, r.reason]) for r in rejects
+            for_people([r.record, r.field, r.reason]) for r in rejects
         )
         self.rows += len(rows)
         self.rejects += len(rejects)

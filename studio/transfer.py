@@ -8,6 +8,7 @@ importing a file that still shows the mask keeps the secret already stored under
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from studio.errors import ConfigError, StudioError, readable, roots_of
+from studio.private import private_dir
 from studio.store import ConfigStore, Source, _dotted, _with_dotted, diff
 from studio.vault import keep_masked
 
@@ -46,11 +48,26 @@ def export_configs(
                 name = f"{name}-{model.id}"
             taken.add(name)
             path = Path(folder) / kind.table / f"{name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if include_secrets:
+                private_dir(path.parent)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
             data = model.model_dump(mode="json", exclude=_UNPORTABLE)
-            path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+            _write(path, text, private=include_secrets)
             written.append(path)
     return written
+
+
+def _write(path: Path, text: str, *, private: bool) -> None:
+    """Secrets in clear are the owner's only: 0600 from the first byte, not chmod-ed after."""
+    if not private:
+        path.write_text(text, "utf-8")
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode on open
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def portable(model, kind, names: dict[str, dict[str, str]]):

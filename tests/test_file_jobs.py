@@ -219,3 +219,17 @@ def test_a_mapping_column_missing_from_the_file_fails_that_file(server, home):
         "x.csv: the mapping reads column 'company', which the file does not have (its columns: "
         "id, firm, country)"
     )
+
+
+def test_a_download_for_people_neutralises_formulas_and_keeps_numbers():
+    from studio.destination import people_csv
+
+    text = people_csv(
+        [
+            {"id": '=HYPERLINK("http://x")', "price": -3.5, "note": "@SUM(A1)"},
+            {"id": "P2", "price": None, "extra": "+cmd"},
+        ]
+    )
+    assert text == (
+        'id,price,note,extra\n"\'=HYPERLINK(""http://x"")",-3.5,\'@SUM(A1),\nP2,,,\'+cmd\n'
+    )

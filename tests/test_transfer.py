@@ -20,6 +20,8 @@ def test_export_leaves_secrets_out_unless_asked(store, tmp_path):
     assert data["auth"]["client_secret"] == MASK and "created_at" not in data
     clear = export_configs(store, tmp_path / "clear", include_secrets=True)
     assert "client-secret-value-42" in "".join(p.read_text("utf-8") for p in clear)
+    assert {p.stat().st_mode & 0o777 for p in clear} == {0o600}  # secrets in clear: owner only
+    assert (clear[0].parent.stat().st_mode & 0o777) == 0o700
 
 
 def test_round_trip_into_a_new_store_and_dry_run_reports_changes(store, tmp_path, home):
