@@ -57,7 +57,7 @@ while True:
     if status["SyncState"] != 2:
         break
     time.sleep(2)
-print("status", status["status"], "-", status["rowsWritten"], "rows")
+print("status", status["status"], "-", status["rows_written"], "rows")
 
 # 4. Download the result: the file itself, or a ZIP when there are several.
 result = check(session.get(f"{BASE}/jobs/{created['id']}/download/{process}"))

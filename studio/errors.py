@@ -47,7 +47,6 @@ _PHRASES = {
     "string_type": "must be text",
     "list_type": "must be a list",
     "union_tag_invalid": "must be one of {expected_tags}",
-    "union_tag_not_found": "needs a type",
     "literal_error": "must be one of {expected}",
     "greater_than": "must be greater than {gt}",
     "greater_than_equal": "must be at least {ge}",
@@ -80,8 +79,15 @@ def _tag_of(model: type[BaseModel]) -> set[str]:
     return tags
 
 
-def field_label(roots: list[type[BaseModel]], loc: tuple) -> str:
-    """Walk ``loc`` through the models, collecting each field's title: "Custom headers 2 › Name"."""
+def _tag_of_field(model: type[BaseModel], name: str) -> set[str]:
+    f = model.model_fields.get(name)
+    if f is None or typing.get_origin(f.annotation) is not typing.Literal:
+        return set()
+    return {str(a) for a in typing.get_args(f.annotation)}
+
+
+def _walk(roots: list[type[BaseModel]], loc: tuple) -> tuple[list[str], list[type[BaseModel]]]:
+    """Each field's title along ``loc``, and the models that may sit at its end."""
     candidates, titles = roots, []
     for part in loc:
         if isinstance(part, int):
@@ -100,7 +106,12 @@ def field_label(roots: list[type[BaseModel]], loc: tuple) -> str:
         info = owner.model_fields[part]
         titles.append(info.title or part.replace("_", " ").capitalize())
         candidates = _models_in(info.annotation)
-    return " › ".join(titles)
+    return titles, candidates
+
+
+def field_label(roots: list[type[BaseModel]], loc: tuple) -> str:
+    """Walk ``loc`` through the models, collecting each field's title: "Custom headers 2 › Name"."""
+    return " › ".join(_walk(roots, loc)[0])
 
 
 def readable(error: ValidationError, roots: list[type[BaseModel]]) -> list[str]:
@@ -109,7 +120,14 @@ def readable(error: ValidationError, roots: list[type[BaseModel]]) -> list[str]:
     for e in error.errors(include_url=False):
         label = field_label(roots, tuple(e["loc"]))
         ctx = {k: _show(v) for k, v in (e.get("ctx") or {}).items()}
-        if e["type"] == "value_error":
+        if e["type"] == "union_tag_not_found":
+            # {"name": …} without "kind": name the field and the values it takes.
+            field = str(e["ctx"]["discriminator"]).strip("'")
+            at = _walk(roots, tuple(e["loc"]))[1]
+            tags = sorted({t for m in at for t in _tag_of_field(m, field)})
+            label = " › ".join(p for p in (label, field) if p)
+            text = f"is required ({' or '.join(tags)})" if tags else "is required"
+        elif e["type"] == "value_error":
             text = str(e["ctx"]["error"]) if "error" in (e.get("ctx") or {}) else e["msg"]
         elif e["type"] in _PHRASES:
             try:

@@ -334,10 +334,13 @@ class JobBase(Stamped):
     destination: CsvDestination = Field(default_factory=CsvDestination, title="Destination")
     debug_until: datetime | None = Field(
         default=None,
+        alias="debugUntil",
         title="Debug until",
         description="While in the future, runs keep a full request/response trace (masked)",
     )
-    assistant_metadata: dict | list | str | None = Field(default=None, title="Assistant metadata")
+    assistant_metadata: dict | list | str | None = Field(
+        default=None, alias="assistantMetadata", title="Assistant metadata"
+    )
 
     @field_validator("entity")
     @classmethod

@@ -27,7 +27,8 @@ class _SecretMarker:
 
 SECRET = _SecretMarker()
 
-Secret = Annotated[str, SECRET, Field(json_schema_extra={"format": "password", "writeOnly": True})]
+# Not writeOnly: views return the mask, which a PUT may send back to keep the stored secret.
+Secret = Annotated[str, SECRET, Field(json_schema_extra={"format": "password"})]
 Status = Literal["active", "disabled"]
 Name = Annotated[str, Field(min_length=1, max_length=120, title="Name")]
 
@@ -52,7 +53,15 @@ def new_id() -> str:
 class ConfigModel(BaseModel):
     """Base of every config: unknown keys are refused so that a typo is an error, not a no-op."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, validate_default=True)
+    # Fields named after the seed manuals' API (Celigo's camelCase debugUntil) have that name as
+    # their alias: the REST API and exports use it, and either name is accepted.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
 
     def secret_fields(self) -> list[str]:
         """Names of this model's own fields holding secrets (nested models report their own)."""
@@ -377,7 +386,7 @@ class FileServerConnection(Stamped):
 
             try:
                 ssl.create_default_context().load_verify_locations(cadata=v)
-            except (ssl.SSLError, ValueError):
+            except (ssl.SSLError, ValueError, TypeError):  # TypeError: not ASCII
                 raise ValueError(
                     "is not a PEM certificate (the text from -----BEGIN CERTIFICATE----- to "
                     "-----END CERTIFICATE-----)"

@@ -52,7 +52,7 @@ def export_configs(
                 private_dir(path.parent)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            data = model.model_dump(mode="json", exclude=_UNPORTABLE)
+            data = model.model_dump(mode="json", exclude=_UNPORTABLE, by_alias=True)
             text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
             _write(path, text, private=include_secrets)
             written.append(path)

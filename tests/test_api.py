@@ -109,7 +109,7 @@ def test_imports_crud_clone_audit_patch_dependencies(env):
     )
     assert patch.status_code == 204
     got = api.get(f"/v1/imports/{created['id']}").json()
-    assert got["debug_until"].startswith("2099-01-01") and got["assistant_metadata"] == {"a": 1}
+    assert got["debugUntil"].startswith("2099-01-01") and got["assistantMetadata"] == {"a": 1}
     refused = api.patch(f"/v1/imports/{created['id']}", json={"name": "x"})
     assert refused.status_code == 422 and refused.json()["error"].startswith("name: only")
     clone = api.post(f"/v1/imports/{created['id']}/clone")
@@ -119,7 +119,7 @@ def test_imports_crud_clone_audit_patch_dependencies(env):
     deps = api.get(f"/v1/imports/{created['id']}/dependencies").json()
     assert deps["entity"] == "Suppliers" and deps["connection"]["name"] == "Demo sandbox"
     assert {"id": clone.json()["id"], "name": "Copy of API suppliers 2"} in deps[
-        "importsSharingConnection"
+        "imports_sharing_connection"
     ]
     assert deps["connection"]["auth"]["client_secret"] == "••••••"
     store.create(
@@ -190,7 +190,7 @@ def test_start_poll_download_and_invoke_without_data(env):
         if status["SyncState"] != 2:
             break
         time.sleep(0.1)
-    assert (status["SyncState"], status["status"], status["rowsWritten"]) == (1, "success", 4)
+    assert (status["SyncState"], status["status"], status["rows_written"]) == (1, "success", 4)
     single = api.get(f"/v1/jobs/Demo suppliers/download/{pid}")
     assert single.status_code == 200 and single.text.startswith("external_id,name,email")
     assert "rows.csv" in single.headers["content-disposition"]
@@ -243,7 +243,7 @@ def test_download_is_a_zip_when_there_are_several_files_and_409_while_running(en
             time.sleep(0.1)
     runs = [api.get(f"/v1/jobs/demo-suppliers/status/{p}").json() for p in (first, second)]
     assert [r["status"] for r in runs] == ["success", "success"]
-    assert runs[0]["finishedAt"] <= runs[1]["startedAt"]  # never at once
+    assert runs[0]["finished_at"] <= runs[1]["started_at"]  # never at once
 
 
 def test_synchronous_datafeed_and_its_timeout(env):
@@ -269,8 +269,8 @@ def test_synchronous_datafeed_and_its_timeout(env):
             source="cli",
         )
         late = quick.get("/v1/datafeed/synchron/demo-suppliers")
-        assert late.status_code == 504
-        assert "did not finish within 0.3 s" in late.json()["error"]
+        assert late.status_code == 202  # still running: where to poll
+        assert "did not finish within 0.3 s" in late.json()["message"]
     finally:
         while quick.daemon.running:  # the job is its until the slow run ends
             time.sleep(0.1)
@@ -327,3 +327,25 @@ def test_the_documented_example_script_works(env):
     assert out.returncode == 0, out.stderr
     assert "status success - 4 rows" in out.stdout
     assert "rows.csv" in out.stdout
+
+
+def test_options_lists_the_methods_and_a_missing_kind_is_named(env):
+    api, _ = env
+    one = requests.options(f"{api.url}/v1/imports/anything", timeout=10)
+    assert one.status_code == 204
+    assert one.headers["Allow"] == "DELETE, GET, OPTIONS, PATCH, PUT"
+    assert requests.options(f"{api.url}/v1/imports", timeout=10).headers["Allow"] == (
+        "GET, OPTIONS, POST"
+    )
+    wrong = api.post("/v1/imports/anything")
+    assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
+    kindless = api.post("/v1/imports", json={"name": "No kind"})
+    assert kindless.status_code == 422
+    assert kindless.json()["error"] == "kind: is required (api or file)"
+    document = requests.get(f"{api.url}/openapi.json", timeout=10).json()
+    create = document["paths"]["/v1/imports"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Import"
+    }
+    assert {"201", "401", "409", "422"} <= set(create["responses"])
+    assert create["security"] == [{"HTTPBearer": []}]

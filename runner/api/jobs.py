@@ -1,0 +1,159 @@
+"""Contentserv-style job control: start a job (a process id comes back at once), poll its
+status, download its result; and the synchronous datafeed that does all three in one call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from runner.api.common import AUTH, Runner, RunnerDep, job_ref
+from runner.api.schemas import answers, component
+from studio.errors import Conflict, NotFound
+from studio.history import Run, run_archive, run_files
+
+router = APIRouter(tags=["jobs"], dependencies=AUTH)
+
+SYNC_STATE = {"success": 1, "partial": 1, "queued": 2, "running": 2}
+FILE = {
+    "description": "The run's rows: the CSV file itself, or a ZIP when it wrote several",
+    "content": {
+        "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+def start(r: Runner, job) -> str:
+    _outcome, run_id = r.daemon.submit(job.id, job.name, "api", None, job.run.on_overlap)
+    if run_id is None:
+        raise Conflict(
+            f"Import {job.name!r} is running, and it skips a start meanwhile "
+            "(run.on_overlap = skip)"
+        )
+    return run_id
+
+
+async def finish(r: Runner, run_id: str) -> Run:
+    deadline = time.monotonic() + r.synchron_timeout
+    while True:
+        run = r.history.get(run_id)
+        if run and run.status not in ("queued", "running"):
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.1)
+
+
+def timed_out(r: Runner, job, run_id: str) -> JSONResponse:
+    """Still running when the wait is over: 202 Accepted, and where to poll."""
+    return JSONResponse(
+        {
+            "processId": run_id,
+            "message": f"Run {run_id} of {job.name!r} did not finish within "
+            f"{r.synchron_timeout:g} s; poll /v1/jobs/{job.id}/status/{run_id}",
+        },
+        202,
+    )
+
+
+def run_of(r: Runner, job, process_id: str) -> Run:
+    run = r.history.get(process_id)
+    if run is None or run.job_id != job.id:
+        raise NotFound(f"No run {process_id!r} of import {job.name!r}")
+    return run
+
+
+def status_of(run: Run) -> dict:
+    state = SYNC_STATE.get(run.status, 3)
+    return {
+        "SyncState": state,
+        "status": {1: "success", 2: "running", 3: "error"}[state],
+        "processId": run.id,
+        "run_status": run.status,
+        "requests": run.requests,
+        "attempts": getattr(run, "attempts", 0) or run.requests,
+        "pages": run.pages,
+        "records": run.records,
+        "rows_written": run.rows_written,
+        "rows_rejected": run.rows_rejected,
+        "files": run.files,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "message": run.error or run.status,
+    }
+
+
+def download_of(run: Run) -> Response:
+    if run.status in ("queued", "running"):
+        raise Conflict(f"Run {run.id} is still {run.status}; download it when done")
+    files = run_files(run, data_only=True)
+    if not files:
+        raise NotFound(f"Run {run.id} left no file")
+    if len(files) == 1:
+        return FileResponse(files[0], filename=files[0].name)
+    name, data, mime = run_archive(run, data_only=True)
+    return Response(
+        data, media_type=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+def _started() -> dict:
+    out = answers(200, component("ProcessId"), 404, 409)
+    run = {"ref": "$request.path.ref", "process_id": "$response.body#/processId"}
+    out[200]["links"] = {
+        "JobStatus": {"operationId": "job_status", "parameters": run},
+        "DownloadJob": {"operationId": "download_job", "parameters": run},
+    }
+    return out
+
+
+@router.post("/v1/jobs/{ref}/start", operation_id="start_job", responses=_started())
+def start_job(ref: str, r: RunnerDep) -> Any:
+    return {"processId": start(r, job_ref(r.store, ref))}
+
+
+@router.get(
+    "/v1/jobs/{ref}/status/{process_id}",
+    operation_id="job_status",
+    responses=answers(200, component("JobStatus"), 404),
+)
+def job_status(ref: str, process_id: str, r: RunnerDep) -> Any:
+    return status_of(run_of(r, job_ref(r.store, ref), process_id))
+
+
+def _file_answers(*errors: int) -> dict:
+    out = answers(200, None, *errors)
+    out[200] = FILE
+    return out
+
+
+@router.get(
+    "/v1/jobs/{ref}/download/{process_id}",
+    operation_id="download_job",
+    responses=_file_answers(404, 409),
+)
+def download(ref: str, process_id: str, r: RunnerDep) -> Response:
+    return download_of(run_of(r, job_ref(r.store, ref), process_id))
+
+
+@router.get(
+    "/v1/datafeed/synchron/{external_key}",
+    operation_id="datafeed_synchron",
+    responses=_file_answers(404, 409, 424, 202),
+)
+async def synchron(external_key: str, r: RunnerDep) -> Response:
+    """Start the job, wait for it, and answer its rows (or why there are none)."""
+    job = job_ref(r.store, external_key)
+    run_id = start(r, job)
+    try:
+        run = await finish(r, run_id)
+    except TimeoutError:
+        return timed_out(r, job, run_id)
+    if run.status == "failed":  # the import failed, not this API: 424 Failed Dependency
+        return JSONResponse({"error": run.error, "processId": run.id}, 424)
+    return download_of(run)
