@@ -15,9 +15,10 @@ import pytest
 
 from studio.engine import preview
 from studio.errors import ConfigError
-from studio.http import HttpClient, HttpError, Masker
+from studio.http import HttpClient, HttpError
 from studio.jobs import ApiJob
 from studio.kinds import CONNECTIONS
+from studio.masking import Masker
 from studio.store import ConfigStore
 from studio.vault import MASK
 from tests.conftest import run_python
