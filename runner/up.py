@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from runner.daemon import hold_home
+from studio.errors import StudioError
+from studio.private import private_dir
 from studio.store import ConfigStore
 from studio.transfer import seed_examples
 
@@ -39,6 +42,11 @@ def up(
     sandbox_port: int | None = 8765,
     api_port: int = 8780,
 ) -> int:
+    try:  # say it here, before the studio starts, rather than as a child's last words
+        os.close(hold_home(private_dir(store.home)))
+    except StudioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if demo:
         loaded = [o for o in seed_examples(store) if o.action == "create"]
         if loaded:

@@ -112,6 +112,10 @@ def test_a_second_runner_on_the_same_home_refuses_to_start(store, sandbox, home)
         assert second.returncode == 2
         assert f"another runner (PID {first.pid}) already serves {home}" in out
         assert first.poll() is None  # the first one serves on
+        # `up` says so before it starts anything, rather than as a child's last words
+        up = runner("up", "--no-demo", "--port", str(free_port()), home=home)
+        assert up.returncode == 2
+        assert up.stderr.startswith(f"error: another runner (PID {first.pid}) already serves")
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
