@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from studio.history import RunHistory, runner_status
+from studio.history import RunHistory, counts_text, runner_status
 from studio.schedules import next_runs
 from studio.store import ConfigStore
 
@@ -73,6 +73,25 @@ if jobs:
     )
 else:
     st.info("No import job yet: build one on the Import jobs page.")
+
+live = [r for r in runs if r.status in ("queued", "running")]
+if live:  # their counts so far: a run saves them as it goes
+    st.subheader("Running now")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Started (UTC)": r.started_at[:19].replace("T", " "),
+                    "Job": r.job_name,
+                    "Status": r.status,
+                    "So far": counts_text(r),
+                }
+                for r in live
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
 failures = [r for r in runs if r.status == "failed"][:10]
 if failures:

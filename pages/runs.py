@@ -7,7 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import flash, show_flash
-from studio.history import AlreadyRunning, RunHistory, duration_seconds, run_archive, run_files
+from studio.history import (
+    AlreadyRunning,
+    RunHistory,
+    counts_text,
+    duration_seconds,
+    run_archive,
+    run_files,
+)
 from studio.runs import run_job
 from studio.store import ConfigStore
 
@@ -74,7 +81,8 @@ table = pd.DataFrame(
             "Rows": r.rows_written,
             "Rejected": r.rows_rejected,
             "Requests": r.requests,
-            "Files": r.files,
+            "Attempts": max(r.attempts, r.requests),  # runs recorded before attempts: as many
+            "Files read": r.files,
             "Error": r.error,
             "Run": r.id,
         }
@@ -91,45 +99,69 @@ run_id = st.selectbox(
         f"{r.started_at[:19]} · {r.job_name} · {r.status}" for r in shown if r.id == i
     ),
 )
+LIVE_EVERY = 1.0  # seconds between refreshes of a running run's counts
+
+
+def show_counts(run) -> None:
+    """The run's counts: as far as it got while it runs (the run saves them as it goes)."""
+    st.caption(("So far: " if run.status in ("queued", "running") else "") + counts_text(run))
+    cols = st.columns(6)
+    retried = run.attempts > run.requests
+    cols[0].metric("Records", run.records)
+    cols[1].metric("Rows written", run.rows_written)
+    cols[2].metric("Rejected", run.rows_rejected)
+    cols[3].metric(
+        "Requests",
+        run.requests,
+        delta=f"{run.attempts} attempts" if retried else None,
+        delta_color="off",
+        delta_arrow="off",
+        help="Attempts: the requests and their transport retries",
+    )
+    cols[4].metric("Pages", run.pages)
+    cols[5].metric("Files read", run.files)
+
+
+def show_files(run) -> None:
+    files = run_files(run)
+    if files:
+        name, data, mime = run_archive(run)
+        st.download_button(f"Download {name}", data, file_name=name, mime=mime, key="runs_download")
+    rejects = next((f for f in files if f.name == "rejects.csv"), None)
+    if rejects and run.rows_rejected:
+        st.markdown("**Rejects**")
+        st.dataframe(pd.read_csv(rejects, nrows=500), hide_index=True, width="stretch")
+    log = next((f for f in files if f.name == "run.log"), None)
+    if log:
+        with st.expander("Log"):
+            st.dataframe(
+                pd.read_json(log, lines=True) if Path(log).stat().st_size else pd.DataFrame(),
+                hide_index=True,
+                width="stretch",
+            )
+
+
+def show_run(run_id: str, was_running: bool) -> None:
+    """A run's detail. While it runs, a fragment redraws its counts every second; when it
+    ends, the whole page reruns, so that the table and the files show its end."""
+    run = history.get(run_id)
+    if was_running and run.status not in ("queued", "running"):
+        st.rerun()
+    st.subheader(f"{run.job_name} · {run.status}")
+    if run.error:
+        (st.error if run.status == "failed" else st.warning)(run.error)
+    show_counts(run)
+    st.caption(
+        f"Trigger {run.trigger} · started {run.started_at} · finished {run.finished_at or '—'}"
+        + (f" · slot {run.slot}" if run.slot else "")
+        + f" · id `{run.id}`"
+    )
+    show_files(run)
+
+
 run = history.get(run_id)
-st.subheader(f"{run.job_name} · {run.status}")
-if run.error:
-    (st.error if run.status == "failed" else st.warning)(run.error)
-cols = st.columns(6)
-for col, (label, value) in zip(
-    cols,
-    [
-        ("Records", run.records),
-        ("Rows written", run.rows_written),
-        ("Rejected", run.rows_rejected),
-        ("Requests", run.requests),
-        ("Pages", run.pages),
-        ("Files", run.files),
-    ],
-    strict=True,
-):
-    col.metric(label, value)
-st.caption(
-    f"Trigger {run.trigger} · started {run.started_at} · finished {run.finished_at or '—'}"
-    + (f" · slot {run.slot}" if run.slot else "")
-    + f" · id `{run.id}`"
-)
-files = run_files(run)
-if files:
-    name, data, mime = run_archive(run)
-    st.download_button(f"Download {name}", data, file_name=name, mime=mime, key="runs_download")
-rejects = next((f for f in files if f.name == "rejects.csv"), None)
-if rejects and run.rows_rejected:
-    st.markdown("**Rejects**")
-    st.dataframe(pd.read_csv(rejects, nrows=500), hide_index=True, width="stretch")
-log = next((f for f in files if f.name == "run.log"), None)
-if log:
-    with st.expander("Log"):
-        st.dataframe(
-            pd.read_json(log, lines=True) if Path(log).stat().st_size else pd.DataFrame(),
-            hide_index=True,
-            width="stretch",
-        )
+running = run.status in ("queued", "running")
+st.fragment(show_run, run_every=LIVE_EVERY if running else None)(run_id, running)
 
 trend = [r for r in runs if r.job_id == run.job_id and r.finished_at][:100]
 if len(trend) > 1:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from studio.entitystore import staging_path
-from studio.errors import Conflict
+from studio.errors import Conflict, NotFound
 from studio.private import private_dir, private_file
 
 DB_FILE = "runs.sqlite"
@@ -43,6 +43,7 @@ class Run:
     finished_at: str = ""
     slot: str = ""
     requests: int = 0
+    attempts: int = 0  # every try of those requests: transport retries count too
     pages: int = 0
     records: int = 0
     rows_written: int = 0
@@ -58,6 +59,8 @@ class Run:
 
 
 _COLUMNS = [f.name for f in fields(Run)]
+# What a run counts as it goes: saved while it runs, so that its record shows them live.
+COUNTS = ("requests", "attempts", "pages", "records", "rows_written", "rows_rejected", "files")
 _HOLDING = ("queued", "running")  # a claimed run keeps its job while in one of these
 
 
@@ -111,6 +114,7 @@ class RunHistory:
                 ("owner", "TEXT DEFAULT ''"),
                 ("claimed", "INTEGER DEFAULT 0"),  # 1 while the run holds its job
                 ("slot_claim", "TEXT"),  # the slot, for runs recorded by the scheduler
+                ("attempts", "INTEGER DEFAULT 0"),  # 0: recorded before attempts were counted
             ]:
                 if column not in have:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -128,10 +132,10 @@ class RunHistory:
         return db
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, timeout: float = 60) -> Iterator[sqlite3.Connection]:
         """One transaction holding the write lock from its first statement (``BEGIN
         IMMEDIATE``): what it reads cannot change before it writes, in any process."""
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")
@@ -243,6 +247,24 @@ class RunHistory:
         with self._tx() as db:
             self._put(db, run)
 
+    def save_counts(self, run_id: str, counts: dict[str, int]) -> bool:
+        """Record a running run's counts so far (``COUNTS``), and nothing else: a run that is
+        no longer ``running`` (interrupted by a stopping runner meanwhile) keeps its record.
+
+        Best effort, for people watching: when another process holds the history's write
+        lock for more than a second, this save is skipped (returns False) rather than slow
+        the run; the next one, or the run's end, records the counts."""
+        sets = ", ".join(f"{c} = ?" for c in counts)
+        try:
+            with self._tx(timeout=1.0) as db:
+                db.execute(
+                    f"UPDATE runs SET {sets} WHERE id = ? AND status = 'running'",
+                    (*counts.values(), run_id),
+                )
+        except sqlite3.OperationalError:  # "database is locked"
+            return False
+        return True
+
     def _interrupt(self, db: sqlite3.Connection, run: Run, reason: str) -> None:
         """Record ``run`` as interrupted and delete the scratch file of its unfinished rows."""
         run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
@@ -271,13 +293,33 @@ class RunHistory:
         found = self._runs("WHERE id = ?", (run_id,), 1)
         return found[0] if found else None
 
+    def find(self, ref: str) -> Run:
+        """The run whose id is ``ref``, or starts with it (as a person types a long id)."""
+        ref = ref.strip().lower()
+        found = self._runs("WHERE id = ?", (ref,), 1) if ref else []
+        if not found and len(ref) >= 4 and ref.isalnum():
+            found = self._runs("WHERE id LIKE ?", (f"{ref}%",), 2)
+        if len(found) != 1:
+            what = "more than one run" if found else "no run"
+            raise NotFound(f"There is {what} whose id starts with {ref!r}")
+        return found[0]
+
     def list(
-        self, job_id: str | None = None, status: str | None = None, limit: int = 200
+        self,
+        job_id: str | None = None,
+        status: str | None = None,
+        limit: int = 200,
+        *,
+        job_name: str | None = None,
     ) -> list[Run]:
+        """The latest runs first; ``job_name`` finds the runs of a job that was deleted."""
         clauses, args = [], []
         if job_id:
             clauses.append("job_id = ?")
             args.append(job_id)
+        if job_name:
+            clauses.append("job_name = ? COLLATE NOCASE")
+            args.append(job_name)
         if status:
             clauses.append("status = ?")
             args.append(status)
@@ -354,6 +396,17 @@ def run_files(run: Run, *, data_only: bool = False) -> list[Path]:
     return files
 
 
+def data_files(run: Run) -> list[Path]:
+    """What a download of the run gives (``run_files(data_only=True)``): refused while the run
+    goes on, since its files are not complete, and when it left none."""
+    if run.status in _HOLDING:
+        raise Conflict(f"Run {run.id} is still {run.status}; download it when done")
+    files = run_files(run, data_only=True)
+    if not files:
+        raise NotFound(f"Run {run.id} left no file")
+    return files
+
+
 def run_archive(run: Run, *, data_only: bool = False) -> tuple[str, bytes, str]:
     """One download for a run's output: the file itself when there is one, a ZIP when there
     are several (file name, content, MIME type)."""
@@ -368,6 +421,32 @@ def run_archive(run: Run, *, data_only: bool = False) -> tuple[str, bytes, str]:
         for f in files:
             archive.write(f, f.name)
     return f"run-{run.id}.zip", buffer.getvalue(), "application/zip"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def requests_text(run: Run) -> str:
+    """ "6 requests", or "1 request, 6 attempts" when transport retries tried some again (runs
+    recorded before attempts were counted have none, and say the requests only)."""
+    text = plural(run.requests, "request")
+    return text + (f", {plural(run.attempts, 'attempt')}" if run.attempts > run.requests else "")
+
+
+def counts_text(run: Run) -> str:
+    """A run's counts in one line, as the CLI and the Runs page say them. ``files`` are the
+    source files a file job read, not the files the run wrote."""
+    parts = [
+        plural(run.records, "record"),
+        f"{run.rows_written:,} rows written",
+        f"{run.rows_rejected:,} rejected",
+        requests_text(run),
+        plural(run.pages, "page"),
+    ]
+    if run.files:
+        parts.append(f"{plural(run.files, 'file')} read")
+    return ", ".join(parts)
 
 
 def duration_seconds(run: Run) -> float | None:

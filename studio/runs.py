@@ -22,8 +22,8 @@ from studio.entitystore import EntityWriter
 from studio.errors import StudioError
 from studio.files import connect
 from studio.filesource import import_files, preview_file
-from studio.history import Run, RunHistory, now_iso
-from studio.http import HttpClient
+from studio.history import COUNTS, Run, RunHistory, now_iso
+from studio.http import Exchange, HttpClient
 from studio.jobs import ApiJob, FileJob
 from studio.mapping import Mapper, Reject
 from studio.models import ApiConnection, FileServerConnection
@@ -180,6 +180,9 @@ def _deliver(store: ConfigStore, job: ApiJob | FileJob, run: Run, rows_csv: Path
     return f"{conn.name}:{target}"
 
 
+SAVE_EVERY = 0.5  # seconds: how often a running run's counts are saved to the history
+
+
 def run_job(
     store: ConfigStore,
     ref: str,
@@ -200,110 +203,183 @@ def run_job(
     # ``run``: one recorded when it was queued (the REST API's processId), or claimed already.
     stamp = slot.isoformat() if slot else ""
     run = history.start_run(job.id, job.name, trigger, slot=stamp, run=run)  # or AlreadyRunning
-    debug = job.debug_until is not None and job.debug_until > datetime.now(UTC)
-    limit = timeout if timeout is not None else job.run.timeout_minutes * 60
-    deadline = time.monotonic() + limit
-    folder = private_dir(Path(run.folder))
-    raw = folder / ".rows.raw.csv" if job.destination.enabled else None
-    log = open_private(folder / "run.log")
-    trace = open_private(folder / "trace.jsonl") if debug else None
-    spec = entity(job.entity)
+    return _JobRun(store, job, conn, history, run, timeout, on_event).execute()
 
-    def event(e: Event, check: bool = True) -> None:
-        if check and time.monotonic() > deadline:
+
+class _JobRun:
+    """One run of a saved job, once claimed: its record, its log (and debug trace), its
+    deadline, and its counts, which it saves to the history as they grow (at most every
+    ``SAVE_EVERY`` seconds), so that whoever looks at a running run sees how far it got."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        job: ApiJob | FileJob,
+        conn: ApiConnection | FileServerConnection,
+        history: RunHistory,
+        run: Run,
+        timeout: float | None,
+        on_event: Callable[[Event], None] | None,
+    ):
+        self.store, self.job, self.conn, self.history, self.run = store, job, conn, history, run
+        self.on_event = on_event
+        self.limit = timeout if timeout is not None else job.run.timeout_minutes * 60
+        self.deadline = time.monotonic() + self.limit
+        self.folder = private_dir(Path(run.folder))
+        self.raw = self.folder / ".rows.raw.csv" if job.destination.enabled else None
+        self.log = open_private(self.folder / "run.log")
+        debug = job.debug_until is not None and job.debug_until > datetime.now(UTC)
+        self.trace = open_private(self.folder / "trace.jsonl") if debug else None
+        self.spec = entity(job.entity)
+        self.outputs: RunOutputs | None = None
+        self.saved = time.monotonic()
+
+    def event(self, e: Event, check: bool = True) -> None:
+        """Count an event of the source and log it in run.log."""
+        if check and time.monotonic() > self.deadline:
             # Cooperative: checked at every request, page and log line of the run.
-            raise StudioError(f"stopped: the run took longer than its timeout of {limit:g} s")
+            raise StudioError(f"stopped: the run took longer than its timeout of {self.limit:g} s")
+        line = self._count(e)
+        if line is not None:
+            self.log.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.log.flush()
+            if self.on_event:
+                self.on_event(e)
+        self.progress()
+
+    def _count(self, e: Event) -> dict | None:
+        """Count ``e`` into the run; its line of run.log, or None for what is not logged."""
         kind = e["kind"]
         line: dict = {"at": now_iso(), "kind": kind}
         if kind == "exchange":
-            x = e["exchange"]
-            run.requests += 1
-            if trace:  # debug: the whole exchange, headers and bodies, secrets masked
-                trace.write(json.dumps(x.as_dict(), ensure_ascii=False, default=str) + "\n")
-            line |= {
-                "label": x.label,
-                "method": x.method,
-                "url": x.url,
-                "status": x.status,
-                "ms": round(x.elapsed_ms),
-                "size": x.size,
-                "error": x.error,
-            }
+            line |= self._exchange(e["exchange"])
         elif kind == "page":
-            run.pages += 1
+            self.run.pages += 1
+            if isinstance(self.job, FileJob):  # a batch read: the API source counts its own
+                self.run.records += e.get("records") or 0
             line |= {"call": e.get("call"), "records": e.get("records")}
         elif kind in ("log", "stop"):
             line["message"] = e["message"]
         else:
-            return
-        log.write(json.dumps(line, ensure_ascii=False) + "\n")
-        log.flush()
-        if on_event:
-            on_event(e)
+            return None
+        return line
 
-    outputs = None
-    try:
-        columns = [f.generate for f in job.mapping]
-        outputs = RunOutputs(store.home, folder, spec, run.id, columns, raw=raw)
-        if isinstance(job, FileJob):
-            with connect(conn, store.home) as client:
-                report = import_files(job, client, outputs, on_event=event)
-            run.files = len(report.files)
-            run.records = sum(f.records for f in report.files)
-            if (
-                report.failed
-                and len(report.failed) == len(report.files)
-                and job.source.mode == "path"
-            ):
-                raise StudioError(report.failed[0].error)
-            if report.failed:
-                run.error = "; ".join(f.error for f in report.failed)
-        else:
-            history_last = history.last_success(job.id)
-            with HttpClient(
-                conn, on_exchange=lambda x: event({"kind": "exchange", "exchange": x})
-            ) as client:
-                chain = Chain(
-                    job,
-                    conn,
-                    client,
-                    run_id=run.id,
-                    last_success_at=history_last,
-                    on_event=event,
-                    workdir=folder,
-                )
-                mapper = Mapper(job.mapping, spec)
-                for batch in chain.batches():
-                    mapped = mapper.map(batch, start=run.records)
-                    run.records += len(batch)
-                    outputs.write(mapped.rows, mapped.rejects)
-            outputs.commit()
-        run.rows_written, run.rows_rejected = outputs.rows, outputs.rejects
-        run.outputs = outputs.close()
-        outputs = None  # committed: from here on, nothing may undo the rows
-        if job.destination.enabled:
-            try:
-                where = _deliver(store, job, run, raw)
-                event({"kind": "log", "message": f"Wrote the rows to {where}"}, check=False)
-            except Exception as e:  # the rows are in; the run says the file is not
-                run.error = f"the destination file was not written: {e}"
-                event({"kind": "log", "message": run.error}, check=False)
-        run.status = "partial" if run.rows_rejected or run.error else "success"
-    except Exception as e:  # a StudioError says what happened; anything else is a bug: say so
-        message = str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}"
-        if outputs is not None:
-            outputs.rollback()
-            run.outputs = outputs.close()
-        run.status, run.error = "failed", message
-        event({"kind": "log", "message": f"failed: {message}"}, check=False)
-    finally:
-        if raw:
-            raw.unlink(missing_ok=True)
+    def _exchange(self, x: Exchange) -> dict:
+        """Count a request and every attempt it took; its fields in run.log."""
+        self.run.requests += 1
+        self.run.attempts += x.attempts
+        if self.trace:  # debug: the whole exchange, headers and bodies, secrets masked
+            self.trace.write(json.dumps(x.as_dict(), ensure_ascii=False, default=str) + "\n")
+        return {
+            "label": x.label,
+            "method": x.method,
+            "url": x.url,
+            "status": x.status,
+            "ms": round(x.elapsed_ms),
+            "size": x.size,
+            "attempts": x.attempts,
+            "retries": x.retries,
+            "error": x.error,
+        }
+
+    def progress(self) -> None:
+        """Save the counts so far when ``SAVE_EVERY`` seconds have passed since the last save:
+        called at every event and batch, it costs a clock read but every half second."""
+        now = time.monotonic()
+        if now - self.saved < SAVE_EVERY:
+            return
+        self.saved = now
+        counts = {c: getattr(self.run, c) for c in COUNTS}
+        if self.outputs is not None:  # rows staged so far; the run's own counts come at commit
+            counts |= {"rows_written": self.outputs.rows, "rows_rejected": self.outputs.rejects}
+        self.history.save_counts(self.run.id, counts)
+
+    def execute(self) -> Run:
+        run = self.run
+        try:
+            columns = [f.generate for f in self.job.mapping]
+            self.outputs = RunOutputs(
+                self.store.home, self.folder, self.spec, run.id, columns, raw=self.raw
+            )
+            if isinstance(self.job, FileJob):
+                self._read_files()
+            else:
+                self._read_api()
+            run.rows_written, run.rows_rejected = self.outputs.rows, self.outputs.rejects
+            run.outputs = self.outputs.close()
+            self.outputs = None  # committed: from here on, nothing may undo the rows
+            if self.job.destination.enabled:
+                self._deliver()
+            run.status = "partial" if run.rows_rejected or run.error else "success"
+        except Exception as e:  # a StudioError says what happened; anything else is a bug: say so
+            self._fail(str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}")
+        finally:
+            self._close()
+        return run
+
+    def _read_files(self) -> None:
+        """A file job: its file, or its bulk files, each committed as its own unit of work."""
+        job, run = self.job, self.run
+        with connect(self.conn, self.store.home) as client:
+            report = import_files(job, client, self.outputs, on_event=self.event)
+        run.files = len(report.files)
+        run.records = sum(f.records for f in report.files)
+        if report.failed and len(report.failed) == len(report.files) and job.source.mode == "path":
+            raise StudioError(report.failed[0].error)
+        if report.failed:
+            run.error = "; ".join(f.error for f in report.failed)
+
+    def _read_api(self) -> None:
+        """An API job: the call chain's record batches, mapped, then committed at once."""
+        job, run = self.job, self.run
+        last_success = self.history.last_success(job.id)
+        with HttpClient(
+            self.conn, on_exchange=lambda x: self.event({"kind": "exchange", "exchange": x})
+        ) as client:
+            chain = Chain(
+                job,
+                self.conn,
+                client,
+                run_id=run.id,
+                last_success_at=last_success,
+                on_event=self.event,
+                workdir=self.folder,
+            )
+            mapper = Mapper(job.mapping, self.spec)
+            for batch in chain.batches():
+                mapped = mapper.map(batch, start=run.records)
+                run.records += len(batch)
+                self.outputs.write(mapped.rows, mapped.rejects)
+                self.progress()
+        self.outputs.commit()
+
+    def _deliver(self) -> None:
+        """The destination file; one that cannot be written leaves the rows in, and says so."""
+        try:
+            where = _deliver(self.store, self.job, self.run, self.raw)
+            self.event({"kind": "log", "message": f"Wrote the rows to {where}"}, check=False)
+        except Exception as e:  # the rows are in; the run says the file is not
+            self.run.error = f"the destination file was not written: {e}"
+            self.event({"kind": "log", "message": self.run.error}, check=False)
+
+    def _fail(self, message: str) -> None:
+        """The run stopped: its uncommitted rows are dropped and the reason recorded."""
+        if self.outputs is not None:
+            self.outputs.rollback()
+            self.run.outputs = self.outputs.close()
+            self.outputs = None
+        self.run.status, self.run.error = "failed", message
+        self.event({"kind": "log", "message": f"failed: {message}"}, check=False)
+
+    def _close(self) -> None:
+        """Close the run's files and record its end, whatever the end."""
+        run = self.run
+        if self.raw:
+            self.raw.unlink(missing_ok=True)
         run.finished_at = now_iso()
-        log.close()
-        run.outputs = [*run.outputs, str(folder / "run.log")]
-        if trace:
-            trace.close()
-            run.outputs.append(trace.name)
-        history.save(run)
-    return run
+        self.log.close()
+        run.outputs = [*run.outputs, str(self.folder / "run.log")]
+        if self.trace:
+            self.trace.close()
+            run.outputs.append(self.trace.name)
+        self.history.save(run)

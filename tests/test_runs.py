@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 from studio.entitystore import read_rows
@@ -14,6 +15,8 @@ from studio.jobs import Param
 from studio.runs import run_job
 from studio.transfer import EXAMPLES, import_configs
 from tests.conftest import FTP_PASSWORD, FTP_USER, point_demo_at
+
+PRODUCTS = "Demo products (page numbers)"
 
 
 def demo(store, sandbox):
@@ -45,6 +48,29 @@ def reject_every_product(store) -> None:
     )
 
 
+def slow_products(store, seconds: float) -> None:
+    """Each page of the products job takes ``seconds`` (the sandbox's ``?slow=``)."""
+    store.modify(
+        "jobs",
+        PRODUCTS,
+        lambda j: j.model_copy(
+            update={"calls": [j.calls[0].model_copy(update={"path": f"/products?slow={seconds}"})]}
+        ),
+        source="cli",
+    )
+
+
+def watch(history: RunHistory, run_id: str, until, timeout: float = 60):
+    """Poll the history for the run until ``until(run)``; the run as last seen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = history.get(run_id)
+        if run and until(run):
+            return run
+        time.sleep(0.05)
+    return history.get(run_id)
+
+
 def ftp_connection(ftp_server, root: str) -> dict:
     """A connection named "FTP" to ``root`` on the session's pyftpdlib server."""
     return {
@@ -56,6 +82,24 @@ def ftp_connection(ftp_server, root: str) -> dict:
         "username": FTP_USER,
         "password": FTP_PASSWORD,
         "root": root,
+    }
+
+
+def bulk_suppliers_job(**overrides) -> dict:
+    """ "Suppliers files": the ``;``-separated CSV files of the connection "FTP"'s ``in``
+    folder into Suppliers, each moved to ``done`` once imported."""
+    return {
+        "kind": "file",
+        "name": "Suppliers files",
+        "connection_id": "FTP",
+        "entity": "Suppliers",
+        "source": {"mode": "bulk", "inbound": "in", "outbound": "done"},
+        "csv": {"delimiter": ";"},
+        "mapping": [
+            {"extract": "id", "generate": "external_id"},
+            {"extract": "company", "generate": "name"},
+        ],
+        **overrides,
     }
 
 
@@ -132,24 +176,14 @@ def test_a_bulk_file_run_and_a_destination_file(store, sandbox, ftp_server):
     store.create("connections", ftp_connection(ftp_server, "/run-test"), source="cli")
     store.create(
         "jobs",
-        {
-            "kind": "file",
-            "name": "Suppliers files",
-            "connection_id": "FTP",
-            "entity": "Suppliers",
-            "source": {"mode": "bulk", "inbound": "in", "outbound": "done"},
-            "csv": {"delimiter": ";"},
-            "mapping": [
-                {"extract": "id", "generate": "external_id"},
-                {"extract": "company", "generate": "name"},
-            ],
-            "destination": {
+        bulk_suppliers_job(
+            destination={
                 "enabled": True,
                 "connection_id": "FTP",
                 "folder": "exports",
                 "file_name": "{{job}}-{{run_id}}.csv",
-            },
-        },
+            }
+        ),
         source="cli",
     )
     run = run_job(store, "Suppliers files")
@@ -258,3 +292,15 @@ def test_only_runs_of_processes_that_are_gone_are_marked_interrupted(store):
         assert history.get(mine.id).status == "interrupted"
     finally:
         alive.kill()
+
+
+def test_counts_saved_while_running_never_revive_an_ended_run(store):
+    history = RunHistory(store.home)
+    run = history.start_run("job-1", "Job", "manual")
+    assert history.save_counts(run.id, {"requests": 3, "attempts": 4, "records": 10})
+    seen = history.get(run.id)
+    assert (seen.status, seen.requests, seen.attempts, seen.records) == ("running", 3, 4, 10)
+    history.mark_interrupted("the runner stopped", only_mine=True)
+    history.save_counts(run.id, {"requests": 5, "attempts": 5, "records": 20})
+    ended = history.get(run.id)
+    assert (ended.status, ended.requests, ended.records) == ("interrupted", 3, 10)

@@ -86,3 +86,43 @@ def test_settings_lists_api_tokens_without_the_tokens(store):
     tokens = at.dataframe[0].value
     assert tokens.iloc[0]["Name"] == "erp" and tokens.iloc[0]["Starts with"] == token[:7] + "…"
     assert token not in str(tokens.to_dict())
+
+
+def test_runs_page_counts_every_attempt(store, sandbox):
+    demo(store, sandbox)
+    sandbox.fault("/api/products", 503, times=2, retry_after="0")
+    run_job(store, "Demo products (page numbers)")
+    at = page("pages/runs.py")
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["Requests"], row["Attempts"], row["Files read"]) == (6, 8, 0)
+    requests = next(m for m in at.metric if m.label == "Requests")
+    assert (requests.value, requests.delta) == ("6", "8 attempts")
+    assert at.caption[0].value == (
+        "95 records, 95 rows written, 0 rejected, 6 requests, 8 attempts, 5 pages"
+    )
+
+
+def test_a_running_run_shows_its_counts_so_far_on_the_runs_page_and_overview(store, sandbox):
+    import threading
+
+    from tests.test_runs import PRODUCTS, slow_products, watch
+
+    demo(store, sandbox)
+    slow_products(store, 1)
+    history = RunHistory(store.home)
+    claimed = history.start_run("demojobproducts1", PRODUCTS, "manual")
+    thread = threading.Thread(target=run_job, args=(store, PRODUCTS), kwargs={"run": claimed})
+    thread.start()
+    try:
+        assert watch(history, claimed.id, lambda r: r.records > 0).status == "running"
+        at = page("pages/runs.py")
+        assert at.caption[0].value.startswith("So far: ")
+        assert not at.caption[0].value.startswith("So far: 0 records")
+        assert int(next(m for m in at.metric if m.label == "Records").value) > 0
+        overview = page("")
+        live = overview.dataframe[1].value.iloc[0]
+        assert (live["Job"], live["Status"]) == (PRODUCTS, "running")
+        assert not live["So far"].startswith("0 records")
+    finally:
+        thread.join(timeout=60)
+    assert history.get(claimed.id).status == "success"
