@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from studio.connectivity import check_connection
-from studio.errors import ConfigError, StudioError
+from studio.errors import ConfigError, Conflict, NotFound, StudioError
+from studio.history import (
+    STATUSES,
+    Run,
+    RunHistory,
+    counts_text,
+    data_files,
+    duration_seconds,
+    run_files,
+)
 from studio.kinds import config_schema
 from studio.models import KIND_LABELS
 from studio.runs import preview_saved, run_job
@@ -24,6 +35,7 @@ from studio.transfer import export_configs, import_configs
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PROG = "python -m runner"
+RUN_HELP = "run id, or its first characters"
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -40,10 +52,47 @@ def build_parser() -> argparse.ArgumentParser:
         "$STUDIO_SECRET_KEY, or a key file made in $STUDIO_HOME on first use.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (
+        _add_up,
+        _add_configs,
+        _add_test_connection,
+        _add_preview,
+        _add_serve,
+        _add_run,
+        _add_runs,
+        _add_next_runs,
+        _add_api_token,
+        _add_sandbox,
+        _add_export,
+        _add_import,
+        _add_docs,
+    ):
+        add(sub)
+    return parser
 
-    p = sub.add_parser(
-        "up", help="start the studio on the embedded default", formatter_class=_formatter
-    )
+
+Handler = Callable[[ConfigStore, argparse.Namespace], int]
+
+
+def _command(sub, name: str, text: str, handler: Handler, **kwargs) -> argparse.ArgumentParser:
+    """A (sub)command that ``main`` dispatches to ``handler(store, args)``."""
+    p = sub.add_parser(name, help=text, formatter_class=_formatter, **kwargs)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _group(sub, name: str, text: str, **kwargs) -> argparse._SubParsersAction:
+    """A command of actions (``connections list``, ``runs show``…): the actions' subparsers."""
+    p = sub.add_parser(name, help=text, formatter_class=_formatter, **kwargs)
+    return p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def _json_flag(p: argparse.ArgumentParser, text: str = "print JSON") -> None:
+    p.add_argument("--json", action="store_true", help=text)
+
+
+def _add_up(sub) -> None:
+    p = _command(sub, "up", "start the studio on the embedded default", _up)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="studio port (default 8501)")
     p.add_argument(
@@ -55,54 +104,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sandbox", action="store_true", help="do not start the demo sandbox API")
     p.add_argument("--api-port", type=int, default=8780, help="the runner's REST API port (8780)")
 
+
+def _add_configs(sub) -> None:
     for kind in ("connections", "jobs"):
         label = kind[:-1]
-        p = sub.add_parser(
-            kind,
-            help=f"list, show, activate, disable, delete {kind}",
-            formatter_class=_formatter,
-        )
-        csub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-        c = csub.add_parser("list", help=f"a table of {kind}", formatter_class=_formatter)
-        c.add_argument("--json", action="store_true", help="print JSON (secrets masked)")
-        for action, text in [
-            ("show", f"one {label}, secrets masked"),
-            ("activate", f"activate a {label}"),
-            ("disable", f"disable a {label}"),
-            (
-                "delete",
-                f"delete a {label}"
-                + (" (refused while jobs use it)" if label == "connection" else ""),
-            ),
-            ("audit", f"the audit trail of a {label}, newest first"),
+        actions = _group(sub, kind, f"list, show, activate, disable, delete {kind}")
+        c = _command(actions, "list", f"a table of {kind}", _config_list)
+        _json_flag(c, "print JSON (secrets masked)")
+        c.set_defaults(kind=kind)
+        refused = " (refused while jobs use it)" if label == "connection" else ""
+        for action, text, handler in [
+            ("show", f"one {label}, secrets masked", _config_show),
+            ("activate", f"activate a {label}", _config_status),
+            ("disable", f"disable a {label}", _config_status),
+            ("delete", f"delete a {label}{refused}", _config_delete),
+            ("audit", f"the audit trail of a {label}, newest first", _config_audit),
         ]:
-            c = csub.add_parser(action, help=text, formatter_class=_formatter)
+            c = _command(actions, action, text, handler)
             c.add_argument("name", metavar="NAME", help=f"{label} name or id")
             if action in ("show", "audit"):
-                c.add_argument("--json", action="store_true", help="print JSON")
+                _json_flag(c)
+            c.set_defaults(kind=kind)
 
-    p = sub.add_parser(
+
+def _add_test_connection(sub) -> None:
+    p = _command(
+        sub,
         "test-connection",
-        help="log in and reach a connection's server; exit 1 if it fails",
-        formatter_class=_formatter,
+        "log in and reach a connection's server; exit 1 if it fails",
+        _test_connection,
     )
     p.add_argument("name", metavar="NAME", help="connection name or id")
 
-    p = sub.add_parser(
-        "preview",
-        help="run a job with preview limits, write nothing, print the trace",
-        formatter_class=_formatter,
+
+def _add_preview(sub) -> None:
+    p = _command(
+        sub, "preview", "run a job with preview limits, write nothing, print the trace", _preview
     )
     p.add_argument("name", metavar="JOB", help="job name or id")
     p.add_argument("--up-to", type=int, metavar="N", help="run calls 1..N only (default: all)")
     p.add_argument("--pages", type=int, default=5, help="max pages per paginated call (5)")
     p.add_argument("--records", type=int, default=500, help="max records (500)")
-    p.add_argument("--json", action="store_true", help="print the whole trace as JSON")
+    _json_flag(p, "print the whole trace as JSON")
 
-    p = sub.add_parser(
+
+def _add_serve(sub) -> None:
+    p = _command(
+        sub,
         "serve",
-        help="the daemon: run the active jobs on their schedules (one per STUDIO_HOME)",
-        formatter_class=_formatter,
+        "the daemon: run the active jobs on their schedules (one per STUDIO_HOME)",
+        _serve,
     )
     p.add_argument("--workers", type=int, default=4, help="runs at once (default 4)")
     p.add_argument(
@@ -128,14 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="days of run history and run files to keep (default 30)",
     )
 
-    p = sub.add_parser(
+
+def _add_run(sub) -> None:
+    p = _command(
+        sub,
         "run",
-        help="run a job now, in the foreground; exit 1 if the run failed, 2 if the job is "
+        "run a job now, in the foreground; exit 1 if the run failed, 2 if the job is "
         "already running",
-        formatter_class=_formatter,
+        _run,
     )
     p.add_argument("name", metavar="JOB", help="job name or id")
-    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    _json_flag(p, "print the run record as JSON")
     p.add_argument(
         "--timeout",
         type=float,
@@ -143,35 +197,79 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop the run after this long (default: the job's run timeout)",
     )
 
-    p = sub.add_parser(
-        "next-runs",
-        help="a job's schedule in words and its next runs (UTC)",
-        formatter_class=_formatter,
+
+def _add_runs(sub) -> None:
+    actions = _group(
+        sub,
+        "runs",
+        "the run history: list runs, show one, download its files, read its log",
+        description="The run history of $STUDIO_HOME, whoever ran the runs (the runner, `run`,\n"
+        "the studio, the REST API). RUN is a run id, or its first characters (4 or more).\n"
+        "A running run shows its counts so far.",
     )
+    p = _command(actions, "list", "the latest runs, newest first", _runs_list)
+    p.add_argument("--job", metavar="NAME", help="runs of this job (name or id) only")
+    p.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"runs in this status only: {', '.join(STATUSES)}",
+    )
+    p.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    _json_flag(p, "print a JSON array of runs")
+    p = _command(actions, "show", "one run: counts, timings, reason, files", _runs_show)
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
+    _json_flag(p, "print the run record as JSON")
+    p = _command(
+        actions,
+        "download",
+        "copy a run's data files (rows.csv, and rejects.csv or a trace when there are any) "
+        "into a folder",
+        _runs_download,
+    )
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
+    p.add_argument(
+        "folder",
+        metavar="DIR",
+        type=Path,
+        nargs="?",
+        default=Path(),
+        help="where to copy them (default: the current folder)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite files of the same names")
+    p = _command(
+        actions, "log", "a run's log (run.log), a line per request, page, message", _runs_log
+    )
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
+    _json_flag(p, "print the log's entries as JSON")
+
+
+def _add_next_runs(sub) -> None:
+    p = _command(sub, "next-runs", "a job's schedule in words and its next runs (UTC)", _next_runs)
     p.add_argument("name", metavar="JOB", help="job name or id")
     p.add_argument("-n", type=int, default=5, help="how many (default 5)")
 
-    p = sub.add_parser(
-        "api-token", help="create, revoke or list REST API tokens", formatter_class=_formatter
-    )
-    tsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for action, text in [
-        ("create", "make a token; it is printed once, only its hash is kept"),
-        ("revoke", "delete a token"),
-    ]:
-        t = tsub.add_parser(action, help=text, formatter_class=_formatter)
-        t.add_argument("name", metavar="NAME", help="token name")
-    tsub.add_parser(
-        "list", help="the tokens (names and prefixes, never the tokens)", formatter_class=_formatter
-    )
 
-    p = sub.add_parser("sandbox", help="serve the demo sandbox API", formatter_class=_formatter)
+def _add_api_token(sub) -> None:
+    actions = _group(sub, "api-token", "create, revoke or list REST API tokens")
+    for action, text, handler in [
+        ("create", "make a token; it is printed once, only its hash is kept", _token_create),
+        ("revoke", "delete a token", _token_revoke),
+    ]:
+        t = _command(actions, action, text, handler)
+        t.add_argument("name", metavar="NAME", help="token name")
+    t = _command(actions, "list", "the tokens (names and prefixes, never the tokens)", _token_list)
+    _json_flag(t, "print a JSON array of tokens (names and prefixes)")
+
+
+def _add_sandbox(sub) -> None:
+    p = _command(sub, "sandbox", "serve the demo sandbox API", _sandbox)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
 
-    p = sub.add_parser(
-        "export", help="write every config to a folder of JSON files", formatter_class=_formatter
-    )
+
+def _add_export(sub) -> None:
+    p = _command(sub, "export", "write every config to a folder of JSON files", _export)
     p.add_argument("folder", metavar="DIR", type=Path)
     p.add_argument(
         "--include-secrets",
@@ -179,22 +277,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="write secrets in clear (default: the mask, which import keeps as is)",
     )
 
-    p = sub.add_parser(
+
+def _add_import(sub) -> None:
+    p = _command(
+        sub,
         "import",
-        help="create or update configs by name from a folder",
+        "create or update configs by name from a folder",
+        _import,
         description="Create or update configs by name from DIR/connections/*.json and "
         "DIR/jobs/*.json (the layout `export` writes), all in one transaction: if any file is "
         "wrong, every file is reported and nothing is imported.",
-        formatter_class=_formatter,
     )
     p.add_argument("folder", metavar="DIR", type=Path)
     p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
 
-    p = sub.add_parser(
-        "docs", help="generate docs/config-schema.json and docs/cli.md", formatter_class=_formatter
-    )
+
+def _add_docs(sub) -> None:
+    p = _command(sub, "docs", "generate docs/config-schema.json and docs/cli.md", _docs)
     p.add_argument("--check", action="store_true", help="exit 1 if the committed docs are stale")
-    return parser
 
 
 def cli_reference(parser: argparse.ArgumentParser) -> str:
@@ -231,9 +331,24 @@ def _print_table(rows: list[dict]) -> None:
         print("  ".join(str(r[k]).ljust(w) for k, w in widths.items()).rstrip())
 
 
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _print_list(args: argparse.Namespace, items: list, row: Callable, record: Callable) -> None:
+    """A listing: a table of ``row(item)``, or with ``--json`` an array of ``record(item)``."""
+    if args.json:
+        _print_json([record(item) for item in items])
+    else:
+        _print_table([row(item) for item in items])
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
 def _summary(model) -> dict:
     """One row of ``list``: what an operator scans for."""
-    when = model.updated_at.strftime("%Y-%m-%d %H:%M") if model.updated_at else ""
     if model.kind in KIND_LABELS and hasattr(model, "target"):
         return {
             "name": model.name,
@@ -241,43 +356,74 @@ def _summary(model) -> dict:
             "target": model.target,
             "auth": model.auth_label,
             "status": model.status,
-            "updated": when,
+            "updated": _when(model.updated_at),
         }
     return {
         "name": model.name,
         "entity": model.entity,
         "status": model.status,
         "schedule": model.schedule.describe(),
-        "updated": when,
+        "updated": _when(model.updated_at),
     }
 
 
-def _configs(store: ConfigStore, kind: str, args: argparse.Namespace) -> int:
-    label = store.kinds[kind].label
-    if args.action == "list":
-        models = store.list(kind)
-        if args.json:
-            print(json.dumps([m.model_dump(mode="json") for m in models], indent=2))
-        else:
-            _print_table([_summary(m) for m in models])
-    elif args.action == "show":
-        print(json.dumps(store.get(kind, args.name).model_dump(mode="json"), indent=2))
-    elif args.action == "audit":
-        entries = store.audit(kind, args.name)
-        if args.json:
-            print(json.dumps(entries, indent=2, ensure_ascii=False))
-        for e in [] if args.json else entries:
-            print(f"{e['at']}  {e['action']:<8} {e['name']!r} by {e['source']}")
-            for c in e["changes"]:
-                print(f"    {c['field']}: {c['old']!r} → {c['new']!r}")
-    elif args.action in ("activate", "disable"):
-        status = "active" if args.action == "activate" else "disabled"
-        model = store.set_status(kind, args.name, status, source="cli")
-        print(f"{label} {model.name!r} is {model.status}")
-    elif args.action == "delete":
-        model = store.delete(kind, args.name, source="cli")
-        print(f"deleted {label} {model.name!r}")
+def _dump(model) -> dict:
+    return model.model_dump(mode="json")
+
+
+# --- configs ------------------------------------------------------------------------------------
+
+
+def _config_list(store: ConfigStore, args: argparse.Namespace) -> int:
+    _print_list(args, store.list(args.kind), _summary, _dump)
     return 0
+
+
+def _config_show(store: ConfigStore, args: argparse.Namespace) -> int:
+    print(json.dumps(_dump(store.get(args.kind, args.name)), indent=2))
+    return 0
+
+
+def _config_audit(store: ConfigStore, args: argparse.Namespace) -> int:
+    entries = store.audit(args.kind, args.name)
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return 0
+    for e in entries:
+        print(f"{e['at']}  {e['action']:<8} {e['name']!r} by {e['source']}")
+        for c in e["changes"]:
+            print(f"    {c['field']}: {c['old']!r} → {c['new']!r}")
+    return 0
+
+
+def _config_status(store: ConfigStore, args: argparse.Namespace) -> int:
+    status = "active" if args.action == "activate" else "disabled"
+    model = store.set_status(args.kind, args.name, status, source="cli")
+    print(f"{store.kinds[args.kind].label} {model.name!r} is {model.status}")
+    return 0
+
+
+def _config_delete(store: ConfigStore, args: argparse.Namespace) -> int:
+    model = store.delete(args.kind, args.name, source="cli")
+    print(f"deleted {store.kinds[args.kind].label} {model.name!r}")
+    return 0
+
+
+def _test_connection(store: ConfigStore, args: argparse.Namespace) -> int:
+    check = check_connection(store.get("connections", args.name, reveal=True), store.home)
+    print(check.message, file=sys.stdout if check.ok else sys.stderr)
+    return 0 if check.ok else 1
+
+
+def _exchange_text(e: dict, ms: float) -> str:
+    """A request on one line, as ``preview`` and ``runs log`` print it."""
+    status = e["status"] if e.get("status") is not None else "---"
+    note = f"  [{e['note']}]" if e.get("note") else ""
+    retried = f"  retried: {', '.join(e['retries'])}" if e.get("retries") else ""
+    return (
+        f"{e['label']:<10} {e['method']:<6} {status}  {ms:7.0f} ms  "
+        f"{e['size'] or 0:>9,} B  {e['url']}{note}{retried}"
+    )
 
 
 def _preview(store: ConfigStore, args: argparse.Namespace) -> int:
@@ -288,13 +434,7 @@ def _preview(store: ConfigStore, args: argparse.Namespace) -> int:
         print(json.dumps(trace.as_dict(), indent=2, ensure_ascii=False, default=str))
         return 1 if trace.error else 0
     for e in trace.exchanges:
-        status = e["status"] if e["status"] is not None else "---"
-        note = f"  [{e['note']}]" if e["note"] else ""
-        retried = f"  retried: {', '.join(e['retries'])}" if e["retries"] else ""
-        print(
-            f"{e['label']:<10} {e['method']:<6} {status}  {e['elapsed_ms']:7.0f} ms  "
-            f"{e['size']:>9,} B  {e['url']}{note}{retried}"
-        )
+        print(_exchange_text(e, e["elapsed_ms"]))
     for line in trace.log:
         print(f"  {line}")
     print(
@@ -309,92 +449,203 @@ def _preview(store: ConfigStore, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the runner, runs and the run history --------------------------------------------------------
+
+
+def _up(store: ConfigStore, args: argparse.Namespace) -> int:
+    from runner.up import up
+
+    return up(
+        store,
+        host=args.host,
+        port=args.port,
+        demo=not args.no_demo,
+        sandbox_port=None if args.no_sandbox else args.sandbox_port,
+        api_port=args.api_port,
+    )
+
+
+def _serve(store: ConfigStore, args: argparse.Namespace) -> int:
+    from runner.daemon import Daemon
+
+    daemon = Daemon(
+        store,
+        workers=args.workers,
+        json_logs=args.json_logs,
+        grace=args.grace,
+        keep_days=args.keep_days,
+    )
+    daemon.hold_home()  # before the API takes its port: one runner per home
+    if not args.no_api:
+        serve_api(store, daemon, args.api_host, args.api_port, args.synchron_timeout)
+    return daemon.serve()
+
+
+def _run(store: ConfigStore, args: argparse.Namespace) -> int:
+    run = run_job(store, args.name, trigger="manual", timeout=args.timeout)
+    if args.json:
+        _print_json(run.as_dict())
+    else:
+        print(f"run {run.id} of {run.job_name!r}: {run.status}: {counts_text(run)}")
+        if run.error:
+            print(f"error: {run.error}", file=sys.stderr)
+        print(f"files written in {run.folder}: {', '.join(Path(f).name for f in run.outputs)}")
+    return 1 if run.status == "failed" else 0
+
+
+def _utc(stamp: str) -> str:
+    """An ISO time of the history as people read it: 2026-05-04 02:33:00 UTC."""
+    return stamp[:19].replace("T", " ") + " UTC" if stamp else ""
+
+
+def _run_row(run: Run) -> dict:
+    """One row of ``runs list``."""
+    seconds = duration_seconds(run)
+    return {
+        "run": run.id,
+        "started": _utc(run.started_at),
+        "job": run.job_name,
+        "trigger": run.trigger,
+        "status": run.status,
+        "seconds": "" if seconds is None else f"{seconds:g}",
+        "records": run.records,
+        "rows": run.rows_written,
+        "rejected": run.rows_rejected,
+        "requests": run.requests,
+        "error": " ".join(run.error.split()),  # the last column: as long as it is
+    }
+
+
+def _job_filter(store: ConfigStore, history: RunHistory, name: str) -> dict:
+    """``--job``: a saved job by name or id, or the name of a deleted job that has runs."""
+    try:
+        return {"job_id": store.get("jobs", name).id}
+    except NotFound:
+        if history.list(job_name=name, limit=1):
+            return {"job_name": name}
+        raise
+
+
+def _runs_list(store: ConfigStore, args: argparse.Namespace) -> int:
+    history = RunHistory(store.home)
+    which = _job_filter(store, history, args.job) if args.job else {}
+    runs = history.list(status=args.status, limit=args.n, **which)
+    _print_list(args, runs, _run_row, Run.as_dict)
+    return 0
+
+
+def _runs_show(store: ConfigStore, args: argparse.Namespace) -> int:
+    run = RunHistory(store.home).find(args.run)
+    if args.json:
+        _print_json(run.as_dict())
+        return 0
+    seconds = duration_seconds(run)
+    running = run.status in ("queued", "running")
+    lines = {
+        "trigger": run.trigger + (f", slot {_utc(run.slot)}" if run.slot else ""),
+        "started": _utc(run.started_at),
+        "finished": f"{_utc(run.finished_at)} ({seconds:g} s)" if seconds is not None else "—",
+        "counts so far" if running else "counts": counts_text(run),
+        "reason": run.error,
+        "folder": run.folder,
+    }
+    print(f"run {run.id} of {run.job_name!r}: {run.status}")
+    for label, value in lines.items():
+        if value:
+            print(f"  {label + ':':<15}{value}")
+    for i, f in enumerate(run_files(run)):
+        print(f"  {'' if i else 'files:':<15}{f.name} ({f.stat().st_size:,} B)")
+    return 0
+
+
+def _runs_download(store: ConfigStore, args: argparse.Namespace) -> int:
+    run = RunHistory(store.home).find(args.run)
+    files = data_files(run)
+    targets = [args.folder / f.name for f in files]
+    taken = [str(t) for t in targets if t.exists()]
+    if taken and not args.force:
+        raise Conflict(f"{', '.join(taken)}: already there; --force overwrites")
+    args.folder.mkdir(parents=True, exist_ok=True)
+    for source, target in zip(files, targets, strict=True):
+        shutil.copyfile(source, target)
+        print(target)
+    return 0
+
+
+def _log_text(entry: dict) -> str:
+    """A line of run.log (JSON) as people read it."""
+    kind = entry.get("kind", "")
+    if kind == "exchange":
+        text = _exchange_text(entry, entry.get("ms") or 0)
+        text += f"  error: {entry['error']}" if entry.get("error") else ""
+    elif kind == "page":
+        text = f"{entry.get('call')}: a page of {entry.get('records')} records"
+    else:
+        text = entry.get("message", "")
+    return f"{entry.get('at', '')[11:19]}  {kind:<8}  {text}"
+
+
+def _runs_log(store: ConfigStore, args: argparse.Namespace) -> int:
+    run = RunHistory(store.home).find(args.run)
+    path = Path(run.folder) / "run.log"
+    if not path.is_file():
+        raise NotFound(f"Run {run.id} has no log (its files were deleted, or it never started)")
+    with open(path, encoding="utf-8") as f:
+        entries = [json.loads(line) for line in f if line.strip()]
+    if args.json:
+        _print_json(entries)
+    for entry in [] if args.json else entries:
+        print(_log_text(entry))
+    return 0
+
+
+def _next_runs(store: ConfigStore, args: argparse.Namespace) -> int:
+    job = store.get("jobs", args.name)
+    print(f"{job.name}: {job.schedule.describe()}")
+    for moment in next_runs(job.schedule, job.created_at, datetime.now(UTC), args.n):
+        print(moment.strftime("%a %Y-%m-%d %H:%M UTC"))
+    return 0
+
+
+def _sandbox(store: ConfigStore, args: argparse.Namespace) -> int:
+    from runner.sandbox import serve
+
+    print(f"demo sandbox API on http://{args.host}:{args.port}/api")
+    serve(args.host, args.port)
+    return 0
+
+
+# --- moving configs ------------------------------------------------------------------------------
+
+
+def _export(store: ConfigStore, args: argparse.Namespace) -> int:
+    files = export_configs(store, args.folder, include_secrets=args.include_secrets)
+    print(f"exported {len(files)} config(s) to {args.folder}")
+    if args.include_secrets:
+        print("warning: the files hold secrets in clear; keep them safe", file=sys.stderr)
+    return 0
+
+
+def _import(store: ConfigStore, args: argparse.Namespace) -> int:
+    outcomes = import_configs(store, args.folder, dry_run=args.dry_run)
+    for o in outcomes:
+        print(("(dry run) " if args.dry_run else "") + str(o))
+    failed = sum(o.action == "error" for o in outcomes)
+    if failed:
+        print(
+            f"error: {failed} of {len(outcomes)} file(s) cannot be imported, so none "
+            "was: fix them and import again",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Parse, then call the command's handler: its exit status, or 2 for an error it names."""
+    args = build_parser().parse_args(argv)
     store = ConfigStore()
     try:
-        if args.command == "up":
-            from runner.up import up
-
-            return up(
-                store,
-                host=args.host,
-                port=args.port,
-                demo=not args.no_demo,
-                sandbox_port=None if args.no_sandbox else args.sandbox_port,
-                api_port=args.api_port,
-            )
-        if args.command in ("connections", "jobs"):
-            return _configs(store, args.command, args)
-        if args.command == "test-connection":
-            check = check_connection(store.get("connections", args.name, reveal=True), store.home)
-            print(check.message, file=sys.stdout if check.ok else sys.stderr)
-            return 0 if check.ok else 1
-        if args.command == "preview":
-            return _preview(store, args)
-        if args.command == "serve":
-            from runner.daemon import Daemon
-
-            daemon = Daemon(
-                store,
-                workers=args.workers,
-                json_logs=args.json_logs,
-                grace=args.grace,
-                keep_days=args.keep_days,
-            )
-            daemon.hold_home()  # before the API takes its port: one runner per home
-            if not args.no_api:
-                serve_api(store, daemon, args.api_host, args.api_port, args.synchron_timeout)
-            return daemon.serve()
-        if args.command == "api-token":
-            return _api_tokens(store, args)
-        if args.command == "run":
-            run = run_job(store, args.name, trigger="manual", timeout=args.timeout)
-            if args.json:
-                print(json.dumps(run.as_dict(), indent=2, ensure_ascii=False))
-            else:
-                print(
-                    f"run {run.id} of {run.job_name!r}: {run.status}: {run.records} records, "
-                    f"{run.rows_written} rows written, {run.rows_rejected} rejected, "
-                    f"{run.requests} requests, {run.files} files"
-                )
-                if run.error:
-                    print(f"error: {run.error}", file=sys.stderr)
-                print(f"files: {', '.join(run.outputs)}")
-            return 1 if run.status == "failed" else 0
-        if args.command == "next-runs":
-            job = store.get("jobs", args.name)
-            print(f"{job.name}: {job.schedule.describe()}")
-            for moment in next_runs(job.schedule, job.created_at, datetime.now(UTC), args.n):
-                print(moment.strftime("%a %Y-%m-%d %H:%M UTC"))
-            return 0
-        if args.command == "sandbox":
-            from runner.sandbox import serve
-
-            print(f"demo sandbox API on http://{args.host}:{args.port}/api")
-            serve(args.host, args.port)
-            return 0
-        if args.command == "export":
-            files = export_configs(store, args.folder, include_secrets=args.include_secrets)
-            print(f"exported {len(files)} config(s) to {args.folder}")
-            if args.include_secrets:
-                print("warning: the files hold secrets in clear; keep them safe", file=sys.stderr)
-            return 0
-        if args.command == "import":
-            outcomes = import_configs(store, args.folder, dry_run=args.dry_run)
-            for o in outcomes:
-                print(("(dry run) " if args.dry_run else "") + str(o))
-            failed = sum(o.action == "error" for o in outcomes)
-            if failed:
-                print(
-                    f"error: {failed} of {len(outcomes)} file(s) cannot be imported, so none "
-                    "was: fix them and import again",
-                    file=sys.stderr,
-                )
-            return 1 if failed else 0
-        if args.command == "docs":
-            return _docs(check=args.check)
+        return args.handler(store, args)
     except ConfigError as e:
         for message in e.messages:
             print(f"error: {message}", file=sys.stderr)
@@ -402,7 +653,6 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 def serve_api(store: ConfigStore, daemon, host: str, port: int, timeout: float) -> None:
@@ -420,27 +670,37 @@ def serve_api(store: ConfigStore, daemon, host: str, port: int, timeout: float) 
     daemon.log("api-start", url=f"http://{host}:{port}/v1", docs=f"http://{host}:{port}/docs")
 
 
-def _api_tokens(store: ConfigStore, args: argparse.Namespace) -> int:
+# --- REST API tokens -----------------------------------------------------------------------------
+
+
+def _token_create(store: ConfigStore, args: argparse.Namespace) -> int:
     from studio.apitokens import create_token
 
-    if args.action == "create":
-        token = create_token(store, args.name)
-        print(token)
-        print(f"token {args.name!r} created; it is shown only now", file=sys.stderr)
-    elif args.action == "revoke":
-        store.delete("api_tokens", args.name, source="cli")
-        print(f"token {args.name!r} revoked")
-    else:
-        _print_table(
-            [
-                {
-                    "name": t.name,
-                    "prefix": t.prefix + "…",
-                    "created": t.created_at.strftime("%Y-%m-%d %H:%M") if t.created_at else "",
-                }
-                for t in store.list("api_tokens")
-            ]
-        )
+    token = create_token(store, args.name)
+    print(token)
+    print(f"token {args.name!r} created; it is shown only now", file=sys.stderr)
+    return 0
+
+
+def _token_revoke(store: ConfigStore, args: argparse.Namespace) -> int:
+    store.delete("api_tokens", args.name, source="cli")
+    print(f"token {args.name!r} revoked")
+    return 0
+
+
+def _token_list(store: ConfigStore, args: argparse.Namespace) -> int:
+    """Names and prefixes: never the token (it is not kept) nor its hash."""
+    _print_list(
+        args,
+        store.list("api_tokens"),
+        lambda t: {"name": t.name, "prefix": t.prefix + "…", "created": _when(t.created_at)},
+        lambda t: {
+            "name": t.name,
+            "prefix": t.prefix,
+            "status": t.status,
+            "created_at": t.created_at.isoformat() if t.created_at else None,
+        },
+    )
     return 0
 
 
@@ -453,16 +713,16 @@ def openapi_document() -> dict:
     return create_app(None, types.SimpleNamespace(history=None)).openapi()
 
 
-def _docs(check: bool) -> int:
+def _docs(_store: ConfigStore, args: argparse.Namespace) -> int:
     stale = []
     for path, text in generated_docs().items():
         current = path.read_text("utf-8") if path.exists() else None
         if current != text:
             stale.append(path)
-            if not check:
+            if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, "utf-8")
     for path in stale:
         rel = path.relative_to(ROOT)
-        print(f"{rel} is stale; run `{PROG} docs`" if check else f"wrote {rel}")
-    return 1 if check and stale else 0
+        print(f"{rel} is stale; run `{PROG} docs`" if args.check else f"wrote {rel}")
+    return 1 if args.check and stale else 0
