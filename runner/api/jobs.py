@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from runner.api.common import AUTH, Runner, RunnerDep, job_ref
 from runner.api.schemas import answers, component
 from studio.errors import Conflict, NotFound
-from studio.history import Run, run_archive, run_files
+from studio.history import Run, data_files, run_archive
 
 router = APIRouter(tags=["jobs"], dependencies=AUTH)
 
@@ -89,11 +89,7 @@ def status_of(run: Run) -> dict:
 
 
 def download_of(run: Run) -> Response:
-    if run.status in ("queued", "running"):
-        raise Conflict(f"Run {run.id} is still {run.status}; download it when done")
-    files = run_files(run, data_only=True)
-    if not files:
-        raise NotFound(f"Run {run.id} left no file")
+    files = data_files(run)
     if len(files) == 1:
         return FileResponse(files[0], filename=files[0].name)
     name, data, mime = run_archive(run, data_only=True)
