@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.store import ConfigStore  # noqa: E402
-from studio.transfer import import_configs  # noqa: E402
+from studio.config.files import import_configs  # noqa: E402
+from studio.config.store import ConfigStore  # noqa: E402
 from tests.conftest import api_connection, sftp_connection  # noqa: E402
 
 

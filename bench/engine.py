@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
+from studio.config.jobs import ApiJob
+from studio.config.kinds import CONNECTIONS
 from studio.engine import Chain, Limits
 from studio.http import HttpClient
-from studio.jobs import ApiJob
-from studio.kinds import CONNECTIONS
 from studio.mapping import FieldMap, Mapper
 
 FIELDS = [

@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from studio.config.jobs import FileJob  # noqa: E402
+from studio.config.kinds import CONNECTIONS  # noqa: E402
 from studio.files import connect  # noqa: E402
 from studio.filesource import import_files  # noqa: E402
-from studio.jobs import FileJob  # noqa: E402
-from studio.kinds import CONNECTIONS  # noqa: E402
 
 
 class CountingSink:

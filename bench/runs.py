@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
 
-from studio.store import ConfigStore  # noqa: E402
+from studio.config.store import ConfigStore  # noqa: E402
 
 FIELDS = [
     ("$.id", "external_id", "string"),
@@ -139,7 +139,7 @@ def bench_daemon(jobs: int, seconds: int) -> None:
         source="cli",
     )
     # Write the jobs in one go (as an import would), then let the store stamp them.
-    from studio.kinds import JOBS
+    from studio.config.kinds import JOBS
 
     created = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
     template = {

@@ -5,8 +5,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from studio.config.store import ConfigStore
 from studio.errors import StudioError
-from studio.store import ConfigStore
 
 
 def show_error(e: StudioError, where=st) -> None:

@@ -9,15 +9,15 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import config_actions, flash, show_error, show_flash
-from studio.errors import StudioError
-from studio.models import (
+from studio.config.connections import (
     AUTH_LABELS,
     DEFAULT_PORTS,
     KIND_LABELS,
     ApiConnection,
     FileServerConnection,
 )
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
+from studio.errors import StudioError
 from studio.vault import MASK
 
 NEW = "+ New connection"

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
+from studio.config.store import ConfigStore
 from studio.destination import people_csv
 from studio.entities import load_entities
-from studio.entitystore import read_rows
-from studio.store import ConfigStore
+from studio.rowstore import read_rows
 
 PAGE = 100
 store = ConfigStore()

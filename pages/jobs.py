@@ -14,9 +14,9 @@ from pages.builder.draft import Draft
 from pages.builder.files import files_and_test
 from pages.builder.mapping import records_and_mapping
 from pages.common import config_actions, flash, show_error, show_flash
+from studio.config.store import ConfigStore
 from studio.entities import load_entities
 from studio.errors import StudioError
-from studio.store import ConfigStore
 
 NEW = "+ New job"
 SECTIONS = {

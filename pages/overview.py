@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from studio.history import RunHistory, counts_text, runner_status
-from studio.schedules import next_runs
-from studio.store import ConfigStore
+from studio.config.schedules import next_runs
+from studio.config.store import ConfigStore
+from studio.runhistory import RunHistory, counts_text, runner_status
 
 store = ConfigStore()
 history = RunHistory(store.home)

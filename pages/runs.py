@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import flash, show_flash
-from studio.history import (
+from studio.config.store import ConfigStore
+from studio.runhistory import (
     AlreadyRunning,
     RunHistory,
     counts_text,
@@ -16,7 +17,6 @@ from studio.history import (
     run_files,
 )
 from studio.runs import run_job
-from studio.store import ConfigStore
 
 store = ConfigStore()
 history = RunHistory(store.home)

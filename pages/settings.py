@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from studio.history import runner_status
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
+from studio.runhistory import runner_status
 
 store = ConfigStore()
 st.title("Settings")

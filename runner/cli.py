@@ -14,9 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from studio.config.connections import KIND_LABELS
+from studio.config.files import export_configs, import_configs
+from studio.config.kinds import config_schema
+from studio.config.schedules import next_runs
+from studio.config.store import ConfigStore
 from studio.connectivity import check_connection
 from studio.errors import ConfigError, Conflict, NotFound, StudioError
-from studio.history import (
+from studio.runhistory import (
     STATUSES,
     Run,
     RunHistory,
@@ -25,12 +30,7 @@ from studio.history import (
     duration_seconds,
     run_files,
 )
-from studio.kinds import config_schema
-from studio.models import KIND_LABELS
 from studio.runs import preview_saved, run_job
-from studio.schedules import next_runs
-from studio.store import ConfigStore
-from studio.transfer import export_configs, import_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -35,13 +35,13 @@ from typing import NamedTuple
 
 import schedule as scheduler
 
+from studio.config.jobs import RunSettings
+from studio.config.schedules import Schedule, due, next_runs
+from studio.config.store import ConfigStore
 from studio.errors import Conflict, StudioError
-from studio.history import HEARTBEAT_FILE, AlreadyRunning, RunHistory, now_iso
-from studio.jobs import RunSettings
 from studio.private import FILE_MODE, open_private
+from studio.runhistory import HEARTBEAT_FILE, AlreadyRunning, RunHistory, now_iso
 from studio.runs import run_job
-from studio.schedules import Schedule, due, next_runs
-from studio.store import ConfigStore
 
 LATE = timedelta(minutes=2)  # a slot older than this when found was missed: a catch-up
 LOCK_FILE = "runner.lock"  # held by the daemon serving the home, with its PID inside

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from runner.daemon import hold_home
+from studio.config.files import seed_examples
+from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.private import private_dir
-from studio.store import ConfigStore
-from studio.transfer import seed_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 

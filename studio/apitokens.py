@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from studio.models import Stamped
+from studio.config.base import Stamped
 
 
 class ApiToken(Stamped):

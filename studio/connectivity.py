@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.config.connections import ApiConnection, FileServerConnection
+from studio.config.store import studio_home
 from studio.errors import StudioError
 from studio.files import FileServerError, connect
 from studio.http import HttpClient, HttpError
-from studio.models import ApiConnection, FileServerConnection
-from studio.store import studio_home
 
 
 @dataclass

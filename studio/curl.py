@@ -14,8 +14,8 @@ import shlex
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from studio.config.base import SENSITIVE_HEADER
 from studio.errors import StudioError
-from studio.models import SENSITIVE_HEADER
 
 _IGNORED_FLAGS = {
     "--compressed",

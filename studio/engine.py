@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from studio.entities import entity
-from studio.errors import StudioError
-from studio.http import Exchange, HttpClient, HttpError, Response, same_origin
-from studio.jobs import (
+from studio.config.connections import ApiConnection
+from studio.config.jobs import (
     PLACEHOLDER,
     ApiJob,
     Call,
@@ -35,9 +33,11 @@ from studio.jobs import (
     PaginationBehavior,
     RetryBehavior,
 )
+from studio.entities import entity
+from studio.errors import StudioError
+from studio.http import Exchange, HttpClient, HttpError, Response, same_origin
 from studio.jsonpath import CompiledPath, JsonPathError, compile_path, leaf_paths
 from studio.mapping import Mapper
-from studio.models import ApiConnection
 from studio.paginators import Page, paginator_for
 from studio.readers import CsvOptions, read_file
 from studio.readers import Limits as ReadLimits

@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from studio.config.connections import FileServerConnection
 from studio.errors import StudioError
-from studio.models import FileServerConnection
 
 
 class FileServerError(StudioError):

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from studio.config.connections import FileServerConnection
+from studio.config.jobs import FileJob
 from studio.engine import PREVIEW_RECORDS, Event, Trace
 from studio.entities import entity
 from studio.errors import StudioError
 from studio.files import FileClient, connect
-from studio.jobs import FileJob
 from studio.mapping import MappedBatch, Mapper, Reject
-from studio.models import FileServerConnection
 from studio.readers import BATCH, CsvOptions, CsvRows, read_csv, sniff_delimiter
 
 

@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, TypeVar
 
+from studio.config.connections import FileServerConnection
 from studio.files import Entry, FileClient, FileServerError, network_failure, relative
-from studio.models import FileServerConnection
 
 T = TypeVar("T")
 

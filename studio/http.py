@@ -27,9 +27,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from studio.config.connections import ApiConnection, OAuth2Auth
 from studio.errors import StudioError
 from studio.masking import Masker, basic_credentials
-from studio.models import ApiConnection, OAuth2Auth
 from studio.vault import secret_slots
 
 RETRY_STATUSES = (429, 502, 503, 504)

@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from studio.config.base import ConfigModel
 from studio.entities import Entity, FieldType
 from studio.errors import StudioError
 from studio.jsonpath import check, compile_path, leaf_paths
-from studio.models import ConfigModel
 
 _MISSING = object()
 _TRUE = {"true", "1", "yes", "y", "t", "on"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from studio.jobs import PaginationBehavior
+from studio.config.jobs import PaginationBehavior
 from studio.jsonpath import CompiledPath, compile_path
 
 Params = list[tuple[str, str]]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio.config.jobs import ApiJob, FileJob
+from studio.config.store import ConfigStore
 from studio.entities import entity
-from studio.history import RunHistory, now_iso
-from studio.jobs import ApiJob, FileJob
 from studio.mapping import Mapper
+from studio.runhistory import RunHistory, now_iso
 from studio.runs import RunOutputs
-from studio.store import ConfigStore
 
 
 def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> list[dict]:

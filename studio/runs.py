@@ -15,20 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from studio.config.connections import ApiConnection, FileServerConnection
+from studio.config.jobs import ApiJob, FileJob
+from studio.config.store import ConfigStore
 from studio.destination import CsvFile, for_people
 from studio.engine import Chain, Event, Trace, preview
 from studio.entities import Entity, entity
-from studio.entitystore import EntityWriter
 from studio.errors import StudioError
 from studio.files import connect
 from studio.filesource import import_files, preview_file
-from studio.history import COUNTS, Run, RunHistory, now_iso
 from studio.http import Exchange, HttpClient
-from studio.jobs import ApiJob, FileJob
 from studio.mapping import Mapper, Reject
-from studio.models import ApiConnection, FileServerConnection
 from studio.private import open_private, private_dir
-from studio.store import ConfigStore
+from studio.rowstore import EntityWriter
+from studio.runhistory import COUNTS, Run, RunHistory, now_iso
 
 
 def load_job(

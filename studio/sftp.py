@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from studio.config.connections import FileServerConnection
+from studio.config.jsonfile import file_lock
 from studio.files import Entry, FileClient, FileServerError, network_failure, relative
-from studio.models import FileServerConnection
 from studio.private import private_dir, private_file
-from studio.storage import file_lock
 
 
 class _PinOnFirstUse:

@@ -16,8 +16,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from studio.config.base import ConfigModel
 from studio.errors import StudioError
-from studio.models import ConfigModel
 from studio.private import private_file
 
 MASK = "••••••"
@@ -119,7 +119,9 @@ def _salt(home: Path) -> bytes:
     without a second derivation tried on each failure nor secrets to re-seal, and a wrong
     passphrase still fails at once. Such a home keeps the fixed salt until its configs are
     exported and imported into a new home."""
-    from studio.store import CONFIG_FILE  # here, not above: studio.store imports this module
+    from studio.config.store import (
+        CONFIG_FILE,  # here, not above: studio.config.store imports this module
+    )
 
     configs = home / CONFIG_FILE
     legacy = configs.exists() and _SEALED.encode() in configs.read_bytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -587,7 +587,7 @@ def server_folder(srv, protocol: str, **overrides):
 
 
 def _connection(data: dict):
-    from studio.kinds import CONNECTIONS
+    from studio.config.kinds import CONNECTIONS
 
     return CONNECTIONS.validate_config(data)
 

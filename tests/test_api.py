@@ -13,8 +13,8 @@ import requests
 from runner.api import create_app
 from runner.daemon import Daemon
 from studio.apitokens import create_token
-from studio.entitystore import read_rows
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
+from studio.rowstore import read_rows
 from tests.conftest import free_port, point_demo_at
 
 
@@ -48,8 +48,8 @@ class Api:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, sandbox_server):
+    from studio.config.files import EXAMPLES, import_configs
     from studio.http import TOKENS
-    from studio.transfer import EXAMPLES, import_configs
 
     sandbox_server.state.reset()  # whatever faults earlier tests left
     TOKENS._tokens.clear()

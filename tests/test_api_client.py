@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from studio.store import ConfigStore
-from studio.transfer import EXAMPLES, import_configs
+from studio.config.files import EXAMPLES, import_configs
+from studio.config.store import ConfigStore
 from tests.conftest import ROOT, point_demo_at
 from tests.test_api import Api
 

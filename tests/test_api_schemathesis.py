@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from studio.store import ConfigStore
-from studio.transfer import EXAMPLES, import_configs
+from studio.config.files import EXAMPLES, import_configs
+from studio.config.store import ConfigStore
 from tests.conftest import point_demo_at
 from tests.test_api import Api
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from runner.cli import generated_docs
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
 from tests.conftest import ROOT, api_connection, point_demo_at, sftp_connection
 
 
@@ -94,7 +94,7 @@ def test_committed_docs_are_up_to_date():
 
 
 def test_test_connection_and_preview_against_the_sandbox(home, sandbox):
-    from studio.transfer import EXAMPLES, import_configs
+    from studio.config.files import EXAMPLES, import_configs
 
     store = ConfigStore(home)
     import_configs(store, EXAMPLES)
@@ -179,7 +179,7 @@ def test_test_connection_and_preview_of_a_file_job(home, request, fixture):
 
 
 def test_next_runs(home, sandbox):
-    from studio.transfer import EXAMPLES, import_configs
+    from studio.config.files import EXAMPLES, import_configs
 
     import_configs(ConfigStore(home), EXAMPLES)
     out = runner("next-runs", "Demo offers (export, poll and download)", "-n", "3", home=home)
@@ -192,7 +192,7 @@ def test_next_runs(home, sandbox):
 
 
 def test_run_a_job_and_a_run_that_times_out(home, sandbox):
-    from studio.transfer import EXAMPLES, import_configs
+    from studio.config.files import EXAMPLES, import_configs
 
     store = ConfigStore(home)
     import_configs(store, EXAMPLES)

@@ -15,9 +15,9 @@ import threading
 import pytest
 
 from runner.cli import build_parser
-from studio.history import RunHistory, counts_text
+from studio.config.store import ConfigStore
+from studio.runhistory import RunHistory, counts_text
 from studio.runs import run_job
-from studio.store import ConfigStore
 from tests.conftest import ROOT
 from tests.test_cli import runner
 from tests.test_runs import (

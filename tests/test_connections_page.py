@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
 from tests.conftest import ROOT, api_connection
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from studio.config.jobs import Call
 from studio.curl import parse_curl
 from studio.errors import StudioError
-from studio.jobs import Call
 
 
 def test_get_with_query_headers_and_a_bearer_token():

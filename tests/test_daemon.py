@@ -12,9 +12,9 @@ from datetime import timedelta
 
 from runner.daemon import Daemon
 from studio.apitokens import create_token
-from studio.entitystore import read_rows
-from studio.history import RunHistory, runner_status
-from studio.schedules import Schedule
+from studio.config.schedules import Schedule
+from studio.rowstore import read_rows
+from studio.runhistory import RunHistory, runner_status
 from tests.conftest import ROOT, free_port, point_demo_at
 
 SUPPLIERS = {
@@ -31,7 +31,7 @@ SUPPLIERS = {
 
 
 def setup(store, sandbox, **job):
-    from studio.transfer import EXAMPLES, import_configs
+    from studio.config.files import EXAMPLES, import_configs
 
     import_configs(store, EXAMPLES)
     for name in [j.name for j in store.list("jobs")]:

@@ -10,10 +10,10 @@ from email.utils import formatdate
 
 import pytest
 
+from studio.config.jobs import ApiJob
+from studio.config.kinds import CONNECTIONS
 from studio.engine import Chain, Limits, find_records, preview, render_json
 from studio.http import HttpClient
-from studio.jobs import ApiJob
-from studio.kinds import CONNECTIONS
 
 PRODUCT_MAPPING = [
     {"extract": "$.id", "generate": "external_id"},

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from studio.config.jobs import CsvDestination, FileJob
 from studio.destination import CsvFile, cell, file_name
 from studio.files import connect
 from studio.filesource import import_files, preview_file
-from studio.jobs import CsvDestination, FileJob
 
 MAPPING = [
     {"extract": "id", "generate": "external_id"},

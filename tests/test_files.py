@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from studio.config.kinds import CONNECTIONS
 from studio.files import FileServerError, connect, resolve
-from studio.kinds import CONNECTIONS
 from tests.conftest import server_folder
 
 
@@ -280,7 +280,7 @@ def test_parse_list_reads_unix_and_ms_dos_listings():
 
 
 def test_job_paths_and_roots_are_checked_at_save():
-    from studio.jobs import FileSource
+    from studio.config.jobs import FileSource
 
     assert FileSource(mode="path", path="/inbound/x.csv").path == "/inbound/x.csv"
     with pytest.raises(ValueError, match=r"'\.\.' would leave the connection's root folder"):

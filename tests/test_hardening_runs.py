@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from runner.daemon import Daemon
-from studio.entitystore import read_rows, staging_path
-from studio.history import RunHistory
+from studio.rowstore import read_rows, staging_path
+from studio.runhistory import RunHistory
 from tests.conftest import ROOT, free_port, run_python
 from tests.test_cli import runner
 from tests.test_daemon import serve, setup, wait_for
@@ -32,7 +32,7 @@ def test_run_files_are_neutralised_but_the_store_and_destination_keep_values(
 ):
     """rows.csv (and so the REST and Runs page downloads) quote what a spreadsheet would run;
     the entity store keeps the values, and so does a destination that asks for them as is."""
-    from studio.history import run_archive
+    from studio.runhistory import run_archive
     from tests.test_api import Api
 
     root = ftp_server.root / "hostile"
@@ -134,7 +134,7 @@ def test_a_slot_is_recorded_once_whichever_processes_record_it(home):
     code = f"""
 import os, time
 from pathlib import Path
-from studio.history import RunHistory, SlotTaken
+from studio.runhistory import RunHistory, SlotTaken
 history = RunHistory(Path(os.environ["STUDIO_HOME"]))
 while not Path({str(go)!r}).exists():
     time.sleep(0.01)

@@ -13,13 +13,13 @@ import time
 
 import pytest
 
+from studio.config.jobs import ApiJob
+from studio.config.kinds import CONNECTIONS
+from studio.config.store import ConfigStore
 from studio.engine import preview
 from studio.errors import ConfigError
 from studio.http import HttpClient, HttpError
-from studio.jobs import ApiJob
-from studio.kinds import CONNECTIONS
 from studio.masking import Masker
-from studio.store import ConfigStore
 from studio.vault import MASK
 from tests.conftest import run_python
 from tests.hostile import MB, json_array, zip_of
@@ -73,8 +73,8 @@ def test_a_large_json_member_is_streamed_with_flat_memory(hostile, home):
 import json, sys
 from studio.engine import Chain, Limits
 from studio.http import HttpClient
-from studio.jobs import ApiJob
-from studio.kinds import CONNECTIONS
+from studio.config.jobs import ApiJob
+from studio.config.kinds import CONNECTIONS
 conn = CONNECTIONS.validate_config({{"kind": "api", "name": "h", "base_url": {hostile.url!r}}})
 job = ApiJob(name="j", connection_id="c", entity="Suppliers", content_finder={{finder!r}},
     calls=[{{"path": {url!r}, "behavior": {{"type": "download", "format": "zip"}}}}],
@@ -324,7 +324,7 @@ def test_a_download_url_on_another_origin_gets_no_call_headers(hostile):
 
 
 def test_a_variable_can_be_marked_secret_and_token_names_are_by_default():
-    from studio.jobs import Variable
+    from studio.config.jobs import Variable
 
     assert Variable(name="session", path="$.x").secret
     assert Variable(name="x", path="$.data.access_token").secret

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from studio.config.schedules import Schedule
 from studio.errors import ConfigError, Conflict
-from studio.schedules import Schedule
 from tests.conftest import api_connection, sftp_connection
 
 MAPPING = [
@@ -204,7 +204,7 @@ def test_clone_gets_a_unique_copy_name_disabled_without_external_key(store, conn
 
 
 def test_a_draft_may_miss_mapping_and_later_calls_for_a_test():
-    from studio.jobs import draft_job
+    from studio.config.jobs import draft_job
 
     data = job(calls=[{"path": "/products"}, {"path": ""}], mapping=[])
     assert draft_job(data, up_to_call=1).calls[0].path == "/products"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio.models import NoAuth
-from studio.store import ConfigStore
+from studio.config.connections import NoAuth
+from studio.config.store import ConfigStore
 from tests.conftest import ROOT
 from tests.test_engine import conn_for
 
@@ -367,7 +367,7 @@ def test_a_file_job_from_an_ftp_server(home, request, fixture):
 
 
 def test_behavior_forms_are_drawn_from_the_model(conn, home):
-    from studio.jobs import PaginationBehavior, RetryBehavior
+    from studio.config.jobs import PaginationBehavior, RetryBehavior
 
     at = open_builder()
     go(at, CALLS)
@@ -385,7 +385,7 @@ def test_behavior_forms_are_drawn_from_the_model(conn, home):
     assert interval.label == RetryBehavior.model_fields["interval"].title
     assert (interval.min, interval.max) == (0.0, 86_400.0)
     at.selectbox(key=f"jb.new.c.{uid}.behavior").select("download").run()
-    from studio.jobs import DownloadBehavior
+    from studio.config.jobs import DownloadBehavior
 
     source = at.text_input(key=f"jb.new.c.{uid}.b.url_source")
     assert source.help == DownloadBehavior.model_fields["url_source"].description

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from studio.config.connections import Connection, FileServerConnection
+from studio.config.kinds import CONNECTIONS, config_schema
 from studio.errors import readable, roots_of
-from studio.kinds import CONNECTIONS, config_schema
-from studio.models import Connection, FileServerConnection
 from tests.conftest import api_connection, sftp_connection
 
 

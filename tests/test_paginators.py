@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from studio.jobs import PaginationBehavior
+from studio.config.jobs import PaginationBehavior
 from studio.paginators import (
     CursorPaginator,
     LinkHeaderPaginator,

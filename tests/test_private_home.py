@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
 from tests.conftest import ROOT, point_demo_at, run_python, sftp_connection
 from tests.test_cli import runner
 
@@ -55,12 +55,12 @@ def test_everything_in_the_home_is_private_under_umask_022(home, sandbox, umask_
     -shm while open), the run folders and files, the staging file and known_hosts."""
     import sqlite3
 
+    from studio.config.files import EXAMPLES, import_configs
+    from studio.config.kinds import CONNECTIONS
     from studio.entities import entity
-    from studio.entitystore import EntityWriter, connect
     from studio.files import FileServerError
-    from studio.kinds import CONNECTIONS
+    from studio.rowstore import EntityWriter, connect
     from studio.sftp import SftpClient
-    from studio.transfer import EXAMPLES, import_configs
 
     store = ConfigStore(home)
     import_configs(store, EXAMPLES)  # secrets sealed: configs.json, its lock, secret.key
@@ -132,7 +132,7 @@ def test_a_home_sealed_before_salts_still_opens_with_its_passphrase(home, monkey
 
     monkeypatch.setenv("STUDIO_SECRET_KEY", passphrase)
     password = output_of(
-        "from studio.store import ConfigStore; "
+        "from studio.config.store import ConfigStore; "
         "print(ConfigStore().get('connections', 'Supplier SFTP', reveal=True).password)",
         home,
     )
@@ -147,7 +147,7 @@ def test_making_a_database_private_never_drops_the_locks_of_its_open_connections
     """A connection holds its database while another is made: writes after another process has
     come and gone are kept (closing a descriptor of the file would drop this process's locks,
     and that process would delete the WAL as if it were the last)."""
-    from studio.entitystore import connect
+    from studio.rowstore import connect
 
     held = connect(home)
     held.execute("CREATE TABLE t (x)")

@@ -9,11 +9,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from studio.entitystore import read_rows
-from studio.history import RunHistory
-from studio.jobs import Param
+from studio.config.files import EXAMPLES, import_configs
+from studio.config.jobs import Param
+from studio.rowstore import read_rows
+from studio.runhistory import RunHistory
 from studio.runs import run_job
-from studio.transfer import EXAMPLES, import_configs
 from tests.conftest import FTP_PASSWORD, FTP_USER, point_demo_at
 
 PRODUCTS = "Demo products (page numbers)"
@@ -215,7 +215,7 @@ def test_history_keeps_the_configured_days(store, sandbox):
 def test_runs_side_by_side_do_not_lock_each_other_out(store):
     """Each run stages its rows; the store's write lock is taken only to copy them in."""
     from studio.entities import entity
-    from studio.entitystore import EntityWriter
+    from studio.rowstore import EntityWriter
 
     spec = entity("Suppliers")
     first = EntityWriter(store.home, spec, "run-1", ["external_id", "name"])
@@ -270,7 +270,7 @@ def test_only_runs_of_processes_that_are_gone_are_marked_interrupted(store):
     import subprocess
     import sys
 
-    from studio.history import OWNER
+    from studio.runhistory import OWNER
 
     history = RunHistory(store.home)
     mine = history.start("j1", "mine", "manual")

@@ -6,7 +6,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from studio.history import RunHistory
+from studio.runhistory import RunHistory
 from studio.runs import run_job
 from tests.conftest import ROOT
 from tests.test_runs import demo, reject_every_product

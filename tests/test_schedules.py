@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cronsim import CronSim
 
-from studio.schedules import Schedule, due, last_slot, next_runs
+from studio.config.schedules import Schedule, due, last_slot, next_runs
 
 ANCHOR = datetime(2026, 1, 10, 9, 17, 42, tzinfo=UTC)  # the job's creation: a fixed point
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from studio.config.base import ConfigModel
+from studio.config.kinds import KINDS, ResourceKind
+from studio.config.store import ConfigStore
 from studio.errors import ConfigError, Conflict, NotFound
-from studio.kinds import KINDS, ResourceKind
-from studio.models import ConfigModel
-from studio.store import ConfigStore
 from studio.vault import MASK
 from tests.conftest import api_connection, run_python, sftp_connection
 
@@ -175,7 +175,7 @@ def test_a_corrupt_file_is_reported_not_overwritten(store):
 
 
 INCREMENT = """
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
 store = ConfigStore()
 bump = lambda c: c.model_copy(update={"timeout": c.timeout + 1})
 for _ in range(250):
@@ -192,7 +192,7 @@ def test_four_processes_incrementing_one_record_lose_no_update(store, home):
 
 
 WRITER = """
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
 store = ConfigStore()
 i = {0}
 while True:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
 from tests.conftest import ROOT, point_demo_at
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from studio.transfer import EXAMPLES, export_configs, import_configs, seed_examples
+from studio.config.files import EXAMPLES, export_configs, import_configs, seed_examples
 from studio.vault import MASK
 from tests.conftest import api_connection, sftp_connection
 
@@ -25,7 +25,7 @@ def test_export_leaves_secrets_out_unless_asked(store, tmp_path):
 
 
 def test_round_trip_into_a_new_store_and_dry_run_reports_changes(store, tmp_path, home):
-    from studio.store import ConfigStore
+    from studio.config.store import ConfigStore
 
     store.create("connections", api_connection(), source="cli")
     export_configs(store, tmp_path / "x", include_secrets=True)
@@ -123,7 +123,7 @@ def test_an_import_killed_midway_leaves_the_store_as_it_was(home, tmp_path):
     import signal
     import time
 
-    from studio.store import ConfigStore
+    from studio.config.store import ConfigStore
     from tests.conftest import run_python
 
     store = ConfigStore(home)
@@ -133,8 +133,8 @@ def test_an_import_killed_midway_leaves_the_store_as_it_was(home, tmp_path):
     for i in range(400):
         (folder / f"c{i}.json").write_text(json.dumps(sftp_connection(f"Server {i}")))
     code = (
-        "from pathlib import Path; from studio.store import ConfigStore; "
-        "from studio.transfer import import_configs; "
+        "from pathlib import Path; from studio.config.store import ConfigStore; "
+        "from studio.config.files import import_configs; "
         f"import_configs(ConfigStore(), Path({str(tmp_path / 'many')!r}))"
     )
     seen = set()
@@ -165,8 +165,8 @@ def test_examples_are_valid_and_seed_only_a_new_store(store):
 def test_an_export_keeps_references_by_name_and_the_schedule_anchor(store, tmp_path):
     from datetime import UTC, datetime
 
-    from studio.schedules import next_runs
-    from studio.store import ConfigStore
+    from studio.config.schedules import next_runs
+    from studio.config.store import ConfigStore
 
     store.create("connections", sftp_connection("Files"), source="cli")
     job = {

@@ -9,9 +9,9 @@ import stat
 import pytest
 from cryptography.fernet import Fernet
 
+from studio.config.kinds import CONNECTIONS
+from studio.config.store import ConfigStore
 from studio.errors import StudioError
-from studio.kinds import CONNECTIONS
-from studio.store import ConfigStore
 from studio.vault import MASK, Vault, keep_masked, load_key, masked, secret_slots
 from tests.conftest import api_connection, sftp_connection
 

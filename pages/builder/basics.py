@@ -8,8 +8,8 @@ import streamlit as st
 
 from pages.builder.draft import CONN_KIND, Draft
 from pages.builder.widgets import field
-from studio.jobs import CsvDestination, JobBase
-from studio.schedules import DEFAULT_MODE, WEEKDAYS, Schedule, next_runs
+from studio.config.jobs import CsvDestination, JobBase
+from studio.config.schedules import DEFAULT_MODE, WEEKDAYS, Schedule, next_runs
 
 DELIMITERS = {",": "comma ,", ";": "semicolon ;", "\t": "tab", "|": "pipe |"}
 FREQUENCIES = {

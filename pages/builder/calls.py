@@ -15,10 +15,8 @@ from pages.builder.draft import Draft
 from pages.builder.files import ENCODINGS
 from pages.builder.widgets import field
 from pages.common import flash, show_error
-from studio.curl import parse_curl
-from studio.engine import preview
-from studio.errors import StudioError
-from studio.jobs import (
+from studio.config.connections import Header
+from studio.config.jobs import (
     BUILTINS,
     DownloadBehavior,
     NoBehavior,
@@ -26,8 +24,10 @@ from studio.jobs import (
     RetryBehavior,
     draft_job,
 )
-from studio.models import Header
-from studio.store import ConfigStore
+from studio.config.store import ConfigStore
+from studio.curl import parse_curl
+from studio.engine import preview
+from studio.errors import StudioError
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 BEHAVIORS = {

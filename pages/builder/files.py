@@ -12,11 +12,11 @@ from pages.builder.basics import DELIMITERS
 from pages.builder.draft import Draft
 from pages.builder.widgets import field
 from pages.common import show_error
+from studio.config.jobs import CsvSettings, FileSource, draft_job
+from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.files import connect
 from studio.filesource import preview_file
-from studio.jobs import CsvSettings, FileSource, draft_job
-from studio.store import ConfigStore
 
 SHOWN = 200  # rows drawn in a table; counts are always of everything
 ENCODINGS = {

@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from runner.api import connections, imports, jobs
 from runner.api.common import Runner, Unauthorized
 from runner.api.schemas import config_schemas, for_generators
+from studio.config.store import ConfigStore
 from studio.errors import ConfigError, Conflict, NotFound, StudioError
-from studio.store import ConfigStore
 
 TITLE = "Connector Studio control API"
 DESCRIPTION = (

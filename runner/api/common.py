@@ -11,9 +11,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from studio.apitokens import verify
+from studio.config.store import ConfigStore
 from studio.errors import ConfigError, NotFound, StudioError
-from studio.history import RunHistory
-from studio.store import ConfigStore
+from studio.runhistory import RunHistory
 
 
 class Unauthorized(StudioError):

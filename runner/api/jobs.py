@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from runner.api.common import AUTH, Runner, RunnerDep, job_ref
 from runner.api.schemas import answers, component
 from studio.errors import Conflict, NotFound
-from studio.history import Run, data_files, run_archive
+from studio.runhistory import Run, data_files, run_archive
 
 router = APIRouter(tags=["jobs"], dependencies=AUTH)
 

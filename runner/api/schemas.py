@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from studio.history import Run
-from studio.jobs import Job
-from studio.models import Connection
+from studio.config.connections import Connection
+from studio.config.jobs import Job
+from studio.runhistory import Run
 
 IMPORT = {"$ref": "#/components/schemas/Import"}
 CONNECTION = {"$ref": "#/components/schemas/Connection"}

@@ -21,11 +21,12 @@ from pydantic import ValidationError
 from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 
+from studio.config.base import ConfigModel, new_id
+from studio.config.connections import KIND_LABELS
+from studio.config.jsonfile import AtomicJSONStorage, file_lock
+from studio.config.kinds import KINDS, ResourceKind
 from studio.errors import ConfigError, Conflict, NotFound, readable, roots_of
-from studio.kinds import KINDS, ResourceKind
-from studio.models import KIND_LABELS, ConfigModel, new_id
 from studio.private import private_dir
-from studio.storage import AtomicJSONStorage, file_lock
 from studio.vault import MASK, Vault, keep_masked, load_key, masked, secret_slots
 
 Source = Literal["studio", "cli", "api", "runner"]

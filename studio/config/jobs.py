@@ -24,12 +24,12 @@ from pydantic import (
     model_validator,
 )
 
+from studio.config.base import ConfigModel, Stamped, one_line
+from studio.config.schedules import Schedule
 from studio.entities import entity, load_entities
 from studio.errors import ConfigError, readable
 from studio.jsonpath import check
 from studio.mapping import FieldMap, ValueRejected, converter, unmapped_required
-from studio.models import ConfigModel, Stamped, one_line
-from studio.schedules import Schedule
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTINS = ("now", "run_id", "last_success_at")

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from studio.config.store import ConfigStore, Source, _dotted, _with_dotted, diff
 from studio.errors import ConfigError, StudioError, readable, roots_of
 from studio.private import private_dir
-from studio.store import ConfigStore, Source, _dotted, _with_dotted, diff
 from studio.vault import keep_masked
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "configs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "examples"
 _UNPORTABLE = {"created_at", "updated_at"}
 
 

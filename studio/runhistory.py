@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from studio.entitystore import staging_path
 from studio.errors import Conflict, NotFound
 from studio.private import private_dir, private_file
+from studio.rowstore import staging_path
 
 DB_FILE = "runs.sqlite"
 HEARTBEAT_FILE = "runner.json"  # written by the runner daemon every few seconds

@@ -15,7 +15,7 @@ from typing import Literal
 from cronsim import CronSim, CronSimError
 from pydantic import Field, field_validator, model_validator
 
-from studio.models import ConfigModel
+from studio.config.base import ConfigModel
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: list[str] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

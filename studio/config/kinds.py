@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pydantic import TypeAdapter
 
 from studio.apitokens import ApiToken
-from studio.jobs import Job
-from studio.models import ConfigModel, Connection
+from studio.config.base import ConfigModel
+from studio.config.connections import Connection
+from studio.config.jobs import Job
 
 
 @dataclass(frozen=True)
