@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from runner.cli import generated_docs
+from runner.docsgen import generated_docs
 from studio.config.store import ConfigStore
 from tests.conftest import ROOT, api_connection, point_demo_at, sftp_connection
 
