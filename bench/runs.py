@@ -43,6 +43,42 @@ FIELDS = [
 ]
 
 
+def hand_written(url: str, home: Path) -> int:
+    """The same import written by hand: requests, dict access, executemany upserts."""
+    db = sqlite3.connect(home / "hand.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS products (external_id TEXT PRIMARY KEY, name TEXT,"
+        " classification_category_id TEXT, description TEXT, updated_at TEXT)"
+    )
+    db.execute("BEGIN")
+    n, page = 0, 1
+    with requests.Session() as session:
+        while True:
+            data = session.get(
+                f"{url}/products", params={"page": page, "size": 1000}, timeout=30
+            ).json()
+            rows = [
+                (r["id"], r["title"], r["category"]["code"], r["description"], r["updatedAt"])
+                for r in data["items"]
+            ]
+            db.executemany(
+                "INSERT INTO products VALUES (?, ?, ?, ?, ?) ON CONFLICT"
+                "(external_id) DO UPDATE SET name=excluded.name, "
+                "classification_category_id=excluded.classification_category_id,"
+                " description=excluded.description, "
+                "updated_at=excluded.updated_at",
+                rows,
+            )
+            n += len(rows)
+            if page >= data["total_pages"] or not rows:
+                break
+            page += 1
+    db.execute("COMMIT")
+    db.close()
+    return n
+
+
 def bench_run(records: int, rounds: int) -> None:
     from engine import serve
 
@@ -79,43 +115,9 @@ def bench_run(records: int, rounds: int) -> None:
     def engine() -> int:
         return run_job(store, "bench").rows_written
 
-    def hand() -> int:
-        db = sqlite3.connect(home / "hand.sqlite", isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS products (external_id TEXT PRIMARY KEY, name TEXT,"
-            " classification_category_id TEXT, description TEXT, updated_at TEXT)"
-        )
-        db.execute("BEGIN")
-        n, page = 0, 1
-        with requests.Session() as session:
-            while True:
-                data = session.get(
-                    f"{url}/products", params={"page": page, "size": 1000}, timeout=30
-                ).json()
-                rows = [
-                    (r["id"], r["title"], r["category"]["code"], r["description"], r["updatedAt"])
-                    for r in data["items"]
-                ]
-                db.executemany(
-                    "INSERT INTO products VALUES (?, ?, ?, ?, ?) ON CONFLICT"
-                    "(external_id) DO UPDATE SET name=excluded.name, "
-                    "classification_category_id=excluded.classification_category_id,"
-                    " description=excluded.description, "
-                    "updated_at=excluded.updated_at",
-                    rows,
-                )
-                n += len(rows)
-                if page >= data["total_pages"] or not rows:
-                    break
-                page += 1
-        db.execute("COMMIT")
-        db.close()
-        return n
-
     times: dict[str, list[float]] = {"engine": [], "hand": []}
     for _ in range(rounds):
-        for name, fn in (("engine", engine), ("hand", hand)):
+        for name, fn in (("engine", engine), ("hand", lambda: hand_written(url, home))):
             started = time.perf_counter()
             assert fn() == records
             times[name].append(time.perf_counter() - started)
