@@ -6,7 +6,7 @@ import streamlit as st
 from studio.config.store import ConfigStore
 from studio.destination import people_csv
 from studio.entities import load_entities
-from studio.rowstore import read_rows
+from studio.stores import open_rows
 
 PAGE = 100
 store = ConfigStore()
@@ -15,10 +15,10 @@ st.title("Data")
 left, middle, right = st.columns([2, 3, 1])
 entity = left.selectbox("Entity", list(load_entities()), key="data_entity")
 where = middle.text_input("Filter (any column contains)", key="data_filter")
-rows, total = read_rows(store.home, entity, limit=1, where=where)
+rows, total = open_rows(store.home).read(entity, limit=1, where=where)
 pages = max(1, -(-total // PAGE))
 page = right.number_input("Page", 1, pages, key="data_page") if pages > 1 else 1
-rows, total = read_rows(store.home, entity, limit=PAGE, offset=(page - 1) * PAGE, where=where)
+rows, total = open_rows(store.home).read(entity, limit=PAGE, offset=(page - 1) * PAGE, where=where)
 st.caption(
     f"{total:,} {entity.lower()} rows"
     + (f" matching {where!r}" if where else "")
@@ -27,7 +27,7 @@ st.caption(
 if rows:
     frame = pd.DataFrame(rows).rename(columns={"_run_id": "last run", "_updated_at": "updated"})
     st.dataframe(frame, hide_index=True, width="stretch", height=420)
-    everything, _ = read_rows(store.home, entity, limit=100_000, where=where)
+    everything, _ = open_rows(store.home).read(entity, limit=100_000, where=where)
     st.download_button(
         "Download CSV",
         people_csv(everything),

@@ -7,10 +7,11 @@ import streamlit as st
 
 from studio.config.schedules import next_runs
 from studio.config.store import ConfigStore
-from studio.runhistory import RunHistory, counts_text, runner_status
+from studio.runhistory import counts_text, runner_status
+from studio.stores import open_history
 
 store = ConfigStore()
-history = RunHistory(store.home)
+history = open_history(store.home)
 connections = store.list("connections")
 jobs = store.list("jobs")
 runs = history.list(limit=2000)

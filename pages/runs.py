@@ -10,16 +10,16 @@ from pages.common import flash, show_flash
 from studio.config.store import ConfigStore
 from studio.runhistory import (
     AlreadyRunning,
-    RunHistory,
     counts_text,
     duration_seconds,
     run_archive,
     run_files,
 )
 from studio.runs import run_job
+from studio.stores import open_history
 
 store = ConfigStore()
-history = RunHistory(store.home)
+history = open_history(store.home)
 state = st.session_state
 
 st.title("Runs")

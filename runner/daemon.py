@@ -40,8 +40,9 @@ from studio.config.schedules import Schedule, due, next_runs
 from studio.config.store import ConfigStore
 from studio.errors import Conflict, StudioError
 from studio.private import FILE_MODE, open_private
-from studio.runhistory import HEARTBEAT_FILE, AlreadyRunning, RunHistory, now_iso
+from studio.runhistory import HEARTBEAT_FILE, AlreadyRunning, now_iso
 from studio.runs import run_job
+from studio.stores import open_history
 
 LATE = timedelta(minutes=2)  # a slot older than this when found was missed: a catch-up
 LOCK_FILE = "runner.lock"  # held by the daemon serving the home, with its PID inside
@@ -90,7 +91,7 @@ class Daemon:
         clock=lambda: datetime.now(UTC),
     ):
         self.store = store
-        self.history = RunHistory(store.home)
+        self.history = open_history(store.home)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
         self.json_logs = json_logs
         self.grace = grace

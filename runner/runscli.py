@@ -10,7 +10,8 @@ from pathlib import Path
 from runner.output import exchange_text, print_json, print_list
 from studio.config.store import ConfigStore
 from studio.errors import Conflict, NotFound
-from studio.runhistory import Run, RunHistory, counts_text, data_files, duration_seconds, run_files
+from studio.runhistory import Run, counts_text, data_files, duration_seconds, run_files
+from studio.stores import RunStore, open_history
 
 
 def _utc(stamp: str) -> str:
@@ -36,7 +37,7 @@ def _run_row(run: Run) -> dict:
     }
 
 
-def _job_filter(store: ConfigStore, history: RunHistory, name: str) -> dict:
+def _job_filter(store: ConfigStore, history: RunStore, name: str) -> dict:
     """``--job``: a saved job by name or id, or the name of a deleted job that has runs."""
     try:
         return {"job_id": store.get("jobs", name).id}
@@ -47,7 +48,7 @@ def _job_filter(store: ConfigStore, history: RunHistory, name: str) -> dict:
 
 
 def runs_list(store: ConfigStore, args: argparse.Namespace) -> int:
-    history = RunHistory(store.home)
+    history = open_history(store.home)
     which = _job_filter(store, history, args.job) if args.job else {}
     runs = history.list(status=args.status, limit=args.n, **which)
     print_list(args, runs, _run_row, Run.as_dict)
@@ -55,7 +56,7 @@ def runs_list(store: ConfigStore, args: argparse.Namespace) -> int:
 
 
 def runs_show(store: ConfigStore, args: argparse.Namespace) -> int:
-    run = RunHistory(store.home).find(args.run)
+    run = open_history(store.home).find(args.run)
     if args.json:
         print_json(run.as_dict())
         return 0
@@ -79,7 +80,7 @@ def runs_show(store: ConfigStore, args: argparse.Namespace) -> int:
 
 
 def runs_download(store: ConfigStore, args: argparse.Namespace) -> int:
-    run = RunHistory(store.home).find(args.run)
+    run = open_history(store.home).find(args.run)
     files = data_files(run)
     targets = [args.folder / f.name for f in files]
     taken = [str(t) for t in targets if t.exists()]
@@ -106,7 +107,7 @@ def _log_text(entry: dict) -> str:
 
 
 def runs_log(store: ConfigStore, args: argparse.Namespace) -> int:
-    run = RunHistory(store.home).find(args.run)
+    run = open_history(store.home).find(args.run)
     path = Path(run.folder) / "run.log"
     if not path.is_file():
         raise NotFound(f"Run {run.id} has no log (its files were deleted, or it never started)")

@@ -14,8 +14,9 @@ from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
 from studio.entities import entity
 from studio.mapping import Mapper
-from studio.runhistory import RunHistory, now_iso
+from studio.runhistory import now_iso
 from studio.runs import RunOutputs
+from studio.stores import open_history
 
 
 def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> list[dict]:
@@ -24,7 +25,7 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
     while a run of the job goes on."""
     spec = entity(job.entity)
     mapper = Mapper(job.mapping, spec)
-    history = RunHistory(store.home)
+    history = open_history(store.home)
     run = history.start_run(job.id, job.name, "api")
     outputs = RunOutputs(
         store.home, Path(run.folder), spec, run.id, [f.generate for f in job.mapping]

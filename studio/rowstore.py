@@ -165,3 +165,18 @@ def read_rows(
         return [dict(zip(names, row, strict=True)) for row in cursor], total
     finally:
         db.close()
+
+
+class SqliteRows:
+    """The imported rows in ``STUDIO_HOME/entities.sqlite`` (``stores.RowStore``)."""
+
+    def __init__(self, home: Path):
+        self.home = home
+
+    def writer(self, entity: Entity, run_id: str, columns: list[str]) -> EntityWriter:
+        return EntityWriter(self.home, entity, run_id, columns)
+
+    def read(
+        self, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""
+    ) -> tuple[list[dict], int]:
+        return read_rows(self.home, entity_name, limit=limit, offset=offset, where=where)

@@ -27,8 +27,8 @@ from studio.filesource import import_files, preview_file
 from studio.http import Exchange, HttpClient
 from studio.mapping import Mapper, Reject
 from studio.private import open_private, private_dir
-from studio.rowstore import EntityWriter
-from studio.runhistory import COUNTS, Run, RunHistory, now_iso
+from studio.runhistory import COUNTS, Run, now_iso
+from studio.stores import RunStore, open_history, open_rows
 
 
 def load_job(
@@ -121,7 +121,7 @@ class RunOutputs:
         private_dir(folder)
         self.folder = folder
         self.fields = columns
-        self.writer = EntityWriter(home, entity, run_id, columns)
+        self.writer = open_rows(home).writer(entity, run_id, columns)
         self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
         self._rows = _PendingCsv(self.rows_path, columns)
         self._raw = _PendingCsv(raw, columns) if raw else None
@@ -199,7 +199,7 @@ def run_job(
     files failed); failed when the run stopped, in which case the entity store is unchanged
     (for bulk files: the files already committed stay committed)."""
     job, conn = load_job(store, ref)
-    history = RunHistory(store.home)
+    history = open_history(store.home)
     # ``run``: one recorded when it was queued (the REST API's processId), or claimed already.
     stamp = slot.isoformat() if slot else ""
     run = history.start_run(job.id, job.name, trigger, slot=stamp, run=run)  # or AlreadyRunning
@@ -216,7 +216,7 @@ class _JobRun:
         store: ConfigStore,
         job: ApiJob | FileJob,
         conn: ApiConnection | FileServerConnection,
-        history: RunHistory,
+        history: RunStore,
         run: Run,
         timeout: float | None,
         on_event: Callable[[Event], None] | None,

@@ -50,3 +50,16 @@ def test_the_library_imports_neither_streamlit_nor_the_runner():
             )
             for name in names:
                 assert not name.startswith(("streamlit", "runner", "pages")), (path, name)
+
+
+def test_the_stores_are_reached_through_their_interfaces():
+    """Only studio/stores.py picks the implementations (SQLite today), so that another can be
+    added there without touching the engine, the pages, the CLI or the API."""
+    own = {"studio/stores.py", "studio/rowstore.py", "studio/runhistory.py"}
+    for path in CODE:
+        rel = str(path.relative_to(ROOT))
+        text = path.read_text("utf-8")
+        if rel in own or rel.startswith("bench/"):
+            continue
+        for made in ("RunHistory(", "EntityWriter(", "SqliteRows(", "read_rows("):
+            assert made not in text, f"{rel} makes {made} itself: use studio.stores"

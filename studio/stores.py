@@ -1,0 +1,76 @@
+"""The two stores a run writes to, as interfaces: the imported rows and the run history.
+
+The engine, the pages, the CLI and the REST API reach them only through ``open_rows`` and
+``open_history``, so that another implementation (PostgreSQL, for runners on several machines)
+can be added here without touching them. Today both are SQLite files in ``STUDIO_HOME``
+(``rowstore.SqliteRows``, ``runhistory.RunHistory``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from studio.entities import Entity
+from studio.runhistory import Run
+
+
+class RowWriter(Protocol):
+    """One unit of work of a run: rows are visible to readers only once it commits."""
+
+    def write(self, rows: list[dict], rejects: Iterable = ()) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RowStore(Protocol):
+    """The imported rows: one table per entity, upserted by the entity's key."""
+
+    def writer(self, entity: Entity, run_id: str, columns: list[str]) -> RowWriter: ...
+
+    def read(
+        self, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""
+    ) -> tuple[list[dict], int]: ...
+
+
+class RunStore(Protocol):
+    """The run history, and the claims that keep a job (and a slot) from running twice."""
+
+    def start(self, job_id: str, job_name: str, trigger: str, slot: str = "") -> Run: ...
+
+    def start_run(self, job_id: str, job_name: str, trigger: str, **kw) -> Run: ...
+
+    def save(self, run: Run) -> None: ...
+
+    def save_counts(self, run_id: str, counts: dict[str, int]) -> bool: ...
+
+    def get(self, run_id: str) -> Run | None: ...
+
+    def find(self, ref: str) -> Run: ...
+
+    def list(
+        self, job_id: str | None = None, status: str | None = None, limit: int = 200
+    ) -> list[Run]: ...
+
+    def last_success(self, job_id: str) -> str: ...
+
+    def mark_interrupted(self, reason: str, *, only_mine: bool = False) -> int: ...
+
+    def purge(self, days: int) -> int: ...
+
+
+def open_rows(home: Path) -> RowStore:
+    from studio.rowstore import SqliteRows
+
+    return SqliteRows(home)
+
+
+def open_history(home: Path) -> RunStore:
+    from studio.runhistory import RunHistory
+
+    return RunHistory(home)
