@@ -34,6 +34,9 @@ class Error(BaseModel):
 
 
 class ProcessId(BaseModel):
+    """What Contentserv's start answers: poll its status with it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"processId": "6f1c2a9b0d3e"}]})
     processId: str
 
 
@@ -48,6 +51,28 @@ class JobStatus(BaseModel):
     """Contentserv's status (SyncState 1 success, 2 running, 3 error), with the run's counts
     so far: they grow while the run goes on."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "SyncState": 2,
+                    "status": "running",
+                    "processId": "6f1c2a9b0d3e",
+                    "run_status": "running",
+                    "requests": 3,
+                    "attempts": 4,
+                    "pages": 3,
+                    "records": 300,
+                    "rows_written": 300,
+                    "rows_rejected": 0,
+                    "files": 0,
+                    "started_at": "2026-11-23T06:00:00+00:00",
+                    "finished_at": "",
+                    "message": "running",
+                }
+            ]
+        }
+    )
     SyncState: Literal[1, 2, 3]
     status: Literal["success", "running", "error"]
     processId: str
