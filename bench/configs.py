@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from studio.config.files import import_configs  # noqa: E402
 from studio.config.store import ConfigStore  # noqa: E402
-from tests.conftest import api_connection, sftp_connection  # noqa: E402
+from tests.helpers import api_connection, sftp_connection  # noqa: E402
 
 
 def main() -> None:

@@ -109,8 +109,7 @@ def main() -> None:
                 }
             )
         else:
-            sys.path.insert(0, str(ROOT))
-            from tests.conftest import SshServer
+            from tests.servers import SshServer
 
             server = SshServer(Path(tmp) / "sshd")
             (server.root / "products.csv").symlink_to(folder / "products.csv")

@@ -3,47 +3,16 @@
 from __future__ import annotations
 
 import io
-import threading
 import time
 import zipfile
 
 import pytest
 import requests
 
-from runner.api import create_app
-from runner.daemon import Daemon
-from studio.apitokens import create_token
 from studio.config.store import ConfigStore
 from studio.rowstore import read_rows
-from tests.conftest import free_port, point_demo_at
-
-
-class Api:
-    def __init__(self, store: ConfigStore, timeout: float = 3600.0):
-        import uvicorn
-
-        self.daemon = Daemon(store)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(store, self.daemon, synchron_timeout=timeout)
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {create_token(store, f'test {self.port}')}"
-
-    def __getattr__(self, method):
-        return lambda path, **kw: self.session.request(
-            method.upper(), self.url + path, timeout=60, **kw
-        )
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+from tests.helpers import ROOT, point_demo_at
+from tests.servers import Api
 
 
 @pytest.fixture(scope="module")
@@ -312,8 +281,6 @@ def test_the_documented_example_script_works(env):
     import os
     import subprocess
     import sys
-
-    from tests.conftest import ROOT
 
     api, _store = env
     token = api.session.headers["Authorization"].removeprefix("Bearer ")

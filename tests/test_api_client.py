@@ -13,8 +13,8 @@ import pytest
 
 from studio.config.files import EXAMPLES, import_configs
 from studio.config.store import ConfigStore
-from tests.conftest import ROOT, point_demo_at
-from tests.test_api import Api
+from tests.helpers import ROOT, point_demo_at
+from tests.servers import Api
 
 
 @pytest.fixture(scope="module")

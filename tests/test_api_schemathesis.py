@@ -7,8 +7,8 @@ import sys
 
 from studio.config.files import EXAMPLES, import_configs
 from studio.config.store import ConfigStore
-from tests.conftest import point_demo_at
-from tests.test_api import Api
+from tests.helpers import point_demo_at
+from tests.servers import Api
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_break(tmp_path, sandbox):

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from runner.docsgen import generated_docs
 from studio.config.store import ConfigStore
-from tests.conftest import ROOT, api_connection, point_demo_at, sftp_connection
-
-
-def runner(*args: str, home) -> subprocess.CompletedProcess:
-    env = {"STUDIO_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.helpers import (
+    api_connection,
+    point_demo_at,
+    runner,
+    server_folder,
+    sftp_connection,
+)
 
 
 def test_help_lists_the_subcommands(home):
@@ -137,8 +129,6 @@ def test_test_connection_and_preview_against_the_sandbox(home, sandbox):
 
 @pytest.mark.parametrize("fixture", ["ftp_server", "vsftpd_server"])
 def test_test_connection_and_preview_of_a_file_job(home, request, fixture):
-    from tests.conftest import server_folder
-
     srv = request.getfixturevalue(fixture)
     conn, folder = server_folder(srv, "ftp", name="Files")
     (folder / "in").mkdir(parents=True, exist_ok=True)

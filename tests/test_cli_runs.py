@@ -18,14 +18,14 @@ from runner.cli import build_parser
 from studio.config.store import ConfigStore
 from studio.runhistory import RunHistory, counts_text
 from studio.runs import run_job
-from tests.conftest import ROOT
-from tests.test_cli import runner
-from tests.test_runs import (
+from tests.helpers import (
     PRODUCTS,
+    ROOT,
     bulk_suppliers_job,
     demo,
     ftp_connection,
     reject_every_product,
+    runner,
     slow_products,
     watch,
 )

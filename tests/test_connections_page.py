@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from studio.config.store import ConfigStore
-from tests.conftest import ROOT, api_connection
+from tests.helpers import ROOT, api_connection
 
 
 @pytest.fixture

@@ -3,10 +3,7 @@ process (`python -m runner serve`) killed mid-run and restarted."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -15,33 +12,8 @@ from studio.apitokens import create_token
 from studio.config.schedules import Schedule
 from studio.rowstore import read_rows
 from studio.runhistory import RunHistory, runner_status
-from tests.conftest import ROOT, free_port, point_demo_at
-
-SUPPLIERS = {
-    "kind": "api",
-    "connection_id": "Demo sandbox",
-    "entity": "Suppliers",
-    "schedule": {"type": "minutes", "every": 1},
-    "content_finder": "$.suppliers",
-    "mapping": [
-        {"extract": "$.supplierId", "generate": "external_id"},
-        {"extract": "$.companyName", "generate": "name"},
-    ],
-}
-
-
-def setup(store, sandbox, **job):
-    from studio.config.files import EXAMPLES, import_configs
-
-    import_configs(store, EXAMPLES)
-    for name in [j.name for j in store.list("jobs")]:
-        store.delete("jobs", name, source="cli")  # the demo jobs' schedules would interfere
-    point_demo_at(store, sandbox.url)
-    return store.create(
-        "jobs",
-        {"name": "Suppliers every minute", "calls": [{"path": "/suppliers"}], **SUPPLIERS, **job},
-        source="cli",
-    )
+from tests.helpers import serve, setup, wait_for
+from tests.servers import free_port
 
 
 def wait_idle(daemon: Daemon, timeout: float = 30) -> None:
@@ -140,18 +112,6 @@ def test_a_job_never_runs_twice_at_once(store, sandbox):
     ]
 
 
-def serve(home, api_port: int):
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", "serve", "--json-logs", "--api-port", str(api_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def _get(url: str, token: str):
     import requests
 
@@ -160,16 +120,6 @@ def _get(url: str, token: str):
     except requests.ConnectionError:
         return None
     return r.json() if r.status_code == 200 else None
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, home):

@@ -10,75 +10,16 @@ from email.utils import formatdate
 
 import pytest
 
-from studio.config.jobs import ApiJob
-from studio.config.kinds import CONNECTIONS
-from studio.engine import Chain, Limits, find_records, preview, render_json
+from studio.engine import Chain, find_records, preview, render_json
 from studio.http import HttpClient
-
-PRODUCT_MAPPING = [
-    {"extract": "$.id", "generate": "external_id"},
-    {"extract": "$.title", "generate": "name"},
-    {"extract": "$.category.code", "generate": "classification_category_id"},
-    {"extract": "$.price.amount", "generate": "price_amount_as_text"},
-]
-
-
-def conn_for(sandbox, **overrides):
-    data = {
-        "kind": "api",
-        "name": "Sandbox",
-        "base_url": f"{sandbox.url}/api",
-        "auth": {
-            "type": "oauth2",
-            "token_url": f"{sandbox.url}/oauth/token",
-            "client_id": "demo-client",
-            "client_secret": "demo-secret",
-        },
-    }
-    data.update(overrides)
-    return CONNECTIONS.validate_config(data)
-
-
-def job_for(calls, finder="$.items", entity="Products", mapping=None):
-    mapping = (
-        mapping
-        if mapping is not None
-        else [m for m in PRODUCT_MAPPING if m["generate"] != "price_amount_as_text"]
-    )
-    return ApiJob(
-        name="Test job",
-        connection_id="c",
-        entity=entity,
-        calls=calls,
-        content_finder=finder,
-        mapping=mapping,
-    )
-
-
-def run(job, conn, up_to_call=None, **limits) -> tuple[list, list[dict], list[str]]:
-    """A real run (no preview limits unless given): records, exchanges, events' messages."""
-    exchanges, messages = [], []
-
-    def on_event(e):
-        if e["kind"] in ("log", "stop"):
-            messages.append(e["message"])
-
-    with HttpClient(conn, retries=3, backoff=0.01, on_exchange=lambda x: exchanges.append(x)) as c:
-        chain = Chain(job, conn, c, Limits(**limits), on_event=on_event)
-        records = [r for batch in chain.batches(up_to_call) for r in batch]
-    return records, exchanges, messages
-
-
-def ids(records):
-    return [r["id"] for r in records]
-
+from tests.helpers import conn_for, ids, job_for, run_chain, supplier_job
 
 # --- pagination ------------------------------------------------------------------------------
 
 
 def test_page_number_short_last_page_keeps_its_records(sandbox):
     job = job_for([{"path": "/products", "behavior": {"type": "pagination", "page_size": 20}}])
-    records, exchanges, messages = run(job, conn_for(sandbox))
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
     assert ids(records) == [f"P{i:05d}" for i in range(1, 96)]
     assert [e.url.split("?")[1] for e in exchanges if e.label != "token"] == [
         f"page={p}&size=20" for p in range(1, 6)
@@ -89,7 +30,7 @@ def test_page_number_short_last_page_keeps_its_records(sandbox):
 def test_an_exactly_full_last_page_does_not_loop(sandbox):
     sandbox.settings(products=100)
     job = job_for([{"path": "/products", "behavior": {"type": "pagination", "page_size": 20}}])
-    records, exchanges, messages = run(job, conn_for(sandbox))
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
     assert len(records) == 100
     assert messages == ["Call 1: stopped after 6 page(s): an empty page"]
     job = job_for(
@@ -104,7 +45,7 @@ def test_an_exactly_full_last_page_does_not_loop(sandbox):
             }
         ]
     )
-    records, exchanges, messages = run(job, conn_for(sandbox))
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
     assert len(records) == 100 and len([e for e in exchanges if e.label != "token"]) == 5
     assert messages == ["Call 1: stopped after 5 page(s): the last page (5 of 5)"]
 
@@ -126,7 +67,7 @@ def test_offset_limit_with_total_records(sandbox):
         ],
         finder="$.data.results[*]",
     )
-    records, exchanges, messages = run(job, conn_for(sandbox))
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
     assert ids(records) == [f"P{i:05d}" for i in range(1, 61)]
     assert exchanges[-1].url.endswith("offset=40&limit=20")
     assert messages == ["Call 1: stopped after 3 page(s): all 60 records read"]
@@ -145,7 +86,7 @@ def test_cursor_from_body_or_header(sandbox, source):
             }
         ]
     )
-    records, exchanges, messages = run(job, conn_for(sandbox))
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
     assert len(records) == 95 and len(set(ids(records))) == 95
     assert "cursor=" not in exchanges[1].url and "cursor=" in exchanges[2].url
     assert messages == ["Call 1: stopped after 3 page(s): no next cursor"]
@@ -162,7 +103,7 @@ def test_next_link_from_link_header_or_body(sandbox, source):
             }
         ]
     )
-    records, exchanges, messages = run(job, conn_for(sandbox))
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
     assert len(records) == 95
     assert [e.url.split("?")[1] for e in exchanges[1:]] == [
         "size=30",
@@ -177,7 +118,7 @@ def test_max_pages_cap_is_said_plainly(sandbox):
     job = job_for(
         [{"path": "/products", "behavior": {"type": "pagination", "page_size": 10, "max_pages": 2}}]
     )
-    records, _, messages = run(job, conn_for(sandbox))
+    records, _, messages = run_chain(job, conn_for(sandbox))
     assert len(records) == 20
     assert messages == ["Call 1: stopped after 2 pages: max pages"]
     trace = preview(
@@ -223,7 +164,7 @@ def test_fan_out_over_a_multi_valued_variable(sandbox):
         ],
         finder="$.product",
     )
-    records, exchanges, messages = run(job, conn_for(sandbox))
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
     assert ids(records) == ["P00001", "P00002", "P00003", "P00004"]
     assert [e.url.rsplit("/", 1)[1] for e in exchanges[2:]] == ids(records)
     assert records[0]["details"] == {"weight_kg": 1.5}
@@ -344,7 +285,7 @@ def test_poll_until_available_then_download_csv(sandbox):
     ("fmt", "finder", "count"), [("json", "$.products", 95), ("jsonl", "$", 95), ("zip", "$", 96)]
 )
 def test_download_json_jsonl_and_zip(sandbox, fmt, finder, count):
-    records, _, _ = run(export_job(fmt, finder=finder, delimiter=";"), conn_for(sandbox))
+    records, _, _ = run_chain(export_job(fmt, finder=finder, delimiter=";"), conn_for(sandbox))
     assert len(records) == count
     assert records[0]["id"] == "P00001"
 
@@ -369,32 +310,20 @@ def test_polling_gives_up_with_the_last_status_and_value(sandbox):
 # --- transport ---------------------------------------------------------------------------------
 
 
-def supplier_job(query=()):
-    return job_for(
-        [{"path": "/suppliers", "query": list(query)}],
-        finder="$.suppliers",
-        entity="Suppliers",
-        mapping=[
-            {"extract": "$.supplierId", "generate": "external_id"},
-            {"extract": "$.companyName", "generate": "name"},
-        ],
-    )
-
-
 def test_503_and_429_with_retry_after_are_retried(sandbox):
     sandbox.fault("/api/suppliers", 503, times=2)
-    records, exchanges, _ = run(supplier_job(), conn_for(sandbox))
+    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
     assert len(records) == 4
     assert exchanges[-1].retries == ["503", "503"] and exchanges[-1].attempts == 3
     sandbox.fault("/api/suppliers", 429, times=1, retry_after="1")
     started = time.monotonic()
-    records, exchanges, _ = run(supplier_job(), conn_for(sandbox))
+    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
     assert len(records) == 4 and exchanges[-1].retries == ["429"]
     assert time.monotonic() - started >= 0.9  # honoured Retry-After: 1
     sandbox.fault(
         "/api/suppliers", 503, times=1, retry_after=formatdate(time.time() + 1, usegmt=True)
     )
-    records, exchanges, _ = run(supplier_job(), conn_for(sandbox))
+    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
     assert len(records) == 4 and exchanges[-1].retries == ["503"]
 
 
@@ -497,7 +426,7 @@ def test_a_dropped_connection_is_retried(sandbox):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     conn = conn_for(sandbox, base_url=f"http://127.0.0.1:{port}", auth={"type": "none"})
-    records, exchanges, _ = run(job_for([{"path": "/products"}]), conn)
+    records, exchanges, _ = run_chain(job_for([{"path": "/products"}]), conn)
     thread.join(timeout=5)
     listener.close()
     assert ids(records) == ["P1"]
@@ -529,7 +458,7 @@ def test_an_earlier_paginated_call_counts_its_pages_by_its_variable(sandbox):
         ],
         finder="$.product",
     )
-    records, _, messages = run(job, conn_for(sandbox))
+    records, _, messages = run_chain(job, conn_for(sandbox))
     assert len(records) == 12
     assert messages[0] == "Call 1: stopped after 3 page(s): a short page (2 of 5 records)"
 
@@ -548,7 +477,7 @@ def test_a_download_from_a_jsonpath_fetches_every_file_it_finds(sandbox):
             {"extract": "category.code", "generate": "classification_category_id"},
         ],
     )
-    records, exchanges, _messages = run(job, conn_for(sandbox))
+    records, exchanges, _messages = run_chain(job, conn_for(sandbox))
     assert len(records) == 30  # three files of ten
     assert [e.url.rsplit("/", 1)[1] for e in exchanges if e.note == "download"] == [
         "part-1.jsonl",

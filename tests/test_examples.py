@@ -9,7 +9,7 @@ import pytest
 from studio.config.files import EXAMPLES, import_configs
 from studio.engine import preview
 from studio.runs import load_job
-from tests.conftest import point_demo_at
+from tests.helpers import point_demo_at
 
 JOBS = sorted(json.loads(p.read_text("utf-8"))["name"] for p in (EXAMPLES / "jobs").glob("*.json"))
 

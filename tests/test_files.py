@@ -12,7 +12,7 @@ import pytest
 
 from studio.config.kinds import CONNECTIONS
 from studio.files import FileServerError, connect, resolve
-from tests.conftest import server_folder
+from tests.helpers import server_folder
 
 
 def test_list_read_upload_move_mkdir_delete(server, home):

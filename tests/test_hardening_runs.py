@@ -18,11 +18,18 @@ import pytest
 from runner.daemon import Daemon
 from studio.rowstore import read_rows, staging_path
 from studio.runhistory import RunHistory
-from tests.conftest import ROOT, free_port, run_python
-from tests.test_cli import runner
-from tests.test_daemon import serve, setup, wait_for
-from tests.test_private_home import assert_private, umask_022  # noqa: F401 - a fixture
-from tests.test_runs import ftp_connection
+from tests.helpers import (
+    ROOT,
+    assert_private,
+    ftp_connection,
+    page,
+    run_python,
+    runner,
+    serve,
+    setup,
+    wait_for,
+)
+from tests.servers import Api, free_port
 
 HOSTILE = ['=HYPERLINK("http://evil.example/x","click")', "@SUM(A1:A9)", "+cmd|' /C calc'!A0"]
 
@@ -33,7 +40,6 @@ def test_run_files_are_neutralised_but_the_store_and_destination_keep_values(
     """rows.csv (and so the REST and Runs page downloads) quote what a spreadsheet would run;
     the entity store keeps the values, and so does a destination that asks for them as is."""
     from studio.runhistory import run_archive
-    from tests.test_api import Api
 
     root = ftp_server.root / "hostile"
     (root / "in").mkdir(parents=True, exist_ok=True)
@@ -212,9 +218,6 @@ def running(home, job) -> object:
 def test_a_job_held_by_a_cli_run_is_refused_by_the_cli_api_daemon_and_studio(
     store, sandbox, home, capsys
 ):
-    from tests.test_api import Api
-    from tests.test_runs_pages import page
-
     job = slow_job(store, sandbox)
     holder = cli_run(home, job.name)
     try:

@@ -21,7 +21,7 @@ from studio.errors import ConfigError
 from studio.http import HttpClient, HttpError
 from studio.masking import Masker
 from studio.vault import MASK
-from tests.conftest import run_python
+from tests.helpers import run_python
 from tests.hostile import MB, json_array, zip_of
 
 MAPPING = [{"extract": "$.id", "generate": "external_id"}]

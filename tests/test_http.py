@@ -11,7 +11,7 @@ import pytest
 from studio.connectivity import check_connection
 from studio.engine import preview
 from studio.http import HttpClient
-from tests.test_engine import conn_for, supplier_job
+from tests.helpers import conn_for, supplier_job
 
 TOKEN = "/oauth/token"
 

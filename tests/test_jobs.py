@@ -6,7 +6,7 @@ import pytest
 
 from studio.config.schedules import Schedule
 from studio.errors import ConfigError, Conflict
-from tests.conftest import api_connection, sftp_connection
+from tests.helpers import api_connection, sftp_connection
 
 MAPPING = [
     {"extract": "$.id", "generate": "external_id"},

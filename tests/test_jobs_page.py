@@ -7,8 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from studio.config.connections import NoAuth
 from studio.config.store import ConfigStore
-from tests.conftest import ROOT
-from tests.test_engine import conn_for
+from tests.helpers import ROOT, conn_for, server_folder
 
 
 @pytest.fixture
@@ -319,8 +318,6 @@ def test_field_browser_and_suggestions_fill_the_mapping(conn, home):
 
 @pytest.mark.parametrize("fixture", ["ftp_server", "vsftpd_server"])
 def test_a_file_job_from_an_ftp_server(home, request, fixture):
-    from tests.conftest import server_folder
-
     conn, folder = server_folder(request.getfixturevalue(fixture), "ftp", name="Supplier FTP")
     (folder / "in").mkdir(parents=True, exist_ok=True)
     (folder / "in" / "suppliers.csv").write_text("id;company\nS1;Acme\nS2;Globex\n")

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from studio.config.connections import Connection, FileServerConnection
 from studio.config.kinds import CONNECTIONS, config_schema
 from studio.errors import readable, roots_of
-from tests.conftest import api_connection, sftp_connection
+from tests.helpers import api_connection, sftp_connection
 
 
 def messages(data: dict) -> list[str]:

@@ -13,24 +13,15 @@ from pathlib import Path
 import pytest
 
 from studio.config.store import ConfigStore
-from tests.conftest import ROOT, point_demo_at, run_python, sftp_connection
-from tests.test_cli import runner
-
-
-@pytest.fixture
-def umask_022():
-    """The common default umask, under which a file made with no mode is world-readable."""
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
-def modes(home: Path) -> dict[str, int]:
-    """Every folder and file under ``home`` (and itself), relative name → permission bits."""
-    found = {".": stat.S_IMODE(home.stat().st_mode)}
-    for path in home.rglob("*"):
-        found[str(path.relative_to(home))] = stat.S_IMODE(path.lstat().st_mode)
-    return found
+from tests.helpers import (
+    ROOT,
+    assert_private,
+    modes,
+    point_demo_at,
+    run_python,
+    runner,
+    sftp_connection,
+)
 
 
 def output_of(code: str, home: Path) -> str:
@@ -39,15 +30,6 @@ def output_of(code: str, home: Path) -> str:
     out = process.communicate(timeout=60)[0]
     assert process.returncode == 0
     return out.strip()
-
-
-def assert_private(home: Path) -> None:
-    exposed = {
-        name: oct(mode)
-        for name, mode in modes(home).items()
-        if mode != (0o700 if (home / name).is_dir() else 0o600)
-    }
-    assert not exposed, f"readable by others or not 0700/0600: {exposed}"
 
 
 def test_everything_in_the_home_is_private_under_umask_022(home, sandbox, umask_022):

@@ -6,101 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-import time
 from pathlib import Path
 
-from studio.config.files import EXAMPLES, import_configs
 from studio.config.jobs import Param
 from studio.rowstore import read_rows
 from studio.runhistory import RunHistory
 from studio.runs import run_job
-from tests.conftest import FTP_PASSWORD, FTP_USER, point_demo_at
-
-PRODUCTS = "Demo products (page numbers)"
-
-
-def demo(store, sandbox):
-    import_configs(store, EXAMPLES)
-    point_demo_at(store, sandbox.url)
-    return store
-
-
-def reject_every_product(store) -> None:
-    """Map each price into a datetime field: every record becomes a reject."""
-    store.modify(
-        "jobs",
-        "Demo products (page numbers)",
-        lambda j: j.model_copy(
-            update={
-                "mapping": [
-                    *j.mapping[:3],
-                    j.mapping[3].model_copy(
-                        update={
-                            "extract": "$.price.amount",
-                            "generate": "created_at",
-                            "type": "datetime",
-                        }
-                    ),
-                ]
-            }
-        ),
-        source="cli",
-    )
-
-
-def slow_products(store, seconds: float) -> None:
-    """Each page of the products job takes ``seconds`` (the sandbox's ``?slow=``)."""
-    store.modify(
-        "jobs",
-        PRODUCTS,
-        lambda j: j.model_copy(
-            update={"calls": [j.calls[0].model_copy(update={"path": f"/products?slow={seconds}"})]}
-        ),
-        source="cli",
-    )
-
-
-def watch(history: RunHistory, run_id: str, until, timeout: float = 60):
-    """Poll the history for the run until ``until(run)``; the run as last seen."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = history.get(run_id)
-        if run and until(run):
-            return run
-        time.sleep(0.05)
-    return history.get(run_id)
-
-
-def ftp_connection(ftp_server, root: str) -> dict:
-    """A connection named "FTP" to ``root`` on the session's pyftpdlib server."""
-    return {
-        "kind": "file_server",
-        "name": "FTP",
-        "protocol": "ftp",
-        "host": "127.0.0.1",
-        "port": ftp_server.port,
-        "username": FTP_USER,
-        "password": FTP_PASSWORD,
-        "root": root,
-    }
-
-
-def bulk_suppliers_job(**overrides) -> dict:
-    """ "Suppliers files": the ``;``-separated CSV files of the connection "FTP"'s ``in``
-    folder into Suppliers, each moved to ``done`` once imported."""
-    return {
-        "kind": "file",
-        "name": "Suppliers files",
-        "connection_id": "FTP",
-        "entity": "Suppliers",
-        "source": {"mode": "bulk", "inbound": "in", "outbound": "done"},
-        "csv": {"delimiter": ";"},
-        "mapping": [
-            {"extract": "id", "generate": "external_id"},
-            {"extract": "company", "generate": "name"},
-        ],
-        **overrides,
-    }
+from tests.helpers import bulk_suppliers_job, demo, ftp_connection, reject_every_product
 
 
 def test_a_run_upserts_rows_writes_its_files_and_its_history(store, sandbox):

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import time
 
-from streamlit.testing.v1 import AppTest
-
 from studio.runhistory import RunHistory
 from studio.runs import run_job
-from tests.conftest import ROOT
-from tests.test_runs import demo, reject_every_product
-
-
-def page(path: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60).run()
-    if path:
-        at.switch_page(path).run()
-    assert not at.exception, at.exception
-    return at
+from tests.helpers import PRODUCTS, demo, page, reject_every_product, slow_products, watch
 
 
 def test_overview_says_the_runner_is_down_and_shows_jobs_and_failures(store, sandbox):
@@ -104,8 +93,6 @@ def test_runs_page_counts_every_attempt(store, sandbox):
 
 def test_a_running_run_shows_its_counts_so_far_on_the_runs_page_and_overview(store, sandbox):
     import threading
-
-    from tests.test_runs import PRODUCTS, slow_products, watch
 
     demo(store, sandbox)
     slow_products(store, 1)

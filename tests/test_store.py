@@ -15,7 +15,7 @@ from studio.config.kinds import KINDS, ResourceKind
 from studio.config.store import ConfigStore
 from studio.errors import ConfigError, Conflict, NotFound
 from studio.vault import MASK
-from tests.conftest import api_connection, run_python, sftp_connection
+from tests.helpers import api_connection, run_python, sftp_connection
 
 
 def test_create_get_list_by_id_or_name_case_insensitive(store):

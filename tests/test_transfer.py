@@ -6,7 +6,7 @@ import json
 
 from studio.config.files import EXAMPLES, export_configs, import_configs, seed_examples
 from studio.vault import MASK
-from tests.conftest import api_connection, sftp_connection
+from tests.helpers import api_connection, sftp_connection
 
 
 def test_export_leaves_secrets_out_unless_asked(store, tmp_path):
@@ -124,7 +124,7 @@ def test_an_import_killed_midway_leaves_the_store_as_it_was(home, tmp_path):
     import time
 
     from studio.config.store import ConfigStore
-    from tests.conftest import run_python
+    from tests.helpers import run_python
 
     store = ConfigStore(home)
     store.create("connections", sftp_connection("Before"), source="cli")

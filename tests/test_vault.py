@@ -13,7 +13,7 @@ from studio.config.kinds import CONNECTIONS
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.vault import MASK, Vault, keep_masked, load_key, masked, secret_slots
-from tests.conftest import api_connection, sftp_connection
+from tests.helpers import api_connection, sftp_connection
 
 SECRETS = [
     "client-secret-value-42",
