@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import pytest
@@ -11,8 +10,18 @@ import requests
 
 from studio.config.store import ConfigStore
 from studio.rowstore import read_rows
-from tests.helpers import ROOT, point_demo_at
+from tests.helpers import ROOT, point_demo_at, wait_for
 from tests.servers import Api
+
+
+def finished(api, pid: str, timeout: float = 60) -> dict:
+    """The status of run ``pid`` once it has ended (``SyncState`` 2 is still running)."""
+
+    def ended():
+        status = api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()
+        return status if status["SyncState"] != 2 else None
+
+    return wait_for(ended, timeout, f"run {pid} to end", interval=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +162,7 @@ def test_invoke_with_data_maps_and_writes_each_record(env):
 def test_start_poll_download_and_invoke_without_data(env):
     api, _store = env
     pid = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
-    status = {}
-    for _ in range(100):
-        status = api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()
-        if status["SyncState"] != 2:
-            break
-        time.sleep(0.1)
+    status = finished(api, pid)
     assert (status["SyncState"], status["status"], status["rows_written"]) == (1, "success", 4)
     single = api.get(f"/v1/jobs/Demo suppliers/download/{pid}")
     assert single.status_code == 200 and single.text.startswith("external_id,name,email")
@@ -183,8 +187,7 @@ def test_download_is_a_zip_when_there_are_several_files_and_409_while_running(en
         source="cli",
     )
     pid = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
-    while api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()["SyncState"] == 2:
-        time.sleep(0.1)
+    finished(api, pid)
     zipped = api.get(f"/v1/jobs/demo-suppliers/download/{pid}")
     assert zipped.headers["content-type"] == "application/zip"
     assert sorted(zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()) == [
@@ -208,8 +211,7 @@ def test_download_is_a_zip_when_there_are_several_files_and_409_while_running(en
     assert first != second and second == third  # one run, one queued behind it
     assert api.get(f"/v1/jobs/demo-suppliers/download/{first}").status_code == 409
     for pid in (first, second):
-        while api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()["SyncState"] == 2:
-            time.sleep(0.1)
+        finished(api, pid)
     runs = [api.get(f"/v1/jobs/demo-suppliers/status/{p}").json() for p in (first, second)]
     assert [r["status"] for r in runs] == ["success", "success"]
     assert runs[0]["finished_at"] <= runs[1]["started_at"]  # never at once
@@ -241,8 +243,8 @@ def test_synchronous_datafeed_and_its_timeout(env):
         assert late.status_code == 202  # still running: where to poll
         assert "did not finish within 0.3 s" in late.json()["message"]
     finally:
-        while quick.daemon.running:  # the job is its until the slow run ends
-            time.sleep(0.1)
+        # the job is its until the slow run ends
+        wait_for(lambda: not quick.daemon.running, 60, "the slow run to end", interval=0.1)
         quick.stop()
 
 
@@ -265,8 +267,7 @@ def test_debug_until_keeps_a_masked_trace_of_every_exchange(env):
         == 204
     )
     pid = api.post("/v1/jobs/demo-suppliers/start").json()["processId"]
-    while api.get(f"/v1/jobs/demo-suppliers/status/{pid}").json()["SyncState"] == 2:
-        time.sleep(0.1)
+    finished(api, pid)
     archive = zipfile.ZipFile(
         io.BytesIO(api.get(f"/v1/jobs/demo-suppliers/download/{pid}").content)
     )

@@ -4,7 +4,6 @@ process (`python -m runner serve`) killed mid-run and restarted."""
 from __future__ import annotations
 
 import signal
-import time
 from datetime import timedelta
 
 from runner.daemon import Daemon
@@ -17,9 +16,7 @@ from tests.servers import free_port
 
 
 def wait_idle(daemon: Daemon, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while daemon.running and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: not daemon.running, timeout, "the daemon's runs to end")
     assert not daemon.running
 
 
@@ -102,7 +99,13 @@ def test_a_job_never_runs_twice_at_once(store, sandbox):
     daemon.tick()
     assert job.id in daemon.queued
     wait_idle(daemon, timeout=20)
-    time.sleep(0.2)
+    history = RunHistory(store.home)
+
+    def all_ended() -> bool:  # the queued run goes to the pool as the first one ends
+        unfinished = [r for r in history.list(job_id=job.id) if r.status in ("queued", "running")]
+        return not daemon.running and not unfinished
+
+    wait_for(all_ended, 20, "the queued run to end")
     wait_idle(daemon, timeout=20)
     assert sorted(r.status for r in RunHistory(store.home).list(job_id=job.id)) == [
         "skipped",
@@ -157,12 +160,14 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
             source="cli",
         )
         history = RunHistory(home)
-        wait_for(
+        [started] = wait_for(
             lambda: [r for r in history.list(job_id=job.id) if r.status == "running"],
             75,
             "the scheduled run to start",
         )
-        time.sleep(3)  # a page or two in
+        wait_for(  # a page or two in: the run has saved the records it read so far
+            lambda: history.get(started.id).records > 0, 30, "the run to read its first page"
+        )
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
     finally:

@@ -8,7 +8,6 @@ import io
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -142,7 +141,10 @@ import os, time
 from pathlib import Path
 from studio.runhistory import RunHistory, SlotTaken
 history = RunHistory(Path(os.environ["STUDIO_HOME"]))
+deadline = time.monotonic() + 60
 while not Path({str(go)!r}).exists():
+    if time.monotonic() > deadline:
+        raise SystemExit("no go within 60 s")
     time.sleep(0.01)
 try:
     print("ran", history.start("job-1", "Job", "schedule", "2026-01-01T02:33:00+00:00").id)
@@ -170,8 +172,7 @@ def test_a_daemon_with_a_stale_view_does_not_run_a_slot_another_ran(store, sandb
     assert stale._last_slot(job.id) == first_slot  # what it knows, and keeps
     other = Daemon(store, clock=lambda: clock[0])
     other.tick()  # runs the next slot
-    while other.running:
-        time.sleep(0.05)
+    wait_for(lambda: not other.running, 30, "the other daemon's run to end")
     stale.tick()  # the same slot, seen late: refused by the history
     assert not stale.running
     slots = [r.slot for r in history.list(job_id=job.id)]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 from studio.runhistory import RunHistory
 from studio.runs import run_job
-from tests.helpers import PRODUCTS, demo, page, reject_every_product, slow_products, watch
+from tests.helpers import (
+    PRODUCTS,
+    demo,
+    page,
+    reject_every_product,
+    slow_products,
+    wait_for,
+    watch,
+)
 
 
 def test_overview_says_the_runner_is_down_and_shows_jobs_and_failures(store, sandbox):
@@ -43,12 +49,12 @@ def test_runs_page_filters_details_downloads_and_runs_now(store, sandbox):
     ).run()
     at.button(key="runs_now").click().run()
     assert at.success[0].value == "Started 'Demo suppliers'."
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def ended():
         done = [r for r in RunHistory(store.home).list() if r.job_name == "Demo suppliers"]
-        if done and done[0].status != "running":
-            break
-        time.sleep(0.1)
+        return done if done and done[0].status != "running" else None
+
+    done = wait_for(ended, 20, "the run started from the Runs page to end", interval=0.1)
     assert done[0].status == "success" and done[0].trigger == "manual"
 
 

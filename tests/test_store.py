@@ -192,10 +192,12 @@ def test_four_processes_incrementing_one_record_lose_no_update(store, home):
 
 
 WRITER = """
+import time
 from studio.config.store import ConfigStore
 store = ConfigStore()
 i = {0}
-while True:
+deadline = time.monotonic() + 120  # killed long before; never left writing
+while time.monotonic() < deadline:
     store.create("connections", {{"kind": "file_server", "name": f"w{{i}}", "host": "h",
                  "username": "u", "password": f"secret-{{i}}"}}, source="cli")
     print(i, flush=True)
