@@ -1,18 +1,16 @@
 """The engine against the real sandbox on 127.0.0.1: behaviors, stop rules, fan-out, downloads,
-variables, transport retries and bad input. No mocked HTTP."""
+variables and the content finder. No mocked HTTP. (Transport retries and bad answers are in
+test_http.py.)"""
 
 from __future__ import annotations
 
 import json
-import re
-import time
-from email.utils import formatdate
 
 import pytest
 
 from studio.engine import Chain, find_records, preview, render_json
 from studio.http import HttpClient
-from tests.helpers import conn_for, ids, job_for, run_chain, supplier_job
+from tests.helpers import conn_for, ids, job_for, run_chain
 
 # --- pagination ------------------------------------------------------------------------------
 
@@ -307,83 +305,6 @@ def test_polling_gives_up_with_the_last_status_and_value(sandbox):
     )
 
 
-# --- transport ---------------------------------------------------------------------------------
-
-
-def test_503_and_429_with_retry_after_are_retried(sandbox):
-    sandbox.fault("/api/suppliers", 503, times=2)
-    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
-    assert len(records) == 4
-    assert exchanges[-1].retries == ["503", "503"] and exchanges[-1].attempts == 3
-    sandbox.fault("/api/suppliers", 429, times=1, retry_after="1")
-    started = time.monotonic()
-    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
-    assert len(records) == 4 and exchanges[-1].retries == ["429"]
-    assert time.monotonic() - started >= 0.9  # honoured Retry-After: 1
-    sandbox.fault(
-        "/api/suppliers", 503, times=1, retry_after=formatdate(time.time() + 1, usegmt=True)
-    )
-    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
-    assert len(records) == 4 and exchanges[-1].retries == ["503"]
-
-
-def test_retries_give_up_with_status_and_body(sandbox):
-    sandbox.fault("/api/suppliers", 503, times=10, body="maintenance until noon")
-    trace = preview(supplier_job(), conn_for(sandbox))
-    assert trace.error.startswith("Call 1: GET http://127.0.0.1:")
-    assert trace.error.endswith(
-        "/api/suppliers answered 503 Service Unavailable (after 3 attempts): maintenance until noon"
-    )
-
-
-def test_other_4xx_fail_at_once(sandbox):
-    job = job_for([{"path": "/products/P99999"}], finder="$")
-    trace = preview(job, conn_for(sandbox))
-    assert trace.error.endswith('answered 404 Not Found: {"error": "no product P99999"}')
-    assert sandbox.hits("/api/products/P99999") == 1
-
-
-def test_malformed_json_names_call_offset_and_snippet(sandbox):
-    job = job_for([{"path": "/products", "query": [{"name": "malformed", "value": "1"}]}])
-    trace = preview(job, conn_for(sandbox))
-    assert trace.error.startswith(
-        "Call 1: the response is not valid JSON at offset 37 (Unterminated string"
-    )
-    assert "Unterminated" in trace.error.split("):", 1)[1]
-
-
-def test_timeouts_are_retried_then_reported(sandbox):
-    job = supplier_job(query=[{"name": "slow", "value": "1.5"}])
-    trace = preview(job, conn_for(sandbox, timeout=0.3))
-    assert re.search(
-        r"did not answer within 0\.3 s \(timeout\); 3 attempts over \d+ s$", trace.error
-    )
-    exchange = trace.exchanges[-1]
-    assert exchange["attempts"] == 3 and len(exchange["retries"]) == 2
-
-
-def test_max_response_size_fails_clearly(sandbox):
-    sandbox.settings(products=2000)
-    job = job_for([{"path": "/products", "query": [{"name": "size", "value": "1000"}]}])
-    trace = preview(job, conn_for(sandbox, max_response_mb=0.1))
-    assert (
-        "more than the maximum of 104,857" in trace.error
-        or "larger than the maximum of 104,857 bytes" in trace.error
-    )
-
-
-@pytest.mark.parametrize(
-    ("base_url", "message"),
-    [
-        ("http://127.0.0.1:9/api", "127.0.0.1:9 refused the connection"),
-        ("http://nonexistent-host.invalid/api", "cannot be resolved (DNS)"),
-    ],
-)
-def test_unreachable_servers(sandbox, base_url, message):
-    trace = preview(supplier_job(), conn_for(sandbox, base_url=base_url, auth={"type": "none"}))
-    assert message in trace.error
-
-
 # --- the content finder over cached responses ---------------------------------------------------
 
 
@@ -398,39 +319,6 @@ def test_find_records_without_calling_the_api_again(sandbox):
     records, error, _ = find_records(trace.documents, "$.items[")
     assert error.startswith("JSONPath '$.items[': ends too early")
     assert sandbox.hits("/api/products") == hits
-
-
-def test_a_dropped_connection_is_retried(sandbox):
-    """A real server on loopback that hangs up on the first request, then answers."""
-    import socket
-    import threading
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    body = b'{"items": [{"id": "P1", "title": "t", "category": {"code": "c"}}]}'
-
-    def serve():
-        for attempt in range(2):
-            client, _ = listener.accept()
-            client.recv(65536)
-            if attempt == 0:
-                client.close()  # dropped before any answer
-                continue
-            client.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                b"Content-Length: " + str(len(body)).encode() + b"\r\n"
-                b"Connection: close\r\n\r\n" + body
-            )
-            client.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    conn = conn_for(sandbox, base_url=f"http://127.0.0.1:{port}", auth={"type": "none"})
-    records, exchanges, _ = run_chain(job_for([{"path": "/products"}]), conn)
-    thread.join(timeout=5)
-    listener.close()
-    assert ids(records) == ["P1"]
-    assert len(exchanges[-1].retries) == 1  # one retry after the drop, then the answer
 
 
 def test_the_last_calls_responses_are_not_kept(sandbox):

@@ -180,19 +180,6 @@ def test_unreachable_servers(home, host, port, message):
             connect(conn, home, timeout=5)
 
 
-def test_test_connection_for_file_servers(server, home):
-    from studio.connectivity import check_connection
-
-    conn, local = server
-    (local / "in").mkdir()
-    (local / "a.csv").write_text("x\n")
-    check = check_connection(conn, home)
-    assert check.ok, check.message
-    assert check.message.endswith("the root folder holds 1 folder(s) and 1 file(s)")
-    bad = check_connection(conn.model_copy(update={"password": "nope", "private_key": ""}), home)
-    assert not bad.ok and bad.message.startswith(f"{conn.name}: Login to 127.0.0.1:")
-
-
 def test_a_missing_folder_is_not_an_empty_one(server, home):
     """vsftpd lists a missing folder as empty: the client must not take that for "no files"."""
     conn, local = server

@@ -1,29 +1,22 @@
-"""Authentication and "test connection" against the sandbox: tokens cached, refreshed and
-fetched again on 401; every auth kind; secrets masked in every trace."""
+"""One HTTP session per run, against the sandbox and a server that drops the connection:
+tokens cached, refreshed and fetched again on 401; every auth kind; secrets masked in every
+trace and kept on their origin; transport retries (503, 429 and Retry-After, timeouts, a
+dropped connection), size limits and bad answers. No mocked HTTP."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from email.utils import formatdate
 
 import pytest
 
-from studio.connectivity import check_connection
 from studio.engine import preview
 from studio.http import HttpClient
-from tests.helpers import conn_for, supplier_job
+from tests.helpers import conn_for, ids, job_for, oauth, run_chain, supplier_job
 
 TOKEN = "/oauth/token"
-
-
-def oauth(sandbox, **extra):
-    return {
-        "type": "oauth2",
-        "token_url": f"{sandbox.url}{TOKEN}",
-        "client_id": "demo-client",
-        "client_secret": "demo-secret",
-        **extra,
-    }
 
 
 def suppliers(conn) -> list[dict]:
@@ -78,15 +71,6 @@ def test_password_grant_and_client_basic_auth(sandbox):
     )
 
 
-def test_a_wrong_client_secret_names_the_token_endpoint_and_its_answer(sandbox):
-    check = check_connection(conn_for(sandbox, auth=oauth(sandbox, client_secret="nope")))
-    assert not check.ok
-    assert check.message == (
-        f"Sandbox: the token endpoint {sandbox.url}{TOKEN} answered 401 Unauthorized: "
-        '{"error": "invalid_client", "error_description": "Bad client credentials"}'
-    )
-
-
 @pytest.mark.parametrize(
     "auth",
     [
@@ -113,49 +97,6 @@ def test_basic_bearer_and_api_keys_work_and_are_masked(sandbox, auth):
     assert sent["X-Tenant"] == "acme" and sent["X-Secret-Header"] == "••••••"
     if auth.get("placement") == "query":
         assert exchanges[-1]["url"].endswith("/api/suppliers?api_key=••••••")
-
-
-def test_wrong_credentials_are_reported_by_test_connection(sandbox):
-    check = check_connection(conn_for(sandbox, auth={"type": "bearer", "token": "wrong"}))
-    assert not check.ok
-    assert check.message == (
-        'Sandbox: the API refused the credentials (401 Unauthorized: {"error": "unauthorized"})'
-    )
-
-
-def test_test_connection_success_and_failures(sandbox):
-    check = check_connection(conn_for(sandbox))
-    assert check.ok
-    assert check.message == (
-        f"Sandbox: connected and the token endpoint issued a token; {sandbox.url}/api is reachable"
-    )
-    assert [e["label"] for e in check.exchanges] == ["token", "Test"]
-    check = check_connection(conn_for(sandbox, base_url=f"{sandbox.url}/api/v9"))
-    assert check.ok and check.message.endswith("(the base URL itself answers 404 Not Found)")
-    down = check_connection(conn_for(sandbox, base_url="http://127.0.0.1:9", auth={"type": "none"}))
-    assert down.message == (
-        "Sandbox: 127.0.0.1:9 refused the connection (is the server running and the port "
-        "right?); 2 attempts over 0 s"
-    )
-    slow = check_connection(
-        conn_for(
-            sandbox,
-            base_url=f"{sandbox.url}/api/suppliers?slow=2",
-            timeout=0.3,
-            auth={"type": "none"},
-        )
-    )
-    assert "did not answer within 0.3 s (timeout); 2 attempts over" in slow.message
-
-
-def test_tls_failure_is_named(sandbox):
-    conn = conn_for(
-        sandbox, base_url=f"https://127.0.0.1:{sandbox.port}/api", auth={"type": "none"}
-    )
-    check = check_connection(conn)
-    assert check.message.startswith(
-        f"Sandbox: the TLS handshake with 127.0.0.1:{sandbox.port} failed"
-    )
 
 
 def test_one_session_per_client(sandbox):
@@ -201,23 +142,111 @@ def test_credentials_never_follow_a_redirect_or_a_link_to_another_origin(sandbox
         assert own["x-api-key"] == "demo-key" and own["x-secret-header"] == "hush-hush"
 
 
-def test_a_test_path_proves_basic_credentials(sandbox):
-    wrong = {"type": "basic", "username": "demo", "password": "wrong"}
-    # The server's root answers anyone: without a test path the test cannot tell.
-    open_root = check_connection(conn_for(sandbox, base_url=sandbox.url, auth=wrong))
-    assert open_root.ok and open_root.message.endswith("; set a test path to prove the credentials")
-    proven = conn_for(sandbox, base_url=sandbox.url, auth=wrong, test_path="/api/suppliers")
-    refused = check_connection(proven)
-    assert not refused.ok
-    assert refused.message.startswith("Sandbox: the API refused the credentials (401 Unauthorized")
-    right = {"type": "basic", "username": "demo", "password": "demo"}
-    ok = check_connection(
-        conn_for(sandbox, base_url=sandbox.url, auth=right, test_path="/api/suppliers")
+# --- transport ---------------------------------------------------------------------------------
+
+
+def test_503_and_429_with_retry_after_are_retried(sandbox):
+    sandbox.fault("/api/suppliers", 503, times=2)
+    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
+    assert len(records) == 4
+    assert exchanges[-1].retries == ["503", "503"] and exchanges[-1].attempts == 3
+    sandbox.fault("/api/suppliers", 429, times=1, retry_after="1")
+    started = time.monotonic()
+    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
+    assert len(records) == 4 and exchanges[-1].retries == ["429"]
+    assert time.monotonic() - started >= 0.9  # honoured Retry-After: 1
+    sandbox.fault(
+        "/api/suppliers", 503, times=1, retry_after=formatdate(time.time() + 1, usegmt=True)
     )
-    assert ok.ok and ok.message == (
-        "Sandbox: connected; /api/suppliers accepted the credentials (200)"
+    records, exchanges, _ = run_chain(supplier_job(), conn_for(sandbox))
+    assert len(records) == 4 and exchanges[-1].retries == ["503"]
+
+
+def test_retries_give_up_with_status_and_body(sandbox):
+    sandbox.fault("/api/suppliers", 503, times=10, body="maintenance until noon")
+    trace = preview(supplier_job(), conn_for(sandbox))
+    assert trace.error.startswith("Call 1: GET http://127.0.0.1:")
+    assert trace.error.endswith(
+        "/api/suppliers answered 503 Service Unavailable (after 3 attempts): maintenance until noon"
     )
-    missing = conn_for(sandbox, base_url=sandbox.url, auth=right, test_path="/api/nope")
-    assert check_connection(missing).message == (
-        'Sandbox: /api/nope answered 404 Not Found: {"detail":"Not Found"}'
+
+
+def test_other_4xx_fail_at_once(sandbox):
+    job = job_for([{"path": "/products/P99999"}], finder="$")
+    trace = preview(job, conn_for(sandbox))
+    assert trace.error.endswith('answered 404 Not Found: {"error": "no product P99999"}')
+    assert sandbox.hits("/api/products/P99999") == 1
+
+
+def test_malformed_json_names_call_offset_and_snippet(sandbox):
+    job = job_for([{"path": "/products", "query": [{"name": "malformed", "value": "1"}]}])
+    trace = preview(job, conn_for(sandbox))
+    assert trace.error.startswith(
+        "Call 1: the response is not valid JSON at offset 37 (Unterminated string"
     )
+    assert "Unterminated" in trace.error.split("):", 1)[1]
+
+
+def test_timeouts_are_retried_then_reported(sandbox):
+    job = supplier_job(query=[{"name": "slow", "value": "1.5"}])
+    trace = preview(job, conn_for(sandbox, timeout=0.3))
+    assert re.search(
+        r"did not answer within 0\.3 s \(timeout\); 3 attempts over \d+ s$", trace.error
+    )
+    exchange = trace.exchanges[-1]
+    assert exchange["attempts"] == 3 and len(exchange["retries"]) == 2
+
+
+def test_max_response_size_fails_clearly(sandbox):
+    sandbox.settings(products=2000)
+    job = job_for([{"path": "/products", "query": [{"name": "size", "value": "1000"}]}])
+    trace = preview(job, conn_for(sandbox, max_response_mb=0.1))
+    assert (
+        "more than the maximum of 104,857" in trace.error
+        or "larger than the maximum of 104,857 bytes" in trace.error
+    )
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("http://127.0.0.1:9/api", "127.0.0.1:9 refused the connection"),
+        ("http://nonexistent-host.invalid/api", "cannot be resolved (DNS)"),
+    ],
+)
+def test_unreachable_servers(sandbox, base_url, message):
+    trace = preview(supplier_job(), conn_for(sandbox, base_url=base_url, auth={"type": "none"}))
+    assert message in trace.error
+
+
+def test_a_dropped_connection_is_retried(sandbox):
+    """A real server on loopback that hangs up on the first request, then answers."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    body = b'{"items": [{"id": "P1", "title": "t", "category": {"code": "c"}}]}'
+
+    def serve():
+        for attempt in range(2):
+            client, _ = listener.accept()
+            client.recv(65536)
+            if attempt == 0:
+                client.close()  # dropped before any answer
+                continue
+            client.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+                b"Connection: close\r\n\r\n" + body
+            )
+            client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    conn = conn_for(sandbox, base_url=f"http://127.0.0.1:{port}", auth={"type": "none"})
+    records, exchanges, _ = run_chain(job_for([{"path": "/products"}]), conn)
+    thread.join(timeout=5)
+    listener.close()
+    assert ids(records) == ["P1"]
+    assert len(exchanges[-1].retries) == 1  # one retry after the drop, then the answer
