@@ -111,43 +111,6 @@ def test_a_bulk_file_run_and_a_destination_file(store, sandbox, ftp_server):
     ]
 
 
-def test_history_keeps_the_configured_days(store, sandbox):
-    demo(store, sandbox)
-    history = RunHistory(store.home)
-    run = run_job(store, "Demo suppliers")
-    old = history.get(run.id)
-    old.started_at = "2020-01-01T00:00:00+00:00"
-    history.save(old)
-    recent = run_job(store, "Demo suppliers")
-    assert history.purge(days=30) == 1
-    assert [r.id for r in history.list()] == [recent.id]
-    assert not Path(run.folder).exists() and Path(recent.folder).exists()
-
-
-def test_runs_side_by_side_do_not_lock_each_other_out(store):
-    """Each run stages its rows; the store's write lock is taken only to copy them in."""
-    from studio.entities import entity
-    from studio.rowstore import EntityWriter
-
-    spec = entity("Suppliers")
-    first = EntityWriter(store.home, spec, "run-1", ["external_id", "name"])
-    second = EntityWriter(store.home, spec, "run-2", ["external_id", "name"])
-    first.write([{"external_id": "A", "name": "from run 1"}])
-    second.write([{"external_id": "B", "name": "from run 2"}])
-    second.commit()  # while the first run is still going
-    first.write([{"external_id": "C", "name": "from run 1"}])
-    first.rollback()
-    first.write([{"external_id": "D", "name": "from run 1"}])
-    first.commit()
-    for w in (first, second):
-        w.close()
-    rows, total = read_rows(store.home, "Suppliers")
-    assert total == 2 and {r["external_id"]: r["_run_id"] for r in rows} == {
-        "B": "run-2",
-        "D": "run-1",
-    }
-
-
 def test_a_destination_that_fails_after_the_rows_are_in_makes_a_partial_run(store, sandbox):
     demo(store, sandbox)
     store.create(
@@ -176,43 +139,3 @@ def test_a_destination_that_fails_after_the_rows_are_in_makes_a_partial_run(stor
     assert (run.status, run.rows_written) == ("partial", 4)
     assert run.error.startswith("the destination file was not written: 127.0.0.1:9 refused")
     assert read_rows(store.home, "Suppliers")[1] == 4
-
-
-def test_only_runs_of_processes_that_are_gone_are_marked_interrupted(store):
-    import subprocess
-    import sys
-
-    from studio.runhistory import OWNER
-
-    history = RunHistory(store.home)
-    mine = history.start("j1", "mine", "manual")
-    assert mine.owner == OWNER
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    host = OWNER.rpartition(":")[0]
-    other = history.start("j2", "another process, running", "manual")
-    other.owner = f"{host}:{alive.pid}"
-    history.save(other)
-    gone = history.start("j3", "a process that died", "manual")
-    gone.owner = f"{host}:{dead.pid}"
-    history.save(gone)
-    try:
-        assert history.mark_interrupted("restart") == 2  # ours (we restart) and the dead one
-        assert history.get(other.id).status == "running"
-        assert history.get(gone.id).status == "interrupted"
-        assert history.get(mine.id).status == "interrupted"
-    finally:
-        alive.kill()
-
-
-def test_counts_saved_while_running_never_revive_an_ended_run(store):
-    history = RunHistory(store.home)
-    run = history.start_run("job-1", "Job", "manual")
-    assert history.save_counts(run.id, {"requests": 3, "attempts": 4, "records": 10})
-    seen = history.get(run.id)
-    assert (seen.status, seen.requests, seen.attempts, seen.records) == ("running", 3, 4, 10)
-    history.mark_interrupted("the runner stopped", only_mine=True)
-    history.save_counts(run.id, {"requests": 5, "attempts": 5, "records": 20})
-    ended = history.get(run.id)
-    assert (ended.status, ended.requests, ended.records) == ("interrupted", 3, 10)
