@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from studio.config.schedules import Schedule
 from studio.errors import ConfigError, Conflict
 from tests.helpers import api_connection, sftp_connection
 
@@ -129,47 +128,6 @@ def test_a_connection_in_use_cannot_be_deleted(store, conn):
     store.create("jobs", job(), source="cli")
     with pytest.raises(Conflict, match="is used by job 'Nightly products'"):
         store.delete("connections", conn.id, source="cli")
-
-
-@pytest.mark.parametrize(
-    ("schedule", "words", "cron"),
-    [
-        ({"type": "manual"}, "manually (no schedule)", None),
-        ({"type": "minutes", "every": 15}, "every 15 minutes", None),
-        ({"type": "hourly", "every": 2, "every_minutes": 30}, "every 2 hours and 30 minutes", None),
-        ({"type": "hourly", "mode": "at", "at": "6:05"}, "every day at 06:05 UTC", "5 6 * * *"),
-        ({"type": "daily", "every": 3, "at": "22:00"}, "every 3 days at 22:00 UTC", None),
-        (
-            {"type": "daily", "mode": "weekdays", "at": "07:30"},
-            "every weekday (Monday to Friday) at 07:30 UTC",
-            "30 7 * * 1-5",
-        ),
-        (
-            {"type": "weekly", "weekdays": ["fri", "mon"], "at": "08:00"},
-            "every Monday and Friday at 08:00 UTC",
-            "0 8 * * 1,5",
-        ),
-        (
-            {"type": "monthly", "day": 31, "at": "01:00"},
-            "on the 31st of every month at 01:00 UTC (months without that day are skipped)",
-            "0 1 31 * *",
-        ),
-        (
-            {"type": "monthly", "mode": "last_day", "at": "23:00"},
-            "on the last day of every month at 23:00 UTC",
-            "0 23 L * *",
-        ),
-        (
-            {"type": "monthly", "mode": "last_weekday", "at": "06:00"},
-            "on the last weekday of every month at 06:00 UTC",
-            "0 6 LW * *",
-        ),
-    ],
-)
-def test_schedules_in_words_and_cron(schedule, words, cron):
-    s = Schedule.model_validate(schedule)
-    assert s.describe() == words
-    assert s.cron_expression() == cron
 
 
 def test_invalid_schedules_are_refused(store, conn):
