@@ -1,4 +1,4 @@
-"""The config model: what is valid, and how an invalid config is described to an analyst."""
+"""The connection models: what is valid, and how an invalid config is described to an analyst."""
 
 from __future__ import annotations
 
