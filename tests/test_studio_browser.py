@@ -10,15 +10,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from studio.config.store import ConfigStore
-from tests.helpers import ROOT, point_demo_at
-from tests.servers import free_port
+from tests.helpers import ROOT, point_demo_at, wait_for
+from tests.servers import free_port, need
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -26,16 +25,16 @@ OUTPUT = ROOT / "test-output"
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Until ``url`` answers 200, for ``timeout`` seconds at most."""
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
+                return r.status == 200
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.3)
+            return False
+
+    wait_for(answers, timeout, f"{url} to answer 200", interval=0.3)
 
 
 @pytest.fixture(scope="session")
@@ -74,11 +73,7 @@ def studio(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM}: apt-get install chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    need(f"Chromium ({CHROMIUM})", Path(CHROMIUM).exists(), "apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
