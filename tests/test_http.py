@@ -13,7 +13,7 @@ from email.utils import formatdate
 import pytest
 
 from studio.engine import preview
-from studio.http import HttpClient
+from studio.http import HttpClient, TokenCache
 from tests.helpers import conn_for, ids, job_for, oauth, run_chain, supplier_job
 
 TOKEN = "/oauth/token"
@@ -31,13 +31,20 @@ def test_token_is_cached_across_runs_until_it_expires(sandbox):
     suppliers(conn)
     assert sandbox.hits(TOKEN) == 1
     sandbox.settings(token_ttl=31)  # cached for expires_in - 30 s = 1 s
-    from studio.http import TOKENS
+    now = [1_000_000.0]
+    cache = TokenCache(clock=lambda: now[0])  # moved by the test instead of waiting
 
-    TOKENS._tokens.clear()
-    suppliers(conn)
+    def run() -> None:
+        with HttpClient(conn, tokens=cache) as client:
+            client.request("t", "GET", client.url("/suppliers"))
+
+    run()
     assert sandbox.hits(TOKEN) == 2
-    time.sleep(1.1)
-    suppliers(conn)
+    now[0] += 0.9
+    run()
+    assert sandbox.hits(TOKEN) == 2  # still valid
+    now[0] += 0.2
+    run()
     assert sandbox.hits(TOKEN) == 3
 
 
