@@ -217,6 +217,17 @@ if kind == "api":
         placeholder="/me",
         help=ApiConnection.model_fields["test_path"].description,
     )
+    left, right = st.columns(2)
+    for col, name in ((left, "max_response_mb"), (right, "max_download_mb")):
+        info = ApiConnection.model_fields[name]
+        data[name] = col.number_input(
+            info.title,
+            min_value=1.0,
+            max_value=1_000_000.0,
+            value=float(getattr(api, name) if api else info.default),
+            key=key(name),
+            help=info.description,
+        )
 else:
     srv = current if current is not None and current.kind == "file_server" else None
     protocols = list(DEFAULT_PORTS)

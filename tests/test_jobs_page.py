@@ -369,6 +369,7 @@ def test_behavior_forms_are_drawn_from_the_model(conn, home):
     at = open_builder()
     go(at, CALLS)
     uid = first_call(at)
+    assert at.number_input(key="jb.new.max_fanout").value == 100_000  # the job's own limit
     at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
     fields = PaginationBehavior.model_fields
     labels = {w.label for w in [*at.text_input, *at.number_input, *at.checkbox, *at.selectbox]}

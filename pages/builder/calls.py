@@ -18,6 +18,7 @@ from pages.common import flash, show_error
 from studio.config.connections import Header
 from studio.config.jobs import (
     BUILTINS,
+    ApiJob,
     DownloadBehavior,
     NoBehavior,
     PaginationBehavior,
@@ -320,6 +321,7 @@ def calls_and_tests(d: Draft, store: ConfigStore, conn_names: dict) -> None:
     limits["records"] = c[1].number_input(
         "Preview: max records", 1, 100_000, key=d.seeded(d.key("limit_records"), limits["records"])
     )
+    field(d, c[2], ApiJob, "max_fanout", d.data)
     defined = list(BUILTINS)
     for i, (call, uid) in enumerate(zip(d.data["calls"], d.uids, strict=True)):
         call_editor(d, store, i, call, uid, defined)
