@@ -15,7 +15,7 @@ from studio.config.store import ConfigStore
 from studio.entities import entity
 from studio.mapping import Mapper
 from studio.runhistory import now_iso
-from studio.runs import RunOutputs
+from studio.sinks import RunOutputs
 from studio.stores import open_history
 
 

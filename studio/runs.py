@@ -4,30 +4,26 @@ here a saved job is loaded with its connection and sent to the right one."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from studio.config.connections import ApiConnection, FileServerConnection
 from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
-from studio.destination import CsvFile, for_people
 from studio.engine import Chain, Event, Trace, preview
-from studio.entities import Entity, entity
+from studio.entities import entity
 from studio.errors import StudioError
 from studio.files import connect
 from studio.filesource import import_files, preview_file
 from studio.http import Exchange, HttpClient
-from studio.mapping import Mapper, Reject
+from studio.mapping import Mapper
 from studio.private import open_private, private_dir
 from studio.runhistory import COUNTS, Run, now_iso
-from studio.stores import RunStore, open_history, open_rows
+from studio.sinks import RunOutputs, deliver
+from studio.stores import RunStore, open_history
 
 
 def load_job(
@@ -52,135 +48,6 @@ def preview_saved(
     if isinstance(job, FileJob):
         return preview_file(job, conn, store.home, max_records=max_records)
     return preview(job, conn, up_to_call=up_to_call, max_pages=max_pages, max_records=max_records)
-
-
-# The first characters of a cell a spreadsheet may run as a formula: a batch with none of them
-# (most batches) is written as it is; one with any goes through ``for_people`` value by value.
-# Looking at the values is faster than a regular expression over the batch's CSV text.
-_FORMULA_START = frozenset("=+-@\t\r")
-
-
-def _maybe_formula(rows: list[dict]) -> bool:
-    return any(type(v) is str and v[:1] in _FORMULA_START for r in rows for v in r.values())
-
-
-def _csv_text(rows: Iterable[Iterable]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
-
-
-class _PendingCsv:
-    """A CSV file whose rows of the unit of work wait in a write-only file beside it until
-    ``commit`` appends them (a read-write text file costs a codec reset per write)."""
-
-    def __init__(self, path: Path, header: list[str]):
-        self.path, self._pending_path = path, path.with_name(f".{path.name}.pending")
-        self._file = open_private(path, newline="")
-        csv.writer(self._file).writerow(header)
-        self._pending = self._open_pending()
-
-    def _open_pending(self) -> TextIO:
-        return open_private(self._pending_path, newline="")
-
-    def write(self, text: str) -> None:
-        self._pending.write(text)
-
-    def commit(self) -> None:
-        self._pending.close()
-        with open(self._pending_path, newline="", encoding="utf-8") as pending:
-            shutil.copyfileobj(pending, self._file)
-        self._pending = self._open_pending()
-
-    def rollback(self) -> None:
-        self._pending.close()
-        self._pending = self._open_pending()
-
-    def close(self) -> None:
-        self._file.close()
-        self._pending.close()
-        self._pending_path.unlink(missing_ok=True)
-
-
-class RunOutputs:
-    """Where a run's rows go: the entity store (one transaction), and the run's files:
-    ``rows.csv`` and ``rejects.csv`` (record, field, reason). Rows wait in a pending file until
-    the unit of work (the run, or a bulk file) commits, so a rolled-back file leaves no trace.
-
-    The run's files are for people, who open them in a spreadsheet: a value that would run as
-    a formula is written with a quote before it, as the CSV destination writes it. The entity
-    store keeps the values as they are, and so does ``raw`` (when given): the committed rows
-    unquoted, from which the job's destination writes its file with its own options."""
-
-    def __init__(
-        self,
-        home: Path,
-        folder: Path,
-        entity: Entity,
-        run_id: str,
-        columns: list[str],
-        raw: Path | None = None,
-    ):
-        private_dir(folder)
-        self.folder = folder
-        self.fields = columns
-        self.writer = open_rows(home).writer(entity, run_id, columns)
-        self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
-        self._rows = _PendingCsv(self.rows_path, columns)
-        self._raw = _PendingCsv(raw, columns) if raw else None
-        self._rejects = open_private(self.rejects_path, newline="")
-        csv.writer(self._rejects).writerow(["record", "field", "reason"])
-        self.rows = self.rejects = 0
-
-    def write(self, rows: list[dict], rejects: list[Reject]) -> None:
-        self.writer.write(rows)
-        text = _csv_text(r.values() for r in rows)
-        if self._raw:
-            self._raw.write(text)
-        if _maybe_formula(rows):  # rarely: most batches are written as they are
-            text = _csv_text(for_people(r.values()) for r in rows)
-        self._rows.write(text)
-        csv.writer(self._rejects).writerows(
-            for_people([r.record, r.field, r.reason]) for r in rejects
-        )
-        self.rows += len(rows)
-        self.rejects += len(rejects)
-
-    def _files(self) -> list[_PendingCsv]:
-        return [self._rows, *([self._raw] if self._raw else [])]
-
-    def commit(self) -> None:
-        self.writer.commit()
-        for f in self._files():
-            f.commit()
-
-    def rollback(self) -> None:
-        self.writer.rollback()
-        for f in self._files():
-            f.rollback()
-
-    def close(self) -> list[str]:
-        self.writer.close()
-        for f in self._files():
-            f.close()
-        self._rejects.close()
-        return [str(self.rows_path), str(self.rejects_path)]
-
-
-def _deliver(store: ConfigStore, job: ApiJob | FileJob, run: Run, rows_csv: Path) -> str:
-    """Write the committed rows (as they are, not quoted for people) as the job's destination
-    CSV file; returns where."""
-    dest = job.destination
-    conn = store.get("connections", dest.connection_id, reveal=True)
-    out = CsvFile(dest, list(entity(job.entity).fields))
-    try:
-        with open(rows_csv, newline="", encoding="utf-8") as f:
-            out.write(csv.DictReader(f))
-        with connect(conn, store.home) as client:
-            target = out.deliver(client, job=job.name, run_id=run.id, now=datetime.now(UTC))
-    finally:
-        out.discard()
-    return f"{conn.name}:{target}"
 
 
 SAVE_EVERY = 0.5  # seconds: how often a running run's counts are saved to the history
@@ -359,7 +226,7 @@ class _JobRun:
     def _deliver(self) -> None:
         """The destination file; one that cannot be written leaves the rows in, and says so."""
         try:
-            where = _deliver(self.store, self.job, self.run, self.raw)
+            where = deliver(self.store, self.job, self.run, self.raw)
             self.event({"kind": "log", "message": f"Wrote the rows to {where}"}, check=False)
         except Exception as e:  # the rows are in; the run says the file is not
             self.run.error = f"the destination file was not written: {e}"
