@@ -21,6 +21,7 @@ from studio.config.files import export_configs, import_configs
 from studio.config.schedules import next_runs
 from studio.config.store import ConfigStore
 from studio.connectivity import check_connection
+from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS
 from studio.errors import ConfigError, StudioError
 from studio.runhistory import (
     STATUSES,
@@ -136,8 +137,15 @@ def _add_preview(sub) -> None:
     )
     p.add_argument("name", metavar="JOB", help="job name or id")
     p.add_argument("--up-to", type=int, metavar="N", help="run calls 1..N only (default: all)")
-    p.add_argument("--pages", type=int, default=5, help="max pages per paginated call (5)")
-    p.add_argument("--records", type=int, default=500, help="max records (500)")
+    p.add_argument(
+        "--pages",
+        type=int,
+        default=PREVIEW_PAGES,
+        help=f"max pages per paginated call ({PREVIEW_PAGES})",
+    )
+    p.add_argument(
+        "--records", type=int, default=PREVIEW_RECORDS, help=f"max records ({PREVIEW_RECORDS})"
+    )
     _json_flag(p, "print the whole trace as JSON")
 
 

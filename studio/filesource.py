@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from studio.config.connections import FileServerConnection
 from studio.config.jobs import FileJob
@@ -25,28 +25,11 @@ from studio.engine import PREVIEW_RECORDS, Event, Trace
 from studio.entities import entity
 from studio.errors import StudioError
 from studio.files import FileClient, connect
-from studio.mapping import MappedBatch, Mapper, Reject
+from studio.mapping import MappedBatch, Mapper
 from studio.readers import BATCH, CsvOptions, CsvRows, read_csv, sniff_delimiter
+from studio.sources import Sink, UnitResult, run_units
 
-
-class Sink(Protocol):
-    """Where mapped rows go, one file at a time (the entity store, in a run)."""
-
-    def write(self, rows: list[dict], rejects: list[Reject]) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
-
-
-@dataclass
-class FileResult:
-    path: str
-    records: int = 0
-    rows: int = 0
-    rejects: int = 0
-    error: str = ""
-    moved_to: str = ""
+FileResult = UnitResult  # a file of the job, and how it went
 
 
 @dataclass
@@ -120,62 +103,74 @@ def free_name(client: FileClient, folder: str, name: str, now: datetime) -> str:
     return posixpath.join(folder, f"{stem}-{now.strftime('%Y%m%dT%H%M%SZ')}{ext}")
 
 
+class FileUnit:
+    """One file of a file job: its mapped batches; once committed it moves to the outbound
+    folder (bulk), once failed to the error folder (bulk, when there is one)."""
+
+    isolated = True
+
+    def __init__(self, job: FileJob, client: FileClient, path: str, batch: int, on_event):
+        self.job, self.client, self.name, self.batch = job, client, path, batch
+        self.on_event = on_event
+        self.bulk = job.source.mode == "bulk"
+
+    def batches(self) -> Iterator[tuple[int, MappedBatch]]:
+        self.on_event({"kind": "log", "message": f"{self.name}: reading"})
+        for count, mapped in mapped_batches(self.client, self.name, self.job, self.batch):
+            self.on_event({"kind": "page", "call": self.name, "records": count})
+            yield count, mapped
+
+    def _move(self, folder: str) -> str:
+        self.client.makedirs(folder)
+        target = free_name(self.client, folder, posixpath.basename(self.name), datetime.now(UTC))
+        self.client.rename(self.name, target)
+        return target
+
+    def done(self) -> str:
+        return self._move(self.job.source.outbound) if self.bulk else ""
+
+    def failed(self, error: str) -> str:
+        folder = self.job.source.error_folder
+        return self._move(folder) if self.bulk and folder else ""
+
+
+def file_units(
+    job: FileJob, client: FileClient, on_event: Callable[[Event], None], batch: int = BATCH
+) -> Iterator[FileUnit]:
+    if job.source.mode == "bulk" and job.source.outbound:
+        client.makedirs(job.source.outbound)
+    for path in files_of(job, client):
+        yield FileUnit(job, client, path, batch, on_event)
+
+
 def import_files(
     job: FileJob,
     client: FileClient,
     sink: Sink,
     *,
     on_event: Callable[[Event], None] = lambda _e: None,
+    on_batch: Callable[[int], None] = lambda _n: None,
     batch: int = BATCH,
 ) -> FileReport:
     """Import every file of the job into ``sink``; bulk files are moved once committed."""
-    report = FileReport()
     bulk = job.source.mode == "bulk"
-    if bulk and job.source.outbound:
-        client.makedirs(job.source.outbound)
-    for path in files_of(job, client):
-        result = FileResult(path)
-        report.files.append(result)
-        on_event({"kind": "log", "message": f"{path}: reading"})
-        try:
-            for count, mapped in mapped_batches(client, path, job, batch):
-                result.records += count
-                result.rows += len(mapped.rows)
-                result.rejects += len(mapped.rejects)
-                sink.write(mapped.rows, mapped.rejects)
-                on_event({"kind": "page", "call": path, "records": count})
-            sink.commit()
-        except StudioError as e:
-            sink.rollback()
-            result.error = str(e)
-            on_event({"kind": "log", "message": f"{path}: failed: {e}"})
-            if bulk and job.source.error_folder:
-                client.makedirs(job.source.error_folder)
-                result.moved_to = free_name(
-                    client, job.source.error_folder, posixpath.basename(path), datetime.now(UTC)
-                )
-                client.rename(path, result.moved_to)
-            continue
-        if bulk:
-            result.moved_to = free_name(
-                client, job.source.outbound, posixpath.basename(path), datetime.now(UTC)
+
+    def said(result: FileResult) -> None:
+        if not result.error:
+            moved = f", moved to {result.moved_to}" if bulk else ""
+            on_event(
+                {
+                    "kind": "log",
+                    "message": f"{result.path}: {result.records} records, {result.rows} "
+                    f"rows, {result.rejects} rejects{moved}",
+                }
             )
-            client.rename(path, result.moved_to)
-        on_event(
-            {
-                "kind": "log",
-                "message": f"{path}: {result.records} records, {result.rows} "
-                f"rows, {result.rejects} rejects"
-                + (f", moved to {result.moved_to}" if bulk else ""),
-            }
-        )
+
+    units = file_units(job, client, on_event, batch)
+    report = FileReport(run_units(units, sink, on_event=on_event, on_batch=on_batch, on_unit=said))
     if bulk and not report.files:
-        on_event(
-            {
-                "kind": "log",
-                "message": f"No file in {job.source.inbound or '/'} matches {job.source.pattern}",
-            }
-        )
+        message = f"No file in {job.source.inbound or '/'} matches {job.source.pattern}"
+        on_event({"kind": "log", "message": message})
     return report
 
 

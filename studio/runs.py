@@ -13,7 +13,7 @@ from pathlib import Path
 from studio.config.connections import ApiConnection, FileServerConnection
 from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
-from studio.engine import Chain, Event, Trace, preview
+from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS, Chain, Event, Trace, preview
 from studio.entities import entity
 from studio.errors import StudioError
 from studio.files import connect
@@ -23,6 +23,7 @@ from studio.mapping import Mapper
 from studio.private import open_private, private_dir
 from studio.runhistory import COUNTS, Run, now_iso
 from studio.sinks import RunOutputs, deliver
+from studio.sources import ChainUnit, run_units
 from studio.stores import RunStore, open_history
 
 
@@ -35,19 +36,34 @@ def load_job(
     return job, conn
 
 
-def preview_saved(
-    store: ConfigStore,
-    ref: str,
+def preview_job(
+    job: ApiJob | FileJob,
+    conn: ApiConnection | FileServerConnection,
+    home: Path,
     *,
     up_to_call: int | None = None,
-    max_pages: int = 5,
-    max_records: int = 500,
+    max_pages: int = PREVIEW_PAGES,
+    max_records: int = PREVIEW_RECORDS,
+    on_event: Callable[[Event], None] | None = None,
 ) -> Trace:
-    """Preview a saved job of any kind; writes nothing, moves no file."""
-    job, conn = load_job(store, ref)
+    """Preview a job of any kind (saved or being built): the one place a test starts. Writes
+    nothing, moves no file."""
     if isinstance(job, FileJob):
-        return preview_file(job, conn, store.home, max_records=max_records)
-    return preview(job, conn, up_to_call=up_to_call, max_pages=max_pages, max_records=max_records)
+        return preview_file(job, conn, home, max_records=max_records)
+    return preview(
+        job,
+        conn,
+        up_to_call=up_to_call,
+        max_pages=max_pages,
+        max_records=max_records,
+        on_event=on_event,
+    )
+
+
+def preview_saved(store: ConfigStore, ref: str, **limits) -> Trace:
+    """Preview a saved job: ``preview_job`` with the job and its connection from the store."""
+    job, conn = load_job(store, ref)
+    return preview_job(job, conn, store.home, **limits)
 
 
 SAVE_EVERY = 0.5  # seconds: how often a running run's counts are saved to the history
@@ -125,8 +141,6 @@ class _JobRun:
             line |= self._exchange(e["exchange"])
         elif kind == "page":
             self.run.pages += 1
-            if isinstance(self.job, FileJob):  # a batch read: the API source counts its own
-                self.run.records += e.get("records") or 0
             line |= {"call": e.get("call"), "records": e.get("records")}
         elif kind in ("log", "stop"):
             line["message"] = e["message"]
@@ -187,20 +201,26 @@ class _JobRun:
             self._close()
         return run
 
+    def _counted(self, records: int) -> None:
+        """After each batch of either source: the records so far, saved as they grow."""
+        self.run.records += records
+        self.progress()
+
     def _read_files(self) -> None:
         """A file job: its file, or its bulk files, each committed as its own unit of work."""
         job, run = self.job, self.run
         with connect(self.conn, self.store.home) as client:
-            report = import_files(job, client, self.outputs, on_event=self.event)
+            report = import_files(
+                job, client, self.outputs, on_event=self.event, on_batch=self._counted
+            )
         run.files = len(report.files)
-        run.records = sum(f.records for f in report.files)
         if report.failed and len(report.failed) == len(report.files) and job.source.mode == "path":
             raise StudioError(report.failed[0].error)
         if report.failed:
             run.error = "; ".join(f.error for f in report.failed)
 
     def _read_api(self) -> None:
-        """An API job: the call chain's record batches, mapped, then committed at once."""
+        """An API job: one unit, the call chain's record batches, committed at once."""
         job, run = self.job, self.run
         last_success = self.history.last_success(job.id)
         with HttpClient(
@@ -215,13 +235,8 @@ class _JobRun:
                 on_event=self.event,
                 workdir=self.folder,
             )
-            mapper = Mapper(job.mapping, self.spec)
-            for batch in chain.batches():
-                mapped = mapper.map(batch, start=run.records)
-                run.records += len(batch)
-                self.outputs.write(mapped.rows, mapped.rejects)
-                self.progress()
-        self.outputs.commit()
+            unit = ChainUnit(chain, Mapper(job.mapping, self.spec))
+            run_units([unit], self.outputs, on_event=self.event, on_batch=self._counted)
 
     def _deliver(self) -> None:
         """The destination file; one that cannot be written leaves the rows in, and says so."""

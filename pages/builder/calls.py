@@ -27,8 +27,8 @@ from studio.config.jobs import (
 )
 from studio.config.store import ConfigStore
 from studio.curl import parse_curl
-from studio.engine import preview
 from studio.errors import StudioError
+from studio.runs import preview_job
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 BEHAVIORS = {
@@ -98,9 +98,10 @@ def run_test(d: Draft, store: ConfigStore, up_to: int) -> None:
                     f"({ex.elapsed_ms:.0f} ms)"
                 )
 
-        trace = preview(
+        trace = preview_job(
             job,
             conn,
+            store.home,
             up_to_call=up_to,
             max_pages=limits["pages"],
             max_records=limits["records"],

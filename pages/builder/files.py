@@ -16,7 +16,7 @@ from studio.config.jobs import CsvSettings, FileSource, draft_job
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.files import connect
-from studio.filesource import preview_file
+from studio.runs import preview_job
 
 SHOWN = 200  # rows drawn in a table; counts are always of everything
 ENCODINGS = {
@@ -101,7 +101,7 @@ def files_and_test(d: Draft, store: ConfigStore) -> None:
             except StudioError as e:
                 show_error(e)
             else:
-                trace = preview_file(job, conn, store.home, max_records=limits["records"])
+                trace = preview_job(job, conn, store.home, max_records=limits["records"])
                 d.test = {
                     "call": 1,
                     "at": datetime.now(UTC).strftime("%H:%M:%S UTC"),
