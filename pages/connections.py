@@ -17,6 +17,7 @@ from studio.config.connections import (
     FileServerConnection,
 )
 from studio.config.store import ConfigStore
+from studio.connectivity import check_connection
 from studio.errors import StudioError
 from studio.vault import MASK
 
@@ -321,6 +322,12 @@ if st.button("Save" if current else "Create", type="primary", key="conn_save"):
         st.rerun()
 
 if current is not None:
+    # The saved connection, as a run would use it (unsaved edits are not tested).
+    if st.button("Test connection", key="conn_test", help="Log in and reach the server"):
+        with st.spinner(f"Testing {current.name}…"):
+            stored = store.get("connections", current.id, reveal=True)
+            check = check_connection(stored, store.home)
+        (st.success if check.ok else st.error)(check.message)
     with st.expander("Audit trail"):
         trail = store.audit("connections", current.id)
         st.dataframe(

@@ -3,7 +3,10 @@
 import pandas as pd
 import streamlit as st
 
+from pages.common import show_error
+from studio.apitokens import create_token
 from studio.config.store import ConfigStore
+from studio.errors import StudioError
 from studio.runhistory import runner_status
 
 store = ConfigStore()
@@ -17,10 +20,14 @@ st.markdown(
 
 st.subheader("REST API tokens")
 st.caption(
-    "Tokens are made with `python -m runner api-token create NAME`, which shows a token "
-    "once; only its hash is kept, so it cannot be shown again. Revoke one with "
-    "`python -m runner api-token revoke NAME`."
+    "A token is shown once, when it is made: only its hash is kept. It is sent as "
+    "`Authorization: Bearer <token>`. The CLI does the same: `python -m runner api-token "
+    "create|list|revoke`."
 )
+made = st.session_state.pop("settings_new_token", None)
+if made:
+    st.success(f"Token {made[0]!r} made. Copy it now: it is not shown again.")
+    st.code(made[1], language=None)
 tokens = store.list("api_tokens")
 if tokens:
     st.dataframe(
@@ -35,3 +42,19 @@ if tokens:
     )
 else:
     st.info("No token yet: nothing can call the REST API.")
+left, right = st.columns(2)
+with left.form("token_create", clear_on_submit=True, border=False):
+    name = st.text_input("New token's name", key="token_name", placeholder="my-erp")
+    if st.form_submit_button("Create token"):
+        try:
+            st.session_state["settings_new_token"] = (name, create_token(store, name))
+        except StudioError as e:
+            show_error(e)
+        else:
+            st.rerun()
+if tokens:
+    with right.form("token_revoke", border=False):
+        gone = st.selectbox("Token", [t.name for t in tokens], key="token_pick")
+        if st.form_submit_button("Revoke"):
+            store.delete("api_tokens", gone, source="studio")
+            st.rerun()

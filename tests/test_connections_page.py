@@ -159,3 +159,26 @@ def test_overview_counts_connections(home):
         "Failed runs (24 h)",
     ]
     assert [m.value for m in at.metric] == ["1", "0", "0", "0"]
+
+
+def test_a_saved_connection_can_be_tested_from_its_page(home, sandbox):
+    from tests.helpers import conn_for
+
+    store = ConfigStore(home)
+    good = conn_for(sandbox).model_dump(exclude={"id", "created_at", "updated_at"})
+    store.create("connections", good, source="cli")
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
+    at.switch_page("pages/connections.py").run()
+    at.selectbox(key="conn_pick").select("Sandbox").run()
+    at.button(key="conn_test").click().run()
+    assert [s.value for s in at.success] == [
+        f"Sandbox: connected and the token endpoint issued a token; {sandbox.url}/api is reachable"
+    ]
+    store.modify(
+        "connections",
+        "Sandbox",
+        lambda c: c.model_copy(update={"auth": c.auth.model_copy(update={"client_secret": "x"})}),
+        source="cli",
+    )
+    at.button(key="conn_test").click().run()
+    assert at.error[0].value.startswith("Sandbox: the token endpoint")

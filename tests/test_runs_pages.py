@@ -119,3 +119,19 @@ def test_a_running_run_shows_its_counts_so_far_on_the_runs_page_and_overview(sto
     finally:
         thread.join(timeout=60)
     assert history.get(claimed.id).status == "success"
+
+
+def test_settings_creates_a_token_shown_once_and_revokes_it(store):
+    from studio.apitokens import verify
+
+    at = page("pages/settings.py")
+    at.text_input(key="token_name").input("erp")
+    at.button[0].click().run()  # the form's submit
+    [made] = [c.value for c in at.code]
+    assert verify(store, made) == "erp"
+    assert "Copy it now: it is not shown again." in at.success[0].value
+    at.run()  # any rerun: the token is gone from the page
+    assert not at.code and at.dataframe[0].value.iloc[0]["Name"] == "erp"
+    at.selectbox(key="token_pick").select("erp")
+    at.button[1].click().run()
+    assert store.list("api_tokens") == [] and verify(store, made) is None
