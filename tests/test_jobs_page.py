@@ -387,3 +387,21 @@ def test_behavior_forms_are_drawn_from_the_model(conn, home):
 
     source = at.text_input(key=f"jb.new.c.{uid}.b.url_source")
     assert source.help == DownloadBehavior.model_fields["url_source"].description
+
+
+def test_a_test_suggests_the_content_finder_and_the_pagination(conn, home):
+    at = open_builder()
+    go(at, CALLS)
+    uid = first_call(at)
+    at.text_input(key=f"jb.new.c.{uid}.path").input("/products").run()
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    labels = [b.label for b in at.button if b.key and ".suggest_" in b.key]
+    assert labels[0] == "Content finder $.items (20 records)"
+    assert "Pagination: page, as $.total_pages gives the number of pages" in labels
+    at.button(key="jb.new.suggest_finder.0").click().run()
+    assert at.session_state["jb_drafts"]["new"]["content_finder"] == "$.items"
+    paging = labels.index("Pagination: page, as $.total_pages gives the number of pages")
+    at.button(key=f"jb.new.suggest_paging.{paging - 1}").click().run()
+    behavior = at.session_state["jb_drafts"]["new"]["calls"][0]["behavior"]
+    assert (behavior["type"], behavior["total_pages_path"]) == ("pagination", "$.total_pages")
+    assert at.selectbox(key=f"jb.new.c.{uid}.behavior").value == "pagination"

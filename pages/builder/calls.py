@@ -27,6 +27,7 @@ from studio.config.jobs import (
 )
 from studio.config.store import ConfigStore
 from studio.curl import parse_curl
+from studio.detect import content_finders, links_of, pagination
 from studio.errors import StudioError
 from studio.runs import preview_job
 
@@ -132,11 +133,52 @@ def pretty(text: str) -> str:
         return text
 
 
+def suggestions(d: Draft, trace: dict, call: int) -> None:
+    """What the last test's response suggests: the content finder and the pagination, each a
+    button the analyst clicks to take it (nothing is applied unasked)."""
+    docs = trace["documents"]
+    if not docs:
+        return
+    headers = trace["exchanges"][-1]["response_headers"] if trace["exchanges"] else {}
+    finders = content_finders(docs[0])[:3]
+    paging = pagination(docs[0], links_of(headers), headers)[:3]
+    if not (finders or paging):
+        return
+    uid = d.uids[call - 1] if call - 1 < len(d.uids) else None
+
+    def use_finder(path: str) -> None:
+        d.data["content_finder"] = d.state[d.key("content_finder")] = path
+
+    def use_paging(settings: dict) -> None:
+        d.data["calls"][call - 1]["behavior"] = {"type": "pagination", **settings}
+        d.forget(f"jb.{d.jid}.c.{uid}.b")  # its form is drawn again from the draft
+        d.forget(f"jb.{d.jid}.c.{uid}.behavior")
+
+    box = st.container(border=True)
+    box.markdown(f"**Suggested by the test of call {call}**")
+    for n, f in enumerate(finders):
+        box.button(
+            f"Content finder {f.path} ({f.records} records)",
+            key=d.key("suggest_finder", n),
+            on_click=use_finder,
+            args=(f.path,),
+            disabled=f.path == d.data.get("content_finder"),
+        )
+    for n, p in enumerate(paging if uid else []):
+        box.button(
+            f"Pagination: {p.settings['style'].replace('_', ' ')}, as {p.why}",
+            key=d.key("suggest_paging", n),
+            on_click=use_paging,
+            args=(p.settings,),
+        )
+
+
 def show_test(d: Draft) -> None:
     test = d.test
     if not test:
         return
     trace = test["trace"]
+    suggestions(d, trace, test["call"])
     st.markdown(
         f"**Last test** (calls 1–{test['call']}, at {test['at']}): "
         f"{len(trace['exchanges'])} requests, {len(trace['records'])} records"

@@ -506,7 +506,7 @@ def draft_job(data: dict, up_to_call: int | None = None) -> ApiJob | FileJob:
     data = dict(data)
     if up_to_call:
         data["calls"] = list(data.get("calls", []))[:up_to_call]
-    data.setdefault("name", "draft")
+    data["name"] = data.get("name") or "draft"  # a job can be tested before it is named
     try:
         return JOB.validate_python(data, context={"draft": True})
     except ValidationError as e:
