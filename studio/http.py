@@ -503,43 +503,41 @@ class HttpClient:
                     self.mask.add(str(value))
 
     def _read(self, raw: requests.Response, label: str, stream_to: Path | None):
-        """The body, bounded by ``max_response_bytes``; or streamed to ``stream_to`` (files of
-        any size go to disk, never to memory)."""
+        """The body, bounded by ``max_response_bytes``; or streamed to ``stream_to`` under
+        ``max_download_bytes`` (files go to disk, never to memory)."""
         if stream_to is not None and raw.status_code < 400:
-            # Counted after decoding: 1 MB of gzip on the wire may be 1 GB on disk. Read in
-            # 16 KB steps so that one step of a bomb cannot inflate far past the limit.
-            limit = self.max_download_bytes
-            declared = raw.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise HttpError(
-                    f"{label}: the download is {int(declared):,} bytes, more than the maximum of "
-                    f"{limit:,} (max download size)"
-                )
             size = 0
             with open(stream_to, "wb") as f:
-                for chunk in raw.iter_content(1 << 14):
-                    size += len(chunk)
-                    if size > limit:
-                        raise HttpError(
-                            f"{label}: the download is larger than {limit:,} bytes once "
-                            "decompressed (max download size)"
-                        )
+                # 16 KB steps: one step of a gzip bomb cannot inflate far past the limit.
+                for chunk in _bounded(raw, label, self.max_download_bytes, "download", 1 << 14):
                     f.write(chunk)
+                    size += len(chunk)
             return b"", size
-        limit = self.max_response_bytes
-        declared = raw.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise HttpError(
-                f"{label}: the response is {int(declared):,} bytes, more than the "
-                f"maximum of {limit:,} (max response size)"
-            )
-        chunks, size = [], 0
-        for chunk in raw.iter_content(1 << 16):
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(
-                    f"{label}: the response is larger than the maximum of {limit:,} "
-                    "bytes (max response size); use a Download or smaller pages"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks), size
+        chunks = list(_bounded(raw, label, self.max_response_bytes, "response", 1 << 16))
+        return b"".join(chunks), sum(map(len, chunks))
+
+
+# What a body that grows past its limit is told, by kind of body.
+_GROWN = {
+    "download": "the download is larger than {limit:,} bytes once decompressed (max download size)",
+    "response": "the response is larger than the maximum of {limit:,} bytes (max response "
+    "size); use a Download or smaller pages",
+}
+
+
+def _bounded(raw: requests.Response, label: str, limit: int, what: str, step: int):
+    """The body's chunks, counted after decoding (1 MB of gzip on the wire may be 1 GB): a
+    ``Content-Length`` over ``limit`` fails before reading, a body that grows past it fails as
+    soon as it does."""
+    declared = raw.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HttpError(
+            f"{label}: the {what} is {int(declared):,} bytes, more than the maximum of "
+            f"{limit:,} (max {what} size)"
+        )
+    size = 0
+    for chunk in raw.iter_content(step):
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(f"{label}: " + _GROWN[what].format(limit=limit))
+        yield chunk
