@@ -35,7 +35,7 @@ from studio.config.jobs import (
 )
 from studio.entities import entity
 from studio.errors import StudioError
-from studio.http import Exchange, HttpClient, HttpError, Response, same_origin
+from studio.http import Exchange, HttpClient, HttpError, Response
 from studio.jsonpath import CompiledPath, JsonPathError, compile_path, leaf_paths
 from studio.mapping import Mapper
 from studio.paginators import Page, paginator_for
@@ -251,8 +251,10 @@ class Chain:
     def _request_parts(self, call: Call, values: dict[str, Any]) -> dict[str, Any]:
         whole = PLACEHOLDER.fullmatch(call.path.strip())
         path = fill(call.path, values) if whole else fill(call.path, values, quote_values=True)
+        url = self.client.url(path)
         parts: dict[str, Any] = {
-            "url": self.client.url(path),
+            "url": url,
+            "scope": url,  # where the call's headers and query may go (see HttpClient.request)
             "params": [(fill(p.name, values), fill(p.value, values)) for p in call.query],
             "headers": {p.name: fill(p.value, values) for p in call.headers},
         }
@@ -281,6 +283,7 @@ class Chain:
             json_body=parts.get("json_body"),
             data=parts.get("data"),
             note=note,
+            scope=parts["scope"],
             **extra,
         )
         return response
@@ -360,19 +363,17 @@ class Chain:
         limits = ReadLimits(max_bytes=self.client.max_download_bytes)
         prefix = self.finder.stream_prefix if call is self._last_call else None
         for url in urls:
-            # The call's own headers and query go to the call's own origin only: a URL a server
-            # handed out (a signed file elsewhere) gets none of them, nor any token they carry.
-            own = same_origin(url, parts["url"])
             with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
                 target = Path(tmp) / "download"
                 response = self.client.request(
                     label,
                     "GET",
                     url,
-                    params=parts["params"] if own else [],
-                    headers=parts["headers"] if own else {},
+                    params=parts["params"],
+                    headers=parts["headers"],
                     stream_to=target,
-                    note="download" if own else "download (another origin: no call headers)",
+                    note="download",
+                    scope=parts["scope"],  # a signed file elsewhere gets no call header
                 )
                 self.log(f"{label}: downloaded {response.exchange.size:,} bytes")
                 name = Path(urlsplit(url).path).name or "download"
@@ -405,13 +406,8 @@ class Chain:
         seen = 0
         for number in itertools.count(1):
             url, params = paginator.request()
-            # A next link to another origin gets neither the call's headers nor its query.
-            headers = parts["headers"] if same_origin(url, parts["url"]) else {}
             response = self._send(
-                label,
-                call,
-                {**parts, "url": url, "params": params, "headers": headers},
-                note=f"page {number}",
+                label, call, {**parts, "url": url, "params": params}, note=f"page {number}"
             )
             doc = response.json(label)
             records = records_of(doc, counter)

@@ -366,13 +366,20 @@ class HttpClient:
         fail: bool = True,
         authenticate: bool = True,
         note: str = "",
+        scope: str | None = None,
     ) -> Response:
         """Send one request with the connection's auth and headers. ``fail``: raise on a
         4xx/5xx answer (after transport retries) instead of returning it. ``authenticate``:
-        off for URLs on other hosts (a signed file URL), which must not see credentials."""
+        off for URLs on other hosts (a signed file URL), which must not see credentials.
+        ``scope``: the URL ``headers`` and ``params`` were written for (a call's own URL)."""
         # Credentials go only to the connection's own origin: a next link, a download URL or a
-        # whole-URL variable that names another host (or plain http) gets none of them.
+        # whole-URL variable that names another host (or plain http) gets none of them. A
+        # call's own headers and query follow the same rule against the call's own URL, so a
+        # token an earlier call returned (X-Session: {session}) stays where it was meant to go.
         authenticate = authenticate and same_origin(url, self.conn.base_url)
+        if scope is not None and not same_origin(url, scope):
+            headers, params = {}, []
+            note = f"{note} (another origin: no call headers)".strip()
         base_headers = {h.name: h.value for h in self.conn.headers} if authenticate else {}
         all_headers = {**base_headers, **(headers or {})}
         all_params = list(params.items() if isinstance(params, dict) else params or [])
