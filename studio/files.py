@@ -14,13 +14,16 @@ import contextlib
 import posixpath
 import socket
 import ssl
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from studio.config.connections import FileServerConnection
 from studio.errors import StudioError
+
+T = TypeVar("T")
 
 
 class FileServerError(StudioError):
@@ -78,12 +81,31 @@ def relative(root: str, full: str) -> str:
     return posixpath.relpath(full, root) if full != root else ""
 
 
+MAX_ENTRIES = 100_000  # entries of one folder listing: a server cannot list forever
+
+
 class FileClient:
     """What a job needs from a file server. Paths are relative to the connection's root."""
+
+    max_entries = MAX_ENTRIES
 
     def __init__(self, conn: FileServerConnection):
         self.conn = conn
         self.root = conn.root or "/"
+
+    def capped(self, entries: Iterable[T], where: str) -> Iterator[T]:
+        """``entries`` of a listing, refused beyond ``max_entries``: a folder (or a server)
+        that lists without end fails the listing instead of filling memory."""
+        for n, entry in enumerate(entries, 1):
+            if n > self.max_entries:
+                raise self.too_many(where)
+            yield entry
+
+    def too_many(self, where: str) -> FileServerError:
+        return FileServerError(
+            f"List {where}: more than {self.max_entries:,} entries; give a folder that holds "
+            "fewer files (move the imported ones to an outbound folder)"
+        )
 
     def path(self, rel: str) -> str:
         return resolve(self.root, rel)

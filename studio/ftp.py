@@ -290,7 +290,7 @@ class FtpClient(FileClient):
         where = self.where(folder)
         if self.mlsd_ok:
             try:
-                facts = list(self.ftp.mlsd(full, facts=["type", "size", "modify"]))
+                facts = list(self.capped(self.ftp.mlsd(full, ["type", "size", "modify"]), where))
             except ftplib.error_perm as e:
                 if _code(e) not in _UNSUPPORTED:
                     raise self._error("MLSD", where, e) from None
@@ -303,7 +303,7 @@ class FtpClient(FileClient):
         if self.list_ok:
             lines: list[str] = []
             try:
-                self.ftp.retrlines("LIST", lines.append)
+                self.ftp.retrlines("LIST", self._collect(lines, where))
             except ftplib.error_perm as e:
                 if _code(e) not in _UNSUPPORTED:
                     raise self._error("LIST", where, e) from None
@@ -312,8 +312,19 @@ class FtpClient(FileClient):
                 raise self._failure("LIST", where, e) from None
             else:
                 return self._sorted(self._from_list(full, where, lines))
-        names = self._do("NLST", where, self.ftp.nlst)
+        names: list[str] = []
+        self._do("NLST", where, lambda: self.ftp.retrlines("NLST", self._collect(names, where)))
         return self._sorted(self._from_nlst(full, names))
+
+    def _collect(self, into: list[str], where: str) -> Callable[[str], None]:
+        """A ``retrlines`` callback that keeps the lines, at most ``max_entries`` of them."""
+
+        def keep(line: str) -> None:
+            if len(into) >= self.max_entries:
+                raise self.too_many(where)
+            into.append(line)
+
+        return keep
 
     def _entry(self, full: str, name: str, is_dir: bool, size, modified, precise=True) -> Entry:
         return Entry(

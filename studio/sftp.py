@@ -100,7 +100,10 @@ class SftpClient(FileClient):
 
     def list(self, folder: str = "") -> list[Entry]:
         full = self.path(folder)
-        attrs = self._wrap("List", full, self.sftp.listdir_attr, full)
+        where = self.where(folder)
+        attrs = self._wrap(
+            "List", full, lambda: list(self.capped(self.sftp.listdir_iter(full), where))
+        )
         return sorted(
             (
                 Entry(

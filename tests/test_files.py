@@ -142,3 +142,15 @@ def test_job_paths_and_roots_are_checked_at_save():
         CONNECTIONS.validate_config(
             {"kind": "file_server", "name": "x", "host": "h", "username": "u", "root": "../.."}
         )
+
+
+def test_a_listing_is_capped(server, home):
+    """A folder (or a server) that lists without end fails the listing, on every server."""
+    conn, local = server
+    for n in range(6):
+        (local / f"f{n}.csv").write_text("x\n")
+    with connect(conn, home) as client:
+        assert len(client.list()) == 6
+        client.max_entries = 5
+        with pytest.raises(FileServerError, match=r"^List .*: more than 5 entries; give a folder"):
+            client.list()
