@@ -5,13 +5,15 @@ tests/helpers.py."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from studio.config.store import ConfigStore
-from tests.helpers import server_folder
-from tests.servers import FtpServer, Sandbox, SshServer, Vsftpd
+from tests.helpers import CHROMIUM, FLAGS, ROOT, server_folder, wait_http
+from tests.servers import FtpServer, Sandbox, SshServer, Vsftpd, free_port, need
 
 
 @pytest.fixture
@@ -110,3 +112,48 @@ def hostile(hostile_server):
     """The hostile API (tests/hostile.py), with what it captured cleared for each test."""
     hostile_server.reset()
     return hostile_server
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory):
+    """``python -m runner up`` on a fresh home, once for the session."""
+    home = tmp_path_factory.mktemp("studio-home")
+    port, sandbox_port = free_port(), free_port()
+    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    log = open(tmp_path_factory.mktemp("logs") / "up.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "up",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/_stcore/health")
+        wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
+        yield url, Path(home), f"http://127.0.0.1:{sandbox_port}"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, "runner up did not stop cleanly on SIGTERM"
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    need(f"Chromium ({CHROMIUM})", Path(CHROMIUM).exists(), "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()

@@ -8,9 +8,11 @@ imports another test file."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -388,3 +390,21 @@ def assert_private(home: Path) -> None:
         if mode != (0o700 if (home / name).is_dir() else 0o600)
     }
     assert not exposed, f"readable by others or not 0700/0600: {exposed}"
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+OUTPUT = ROOT / "test-output"
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    """Until ``url`` answers 200, for ``timeout`` seconds at most."""
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_for(answers, timeout, f"{url} to answer 200", interval=0.3)

@@ -6,80 +6,8 @@ it skips these tests and says so; in CI (``CI`` set) a missing browser fails the
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
-
-import pytest
-
 from studio.config.store import ConfigStore
-from tests.helpers import ROOT, point_demo_at, wait_for
-from tests.servers import free_port, need
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-OUTPUT = ROOT / "test-output"
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    """Until ``url`` answers 200, for ``timeout`` seconds at most."""
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    wait_for(answers, timeout, f"{url} to answer 200", interval=0.3)
-
-
-@pytest.fixture(scope="session")
-def studio(tmp_path_factory):
-    """``python -m runner up`` on a fresh home, once for the session."""
-    home = tmp_path_factory.mktemp("studio-home")
-    port, sandbox_port = free_port(), free_port()
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path_factory.mktemp("logs") / "up.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "up",
-            "--port",
-            str(port),
-            "--sandbox-port",
-            str(sandbox_port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/_stcore/health")
-        wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
-        yield url, Path(home), f"http://127.0.0.1:{sandbox_port}"
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=20) == 0, "runner up did not stop cleanly on SIGTERM"
-        log.close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    need(f"Chromium ({CHROMIUM})", Path(CHROMIUM).exists(), "apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
+from tests.helpers import OUTPUT, point_demo_at
 
 
 def test_up_serves_the_studio_with_demo_data(studio, browser):
