@@ -1,7 +1,7 @@
 """The demo sandbox API: something real to import from, for new users and for the tests.
 
 ``python -m runner up`` serves it on 127.0.0.1:8765; the demo connection and jobs in
-``configs/examples`` point at it. It has paginated products in four styles, suppliers, a product
+``configs/examples`` point at it. It has paginated products in five styles, suppliers, a product
 detail endpoint, an OAuth 2.0 token endpoint with a demo client, an asynchronous export (POST to
 start it, poll its status, download the file), and switches for the failures an importer must
 survive: 429 with Retry-After, 503, slow answers and malformed JSON.
@@ -196,7 +196,7 @@ def _oauth(state: SandboxState) -> APIRouter:
 
 
 def _products(state: SandboxState) -> APIRouter:
-    """Products in four pagination styles, and one product's details."""
+    """Products in five pagination styles, and one product's details."""
     router = APIRouter()
 
     @router.get("/api/products")
@@ -240,6 +240,21 @@ def _products(state: SandboxState) -> APIRouter:
             links["next"] = nxt
         return dumps({"items": items, "links": links}, headers=headers)
 
+    @router.get("/api/products-next")
+    def products_with_next(
+        request: Request, page: int = 1, size: int = 20, end: str = "null"
+    ) -> Response:
+        """Page numbers with a ``next`` URL, as Django REST framework answers. ``end`` is how the
+        last page says nothing follows, as APIs differ: ``null`` (DRF), ``missing`` (the key
+        is left out, as HubSpot's ``paging`` is), ``string``, ``list`` or ``object`` (empty)."""
+        size = max(1, min(size, 1000))
+        body: dict = {"count": state.products, "results": page_of(state, (page - 1) * size, size)}
+        if page * size < state.products:
+            body["next"] = str(request.url.include_query_params(page=page + 1))
+        elif end != "missing":
+            body["next"] = {"string": "", "list": [], "object": {}}.get(end)
+        return dumps(body)
+
     @router.get("/api/products/{product_id}")
     def product_detail(product_id: str) -> Response:
         try:
@@ -267,6 +282,7 @@ def _tools(state: SandboxState) -> APIRouter:
                     "/api/products-offset",
                     "/api/products-cursor",
                     "/api/products-links",
+                    "/api/products-next",
                     "/api/products/{id}",
                     "/api/suppliers",
                     "/api/exports",

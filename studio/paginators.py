@@ -2,10 +2,10 @@
 
 As dlt's ``rest_api`` paginators do, each style answers three questions and nothing else: the
 first request, the next request from a page just read, and why there is no next one. The rules
-every style shares (an empty page, the total pages or records a response announces) live in the
-base class; the engine owns what is not a style's business (the page cap, a page that repeats
-the previous one, previews' limits). They work on ``Page``, plain data, so they are tested
-without a server.
+every style shares (an empty page, a value the response leaves empty on its last page, the total
+pages or records a response announces) live in the base class; the engine owns what is not a
+style's business (the page cap, a page that repeats the previous one, previews' limits). They
+work on ``Page``, plain data, so they are tested without a server.
 """
 
 from __future__ import annotations
@@ -34,6 +34,29 @@ class Page:
     links: Mapping[str, dict] = field(default_factory=dict)  # requests' parsed Link header
 
 
+_MISSING = object()
+
+
+def _emptiness(value: Any) -> str | None:
+    """How ``value`` says there is nothing more (``missing``, ``null``, ``an empty list``…), or
+    None for a value: ``0`` and ``false`` are values, not the absence of one."""
+    if value is _MISSING:
+        return "missing"
+    if value is None:
+        return "null"
+    if isinstance(value, str | list | dict) and not value:
+        kind = (
+            "string" if isinstance(value, str) else "list" if isinstance(value, list) else "object"
+        )
+        return f"an empty {kind}"
+    return None
+
+
+def _compiled(expr: str) -> CompiledPath | None:
+    """A setting's JSONPath compiled once per pagination, or None when the setting is empty."""
+    return compile_path(expr) if expr else None
+
+
 def _as_int(value: Any) -> int | None:
     try:
         return int(value)
@@ -47,8 +70,9 @@ class Paginator:
     def __init__(self, b: PaginationBehavior, url: str, params: Params):
         self.b = b
         self.url, self.base_params = url, list(params)
-        self._total_pages = compile_path(b.total_pages_path) if b.total_pages_path else None
-        self._total_records = compile_path(b.total_records_path) if b.total_records_path else None
+        self._total_pages = _compiled(b.total_pages_path)
+        self._total_records = _compiled(b.total_records_path)
+        self._stop_when_empty = _compiled(b.stop_when_empty_path)
 
     def request(self) -> tuple[str, Params]:
         """The URL and query parameters of the next request to send."""
@@ -58,7 +82,7 @@ class Paginator:
         """Take ``page`` in; returns why pagination stops there, or None to go on."""
         if page.count == 0:
             return "an empty page"
-        reason = self._short(page)
+        reason = self._said_last(page) or self._short(page)
         if reason:
             return reason
         total = _as_int(self._total_pages.get(page.doc)) if self._total_pages else None
@@ -68,6 +92,15 @@ class Paginator:
         if total is not None and page.seen >= total:
             return f"all {total} records read"
         return self._next(page)
+
+    def _said_last(self, page: Page) -> str | None:
+        """The page is the last when the value the analyst named (``$.next``) is missing or
+        empty. Checked before the style's own rules: it is the API's own word that nothing
+        follows, so it is the reason worth reporting."""
+        if not self._stop_when_empty:
+            return None
+        empty = _emptiness(self._stop_when_empty.get(page.doc, _MISSING))
+        return f"{self._stop_when_empty.expr} is {empty}" if empty else None
 
     def _short(self, page: Page) -> str | None:
         return None
@@ -126,7 +159,7 @@ class CursorPaginator(Paginator):
     def __init__(self, b: PaginationBehavior, url: str, params: Params):
         super().__init__(b, url, params)
         self.cursor: str | None = None
-        self._path: CompiledPath | None = compile_path(b.cursor_path) if b.cursor_path else None
+        self._path = _compiled(b.cursor_path)
 
     def request(self) -> tuple[str, Params]:
         if self.cursor:
@@ -149,7 +182,7 @@ class NextLinkPaginator(Paginator):
     def __init__(self, b: PaginationBehavior, url: str, params: Params):
         super().__init__(b, url, params)
         self.visited: set[str] = set()
-        self._path = compile_path(b.next_link_path) if b.next_link_path else None
+        self._path = _compiled(b.next_link_path)
 
     def link(self, page: Page) -> Any:
         return self._path.get(page.doc) if self._path else None

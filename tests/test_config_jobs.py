@@ -74,6 +74,19 @@ def test_errors_name_the_call_and_field_and_nothing_is_saved(store, conn):
     assert store.list("jobs") == []
 
 
+def test_a_pagination_stop_path_must_be_a_jsonpath(store, conn):
+    paged = {"type": "pagination", "stop_when_empty_path": "$.meta[next"}
+    assert errors(store, job(calls=[{"path": "/products", "behavior": paged}])) == [
+        "Call 1 › Behavior › Stop when empty (JSONPath): JSONPath '$.meta[next': ends too early "
+        "(an unclosed bracket or quote?) at position 12\n  $.meta[next\n             ^"
+    ]
+    paged["stop_when_empty_path"] = "$.meta.next"
+    saved = store.create(
+        "jobs", job(calls=[{"path": "/products", "behavior": paged}]), source="studio"
+    )
+    assert saved.calls[0].behavior.stop_when_empty_path == "$.meta.next"
+
+
 def test_whole_job_rules(store, conn):
     data = job(
         calls=[

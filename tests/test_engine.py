@@ -112,6 +112,48 @@ def test_next_link_from_link_header_or_body(sandbox, source):
     assert messages == ["Call 1: stopped after 4 page(s): no next link"]
 
 
+@pytest.mark.parametrize(
+    ("end", "said"),
+    [
+        ("null", "null"),
+        ("missing", "missing"),
+        ("list", "an empty list"),
+        ("string", "an empty string"),
+        ("object", "an empty object"),
+    ],
+)
+def test_pages_stop_when_the_next_field_is_left_empty(sandbox, end, said):
+    # An exactly full last page: page numbers alone would ask once more for an empty page.
+    sandbox.settings(products=100)
+    behavior = {"type": "pagination", "page_size": 20}
+    call = {"path": "/products-next", "query": [{"name": "end", "value": end}]}
+    plain = job_for([{**call, "behavior": behavior}], finder="$.results")
+    _, _, messages = run_chain(plain, conn_for(sandbox))
+    assert messages == ["Call 1: stopped after 6 page(s): an empty page"]
+    stops = {**behavior, "stop_when_empty_path": "$.next"}
+    job = job_for([{**call, "behavior": stops}], finder="$.results")
+    records, exchanges, messages = run_chain(job, conn_for(sandbox))
+    assert ids(records) == [f"P{i:05d}" for i in range(1, 101)]
+    assert [e.url.split("?")[1] for e in exchanges if e.label != "token"] == [
+        f"end={end}&page={p}&size=20" for p in range(1, 6)
+    ]
+    assert messages == [f"Call 1: stopped after 5 page(s): $.next is {said}"]
+
+
+def test_a_cursor_from_a_header_stops_when_the_body_says_so(sandbox):
+    behavior = {
+        "type": "pagination",
+        "style": "cursor",
+        "cursor_header": "X-Next-Cursor",
+        "stop_when_empty_path": "$.next_cursor",
+    }
+    job = job_for([{"path": "/products-cursor", "behavior": behavior}])
+    trace = preview(job, conn_for(sandbox), max_pages=10, max_records=1000)
+    # A natural end is logged like the style's own; ``stopped`` holds the limits that cut short.
+    assert len(trace.records) == 95 and trace.stopped == []
+    assert trace.log[-1] == "Call 1: stopped after 5 page(s): $.next_cursor is null"
+
+
 def test_max_pages_cap_is_said_plainly(sandbox):
     job = job_for(
         [{"path": "/products", "behavior": {"type": "pagination", "page_size": 10, "max_pages": 2}}]

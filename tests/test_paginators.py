@@ -86,3 +86,37 @@ def test_the_link_header_is_its_own_style():
     assert p.advance(page(1, 2, links=nxt)) is None
     assert p.request() == ("https://api.example.com/items?after=9", [])
     assert p.advance(page(2, 2, url=p.url)) == "no next link"
+
+
+def test_a_value_left_empty_on_the_last_page_stops_every_style():
+    empties = [
+        ({"meta": {"next": None}}, "null"),
+        ({"meta": {}}, "missing"),
+        ({}, "missing"),
+        ({"meta": {"next": ""}}, "an empty string"),
+        ({"meta": {"next": []}}, "an empty list"),
+        ({"meta": {"next": {}}}, "an empty object"),
+    ]
+    for style in ("page", "offset", "cursor", "next_link"):
+        b = behavior(
+            style=style,
+            cursor_path="$.c" if style == "cursor" else "",
+            next_link_path="$.link" if style == "next_link" else "",
+            stop_when_empty_path="$.meta.next",
+        )
+        for doc, said in empties:
+            p = paginator_for(b, URL, [])
+            assert p.advance(page(1, 100, doc={"c": "x", "link": "/p2", **doc})) == (
+                f"$.meta.next is {said}"
+            )
+        for value in ("/p2", 0, False, ["x"]):  # 0 and false are values, not their absence
+            doc = {"c": "x", "link": "/p2", "meta": {"next": value}}
+            assert paginator_for(b, URL, []).advance(page(1, 100, doc=doc)) is None
+
+
+def test_the_stop_path_may_be_any_jsonpath():
+    b = behavior(stop_when_empty_path="$.links[?(@.rel=='next')].href")
+    p = paginator_for(b, URL, [])
+    assert p.advance(page(1, 100, doc={"links": [{"rel": "next", "href": "/p2"}]})) is None
+    last = {"links": [{"rel": "prev", "href": "/p1"}]}
+    assert p.advance(page(2, 100, doc=last)) == "$.links[?(@.rel=='next')].href is missing"

@@ -161,7 +161,8 @@ class DownloadBehavior(ConfigModel):
 
 class PaginationBehavior(ConfigModel):
     """Loop through pages. Stops on total pages or records, an empty or short page, a missing
-    next token or link, or ``max_pages``."""
+    next token or link, a value the API leaves empty on its last page (``$.next``: null), or
+    ``max_pages``."""
 
     type: Literal["pagination"] = "pagination"
     style: Literal["page", "offset", "cursor", "next_link"] = Field(default="page", title="Style")
@@ -186,11 +187,22 @@ class PaginationBehavior(ConfigModel):
     )
     total_pages_path: str = Field(default="", title="Total pages (JSONPath)")
     total_records_path: str = Field(default="", title="Total records (JSONPath)")
+    stop_when_empty_path: str = Field(
+        default="",
+        title="Stop when empty (JSONPath)",
+        description="Stop after a page where this is missing, null, an empty string, an empty "
+        "list or an empty object, e.g. $.next or $.meta.next_cursor; 0 and false do not stop",
+    )
     stop_on_short_page: bool = Field(default=True, title="Stop on a short page")
     max_pages: int = Field(default=1000, ge=1, le=1_000_000, title="Max pages")
 
     @field_validator(
-        "cursor_path", "next_link_path", "records_path", "total_pages_path", "total_records_path"
+        "cursor_path",
+        "next_link_path",
+        "records_path",
+        "total_pages_path",
+        "total_records_path",
+        "stop_when_empty_path",
     )
     @classmethod
     def _paths(cls, v: str) -> str:
