@@ -54,14 +54,20 @@ def _fields(doc: Any) -> list[tuple[str, Any]]:
 
 def pagination(doc: Any, links: dict | None = None, headers: dict | None = None) -> list[Paging]:
     """How the response says there is more: a Link header, a next link or a cursor in the
-    body, or totals (pages, records) for page numbers."""
+    body, or totals (pages, records) for page numbers; each with a stop on the body's next
+    link or cursor where the style would not read it otherwise."""
     out: list[Paging] = []
     if (links or {}).get("next"):
         out.append(Paging('the Link header has rel="next"', {"style": "next_link"}))
+    nexts = []  # the body's next links and cursors, null ones too: what a last page empties
     for path, value in _fields(doc):
         name = path.rsplit(".", 1)[-1]
+        if _NEXT_LINK.match(name) or _CURSOR.match(name):
+            nexts.append(path)
         if isinstance(value, str) and _NEXT_LINK.match(name) and value.startswith(("http", "/")):
             out.append(Paging(f"{path} holds the next page's URL", _next(path)))
+        elif type(value) is int and _NEXT_LINK.match(name):  # not a bool
+            out.append(Paging(f"{path} gives the next page's number", {"style": "page"}))
         elif isinstance(value, str | int) and value != "" and _CURSOR.match(name):
             out.append(Paging(f"{path} holds a cursor", {"style": "cursor", "cursor_path": path}))
         elif isinstance(value, int) and _TOTAL_PAGES.match(name):
@@ -77,7 +83,25 @@ def pagination(doc: Any, links: dict | None = None, headers: dict | None = None)
     # The most telling first: a link or a cursor says where the next page is; totals only how
     # many there are.
     rank = {"next_link": 0, "cursor": 1, "page": 2, "offset": 3}
-    return sorted(out, key=lambda p: rank[p.settings["style"]])
+    return sorted((_with_stop(p, nexts) for p in out), key=lambda p: rank[p.settings["style"]])
+
+
+def _with_stop(p: Paging, nexts: list[str]) -> Paging:
+    """``p`` stopping when a next link or cursor of the body is empty, where that helps: page
+    numbers and offsets otherwise end only on totals, a short or an empty page (one request
+    more); a cursor read elsewhere (a header, or Facebook's ``paging.cursors.after``, which
+    stays set on the last page while ``paging.next`` goes) otherwise ends only when its own
+    cursor does. A next link, or a cursor that is the field itself, already stops there."""
+    settings = p.settings
+    if settings["style"] == "next_link":
+        return p
+    own = settings.get("cursor_path")
+    stop = next((path for path in nexts if path != own), None)
+    if not stop:
+        return p
+    return Paging(
+        f"{p.why}, stopping when {stop} is empty", {**settings, "stop_when_empty_path": stop}
+    )
 
 
 def links_of(headers: dict) -> dict:
