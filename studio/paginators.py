@@ -35,6 +35,7 @@ class Page:
 
 
 _MISSING = object()
+_EMPTY = {str: "an empty string", list: "an empty list", dict: "an empty object"}  # parsed JSON
 
 
 def _emptiness(value: Any) -> str | None:
@@ -44,12 +45,7 @@ def _emptiness(value: Any) -> str | None:
         return "missing"
     if value is None:
         return "null"
-    if isinstance(value, str | list | dict) and not value:
-        kind = (
-            "string" if isinstance(value, str) else "list" if isinstance(value, list) else "object"
-        )
-        return f"an empty {kind}"
-    return None
+    return None if value else _EMPTY.get(type(value))
 
 
 def _compiled(expr: str) -> CompiledPath | None:
