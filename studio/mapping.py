@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from studio.config.base import ConfigModel
 from studio.entities import Entity, FieldType
@@ -357,6 +357,57 @@ class Mapper:
                 ok = False
                 rejects.append(Reject(index, generate, f"{label}: {value!r} {e}", value))
         return row if ok else None
+
+
+def field_problems(fields: list[FieldMap], entity: Entity) -> list[tuple[int, str, str]]:
+    """Each field's problems as (index, column, message): a name the entity does not have (with
+    the nearest it has, offered, never put in its place), a field generated twice, a default its
+    type refuses. The job's validation and the builder's grid share them, so the words at Save
+    are the words next to the cell."""
+    problems, seen = [], set()
+    for n, f in enumerate(fields):
+        if f.generate not in entity.fields:
+            near = difflib.get_close_matches(f.generate, list(entity.fields), n=1, cutoff=0.7)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            message = f"{f.generate!r} is not a field of {entity.name}{hint}"
+            problems.append((n, "generate", message))
+        elif f.generate in seen:
+            problems.append((n, "generate", f"{f.generate!r} is generated twice"))
+        seen.add(f.generate)
+        if f.default not in (None, ""):
+            try:
+                converter(f.type, f.format)(f.default)
+            except (ValueRejected, ValueError) as e:
+                problems.append((n, "default", f"{f.default!r} {e}"))
+    return problems
+
+
+def typed_fields(
+    rows: list[dict], entity: Entity
+) -> tuple[list[FieldMap], dict[int, dict[str, str]]]:
+    """A mapping as the builder's grid holds it (rows of text, blanks included): the fields fit
+    to preview, and each row's problems by column, keyed by the row's place in ``rows``. A row
+    with a problem is left out of the preview and shown with its reason; it is never changed."""
+    fields, places, problems = [], [], {}
+    for n, row in enumerate(rows):
+        data = {k: v for k, v in row.items() if v not in (None, "")}
+        if not (data.get("generate") or data.get("extract")):
+            continue  # a row just added, not typed yet
+        if not data.get("generate"):
+            problems[n] = {"generate": f"which field of {entity.name} does it fill?"}
+            continue
+        data["required"] = bool(row.get("required"))
+        try:
+            fields.append(FieldMap.model_validate(data))
+            places.append(n)
+        except ValidationError as e:
+            for error in e.errors():
+                column = str(error["loc"][0]) if error["loc"] else "extract"
+                message = error["msg"].removeprefix("Value error, ")
+                problems.setdefault(n, {})[column] = message
+    for i, column, message in field_problems(fields, entity):
+        problems.setdefault(places[i], {})[column] = message
+    return [f for f, n in zip(fields, places, strict=True) if n not in problems], problems
 
 
 def unmapped_required(fields: list[FieldMap], entity: Entity) -> list[str]:

@@ -38,6 +38,21 @@ def edit_table(at: AppTest, jid: str, name: str, **delta) -> None:
     at.run()
 
 
+def type_finder(at: AppTest, text: str, jid: str = "new") -> None:
+    """Type into the content finder (a streamlit-keyup input, which keeps its value in the
+    session under its own key) and let the pause in typing rerun the page."""
+    version = at.session_state[f"jb.{jid}.content_finder.version"]
+    at.session_state[f"_st_keyup_jb.{jid}.content_finder.v.{version}"] = {"value": text}
+    at.run()
+
+
+def type_mapping(at: AppTest, rows: list[dict], jid: str = "new") -> None:
+    """Type ``rows`` into the mapping grid, as the grid reports them after a pause."""
+    version = at.session_state[f"jb.{jid}.mapping.version"]
+    at.session_state[f"jb.{jid}.mapping_grid"] = {"rows": {"version": version, "rows": rows}}
+    at.run()
+
+
 def go(at: AppTest, section: str) -> None:
     """Open a section of the builder (one is drawn at a time). As in a browser, where a field
     is committed before the next click, run after typing and before going."""
@@ -60,7 +75,7 @@ def build_products_job(at: AppTest) -> str:
     at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
     at.number_input(key=f"jb.new.c.{uid}.b.page_size").set_value(20).run()
     go(at, RECORDS)
-    at.text_input(key="jb.new.content_finder").input("$.items").run()
+    type_finder(at, "$.items")
     go(at, CALLS)
     return uid
 
@@ -86,25 +101,25 @@ def test_build_test_find_map_save_and_reload(conn, home):
 
     # The content finder works on the cached responses: no request while typing.
     requests_before = len(trace["exchanges"])
-    at.text_input(key="jb.new.content_finder").input("$.items[*].price").run()
+    type_finder(at, "$.items[*].price")
     assert "**95 records** from the test of call 1" in texts(at, "markdown")
-    at.text_input(key="jb.new.content_finder").input("$.item").run()
+    type_finder(at, "$.item")
     assert any(
         w.startswith("No records at $.item. Paths that match: $.items")
         for w in texts(at, "warning")
     )
-    at.text_input(key="jb.new.content_finder").input("$.items[").run()
+    type_finder(at, "$.items[")
     assert any(
         "ends too early (an unclosed bracket or quote?) at position 9" in e
         for e in texts(at, "error")
     )
-    at.text_input(key="jb.new.content_finder").input("$.items").run()
+    type_finder(at, "$.items")
     assert len(at.session_state["jb_tests"]["new"]["trace"]["exchanges"]) == requests_before
 
     caption = next(c for c in texts(at, "caption") if c.startswith("Required fields"))
     assert "external_id ⚠️ not mapped" in caption
 
-    edit_table(at, "new", "mapping", added=MAPPING)
+    type_mapping(at, MAPPING)
     markdown = texts(at, "markdown")
     assert any(
         m.startswith("**") and "rejects**" in m and "**0 rejects**" not in m for m in markdown
@@ -112,7 +127,7 @@ def test_build_test_find_map_save_and_reload(conn, home):
     rejects = next(d.value for d in at.dataframe if "reason" in getattr(d.value, "columns", []))
     assert rejects.iloc[0]["reason"].startswith("$.price.amount: ")
     assert rejects.iloc[0]["reason"].endswith("is not a whole number")
-    edit_table(at, "new", "mapping", added=[*MAPPING[:3], {**MAPPING[3], "type": "number"}])
+    type_mapping(at, [*MAPPING[:3], {**MAPPING[3], "type": "number"}])
     assert "**95 rows**, **0 rejects**" in texts(at, "markdown")
 
     at.button(key="jb_save").click().run()
@@ -159,7 +174,7 @@ def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
     ]
     # An invalid JSONPath in a variable.
     go(at, RECORDS)
-    edit_table(at, "new", "mapping", added=MAPPING[:3])
+    type_mapping(at, MAPPING[:3])
     go(at, CALLS)
     edit_table(at, "new", f"c.{uid}.variables", added=[{"name": "ids", "path": "$.items[*"}])
     at.button(key="jb_save").click().run()
@@ -174,7 +189,7 @@ def test_bad_inputs_show_their_message_and_save_nothing(conn, home, sandbox):
     at.selectbox(key="jb_pick").select("+ New job").run()
     build_products_job(at)
     go(at, RECORDS)
-    edit_table(at, "new", "mapping", added=MAPPING[:3])
+    type_mapping(at, MAPPING[:3])
     at.button(key="jb_save").click().run()
     assert texts(at, "error") == [
         "Name: a job called 'Products by page' exists already (names are unique, whatever "
@@ -344,11 +359,9 @@ def test_a_file_job_from_an_ftp_server(home, request, fixture):
     assert any(m.endswith("2 rows read") for m in texts(at, "markdown"))
     go(at, RECORDS)
     assert "**2 records** from the test of the file" in texts(at, "markdown")
-    edit_table(
+    type_mapping(
         at,
-        "new",
-        "mapping",
-        added=[
+        [
             {"extract": "id", "generate": "external_id", "type": "string"},
             {"extract": "company", "generate": "name", "type": "string"},
         ],

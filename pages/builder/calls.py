@@ -4,17 +4,14 @@ requests, one at a time."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-
-import pandas as pd
 import streamlit as st
 
 from pages.builder.basics import DELIMITERS
 from pages.builder.draft import Draft
 from pages.builder.files import ENCODINGS
+from pages.builder.testpanel import not_ready, show_test, start_test, test_panel
 from pages.builder.widgets import field
-from pages.common import flash, show_error
+from pages.common import flash
 from studio.config.connections import Header
 from studio.config.jobs import (
     BUILTINS,
@@ -23,13 +20,10 @@ from studio.config.jobs import (
     NoBehavior,
     PaginationBehavior,
     RetryBehavior,
-    draft_job,
 )
 from studio.config.store import ConfigStore
 from studio.curl import parse_curl
-from studio.detect import content_finders, links_of, pagination
 from studio.errors import StudioError
-from studio.runs import preview_job
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 BEHAVIORS = {
@@ -57,7 +51,13 @@ STYLE_FIELDS = {
     "next_link": ["next_link_path"],
 }
 PAGING = ["page_size", "max_pages"]
-STOPS = ["total_pages_path", "total_records_path", "records_path", "stop_on_short_page"]
+STOPS = [
+    "total_pages_path",
+    "total_records_path",
+    "records_path",
+    "stop_when_empty_path",
+    "stop_on_short_page",
+]
 
 
 def behavior_form(d: Draft, uid: str, b: dict) -> dict:
@@ -78,180 +78,6 @@ def behavior_form(d: Draft, uid: str, b: dict) -> dict:
         for col, name in zip(cols, row, strict=False):
             field(d, col, model, name, b, *where, options=OPTIONS.get(name))
     return {k: v for k, v in b.items() if k == "type" or k in model.model_fields}
-
-
-def run_test(d: Draft, store: ConfigStore, up_to: int) -> None:
-    limits = d.limits
-    with st.status(f"Testing call{'s 1–' if up_to > 1 else ' '}{up_to}…", expanded=True) as status:
-        try:
-            job = draft_job(d.data, up_to_call=up_to)
-            conn = store.get("connections", job.connection_id, reveal=True)
-        except StudioError as e:
-            status.update(label="Not ready to test", state="error")
-            show_error(e)
-            return
-
-        def progress(event: dict) -> None:
-            if event["kind"] == "exchange":
-                ex = event["exchange"]
-                status.write(
-                    f"{ex.label}: {ex.method} {ex.url} → {ex.status or ex.error} "
-                    f"({ex.elapsed_ms:.0f} ms)"
-                )
-
-        trace = preview_job(
-            job,
-            conn,
-            store.home,
-            up_to_call=up_to,
-            max_pages=limits["pages"],
-            max_records=limits["records"],
-            on_event=progress,
-        )
-        d.test = {
-            "call": up_to,
-            "at": datetime.now(UTC).strftime("%H:%M:%S UTC"),
-            "trace": trace.as_dict(),
-        }
-        label = f"{len(trace.records)} records from call {up_to} in {trace.elapsed_ms:.0f} ms"
-        status.update(
-            label=f"Failed: {trace.error}" if trace.error else label,
-            state="error" if trace.error else "complete",
-            expanded=False,
-        )
-
-
-def head_lines(headers: dict) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in headers.items())
-
-
-def pretty(text: str) -> str:
-    """JSON indented when it parses (an excerpt cut at 2,000 characters does not)."""
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except (ValueError, TypeError):
-        return text
-
-
-def suggestions(d: Draft, trace: dict, call: int) -> None:
-    """What the last test's response suggests: the content finder and the pagination, each a
-    button the analyst clicks to take it (nothing is applied unasked)."""
-    docs = trace["documents"]
-    if not docs:
-        return
-    headers = trace["exchanges"][-1]["response_headers"] if trace["exchanges"] else {}
-    finders = content_finders(docs[0])[:3]
-    paging = pagination(docs[0], links_of(headers), headers)[:3]
-    if not (finders or paging):
-        return
-    uid = d.uids[call - 1] if call - 1 < len(d.uids) else None
-
-    def use_finder(path: str) -> None:
-        d.data["content_finder"] = d.state[d.key("content_finder")] = path
-
-    def use_paging(settings: dict) -> None:
-        d.data["calls"][call - 1]["behavior"] = {"type": "pagination", **settings}
-        d.forget(f"jb.{d.jid}.c.{uid}.b")  # its form is drawn again from the draft
-        d.forget(f"jb.{d.jid}.c.{uid}.behavior")
-
-    box = st.container(border=True)
-    box.markdown(f"**Suggested by the test of call {call}**")
-    for n, f in enumerate(finders):
-        box.button(
-            f"Content finder {f.path} ({f.records} records)",
-            key=d.key("suggest_finder", n),
-            on_click=use_finder,
-            args=(f.path,),
-            disabled=f.path == d.data.get("content_finder"),
-        )
-    for n, p in enumerate(paging if uid else []):
-        box.button(
-            f"Pagination: {p.settings['style'].replace('_', ' ')}, as {p.why}",
-            key=d.key("suggest_paging", n),
-            on_click=use_paging,
-            args=(p.settings,),
-        )
-
-
-def show_test(d: Draft) -> None:
-    test = d.test
-    if not test:
-        return
-    trace = test["trace"]
-    suggestions(d, trace, test["call"])
-    st.markdown(
-        f"**Last test** (calls 1–{test['call']}, at {test['at']}): "
-        f"{len(trace['exchanges'])} requests, {len(trace['records'])} records"
-    )
-    if trace["error"]:
-        st.error(trace["error"])
-    for stop in trace["stopped"]:
-        st.warning(stop[0].upper() + stop[1:])
-    exchanges = trace["exchanges"]
-    if exchanges:
-        show_exchanges(d, exchanges)
-    if trace["log"]:
-        with st.expander("Log"):
-            st.code("\n".join(trace["log"]))
-
-
-def show_exchanges(d: Draft, exchanges: list[dict]) -> None:
-    # One table of every request, and the details of one at a time: drawing the details of
-    # every page's request made each keystroke on this page redraw dozens of code blocks.
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "#": n,
-                    "Call": ex["label"],
-                    "Method": ex["method"],
-                    "URL": ex["url"],
-                    "Status": ex["status"] if ex["status"] is not None else "failed",
-                    "Time (ms)": round(ex["elapsed_ms"]),
-                    "Size (B)": ex["size"],
-                    "Note": ex["note"]
-                    or ("retried: " + ", ".join(ex["retries"]) if ex["retries"] else ""),
-                }
-                for n, ex in enumerate(exchanges, 1)
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-        key=d.key("exchanges"),
-    )
-    failed = next(
-        (n for n, ex in enumerate(exchanges) if ex["error"] or (ex["status"] or 0) >= 400),
-        len(exchanges) - 1,
-    )
-    n = st.selectbox(
-        "Request details",
-        range(len(exchanges)),
-        index=failed,
-        key=d.key("exchange_pick"),
-        format_func=lambda i: (
-            f"#{i + 1} {exchanges[i]['label']} · {exchanges[i]['method']} {exchanges[i]['url']}"
-        ),
-    )
-    ex = exchanges[min(n or 0, len(exchanges) - 1)]
-    req, resp = st.tabs(["Request", "Response"])
-    req.code(head_lines(ex["request_headers"]), language="http")
-    if ex["request_body"]:
-        req.code(pretty(ex["request_body"]), language="json")
-    if ex["error"]:
-        resp.error(ex["error"])
-    status = ex["status"] if ex["status"] is not None else "no answer"
-    resp.caption(
-        f"{status} {ex['reason']} · {ex['elapsed_ms']:.0f} ms · {ex['size']:,} B"
-        + (f" · retried after {', '.join(ex['retries'])}" if ex["retries"] else "")
-    )
-    resp.code(head_lines(ex["response_headers"]), language="http")
-    resp.code(
-        pretty(ex["body_excerpt"]) or "(no body kept: a download streams to disk)",
-        language="json",
-    )
-    if ex["variables"]:
-        st.markdown("**Variables extracted**")
-        st.code(json.dumps(ex["variables"], indent=2, ensure_ascii=False), language="json")
 
 
 def call_editor(d: Draft, store: ConfigStore, i: int, call: dict, uid: str, defined: list) -> None:
@@ -308,7 +134,8 @@ def call_editor(d: Draft, store: ConfigStore, i: int, call: dict, uid: str, defi
             )
             call["behavior"] = behavior_form(d, uid, b)
         if st.button("Test up to here", key=d.key("c", uid, "test"), type="primary"):
-            run_test(d, store, i + 1)
+            start_test(d, store, i + 1)
+        not_ready(d, i + 1)
 
 
 def body_editor(d: Draft, uid: str, call: dict) -> None:
@@ -356,24 +183,32 @@ def variables_editor(d: Draft, uid: str, call: dict, defined: list) -> None:
 
 
 def calls_and_tests(d: Draft, store: ConfigStore, conn_names: dict) -> None:
-    limits = d.limits
-    c = st.columns(4)
-    limits["pages"] = c[0].number_input(
-        "Preview: max pages", 1, 1000, key=d.seeded(d.key("limit_pages"), limits["pages"])
-    )
-    limits["records"] = c[1].number_input(
-        "Preview: max records", 1, 100_000, key=d.seeded(d.key("limit_records"), limits["records"])
-    )
-    field(d, c[2], ApiJob, "max_fanout", d.data)
-    defined = list(BUILTINS)
-    for i, (call, uid) in enumerate(zip(d.data["calls"], d.uids, strict=True)):
-        call_editor(d, store, i, call, uid, defined)
-        defined += [v["name"] for v in call["variables"] if v["name"]]
-    if st.button("Add a call", key=d.key("add_call")):
-        d.data["calls"].append({"method": "GET", "path": ""})
-        d.uids.append(d.new_uid())
-        st.rerun()
-    curl_import(d, store, conn_names)
+    """The calls on the left, the test panel on the right, the last test's requests below."""
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        limits = d.limits
+        c = st.columns(3)
+        limits["pages"] = c[0].number_input(
+            "Preview: max pages", 1, 1000, key=d.seeded(d.key("limit_pages"), limits["pages"])
+        )
+        limits["records"] = c[1].number_input(
+            "Preview: max records",
+            1,
+            100_000,
+            key=d.seeded(d.key("limit_records"), limits["records"]),
+        )
+        field(d, c[2], ApiJob, "max_fanout", d.data)
+        defined = list(BUILTINS)
+        for i, (call, uid) in enumerate(zip(d.data["calls"], d.uids, strict=True)):
+            call_editor(d, store, i, call, uid, defined)
+            defined += [v["name"] for v in call["variables"] if v["name"]]
+        if st.button("Add a call", key=d.key("add_call")):
+            d.data["calls"].append({"method": "GET", "path": ""})
+            d.uids.append(d.new_uid())
+            st.rerun()
+        curl_import(d, store, conn_names)
+    with right:
+        test_panel(d)
     show_test(d)
 
 

@@ -1,6 +1,7 @@
 """The Records and mapping section: the content finder and the mapping, live on the last
 test's cached responses. It runs in a fragment, so typing reruns only this part and never calls
-the API again."""
+the API again; what the content finder finds is kept per test and finder, so a mapping edit
+maps the records without finding them again."""
 
 from __future__ import annotations
 
@@ -9,87 +10,98 @@ import streamlit as st
 
 from pages.builder.draft import Draft
 from pages.builder.files import SHOWN
+from pages.builder.grid import grid_rows, live_text, mapping_grid, replace
 from studio.engine import find_records
-from studio.mapping import FieldMap, Mapper, profile, suggest, unmapped_required
+from studio.mapping import Mapper, profile, suggest, typed_fields, unmapped_required
+from studio.runhistory import plural
 
-TYPES = ["string", "integer", "number", "boolean", "date", "datetime"]
-
-
-def mapping_rows(rows: list[dict]) -> tuple[list[FieldMap], list[str]]:
-    """The rows that make valid fields, and a message for each that does not."""
-    fields, problems = [], []
-    for n, row in enumerate(rows, 1):
-        data = {k: v for k, v in row.items() if v not in (None, "")}
-        data.setdefault("type", "string")
-        data["required"] = bool(row.get("required"))
-        try:
-            fields.append(FieldMap.model_validate(data))
-        except ValueError as e:
-            reason = str(e).split("\n", 2)[-1].split(" [type=")[0].replace("Value error, ", "")
-            problems.append(f"Mapping row {n}: {reason.strip()}")
-    return fields, problems
+COLUMNS = ["extract", "generate", "type", "format", "default", "required"]
 
 
-def records(d: Draft) -> list:
-    """The content finder, and the records it finds in the last test."""
-    draft, test = d.data, d.test
-    api = draft["kind"] == "api"
-    finder = "$"
-    if api:
-        finder = draft["content_finder"] = st.text_input(
-            "Content finder (JSONPath)",
-            key=d.seeded(d.key("content_finder"), draft["content_finder"]),
-            help="Where the records are in each response of the last call, "
-            "e.g. $.items or $.data.results[*]",
-        )
-    if not test:
-        st.info("Test a call (in Calls and tests) to see its records here.")
-        return []
-    trace = test["trace"]
-    found: list = []
-    if trace["documents"]:
-        found, error, near = find_records(trace["documents"], finder or "$")
-        if error:
-            st.error(error)
-        elif not found:
-            st.warning(f"No records at {finder}. Paths that match: " + ", ".join(near))
-    else:
-        found = trace["records"]
-        if found and api:
-            st.caption(
-                "Rows of a downloaded file are the records; the content finder does not apply "
-                "to them."
-            )
-    origin = f"the test of call {test['call']}" if api else "the test of the file"
-    st.markdown(
-        f"**{len(found):,} records** from {origin}"
-        + (f" (showing {SHOWN})" if len(found) > SHOWN else "")
+def content_finder(d: Draft) -> str:
+    """The content finder, live as it is typed; also drawn beside the test of the calls."""
+    draft = d.data
+    draft["content_finder"] = live_text(
+        d, "content_finder", "Content finder (JSONPath)", draft["content_finder"], "$.items"
     )
-    if found:
-        st.dataframe(
-            pd.json_normalize(found[:SHOWN], max_level=2),
-            width="stretch",
-            height=220,
-            key=d.key("records_table"),
+    st.caption("Where the records are in each response of the last call: $.items, $.data[*]")
+    return draft["content_finder"] or "$"
+
+
+def use_finder(d: Draft, path: str) -> None:
+    d.data["content_finder"] = path
+    replace(d, "content_finder")
+
+
+def found(d: Draft) -> dict:
+    """What the content finder finds in the last test, kept until the test or finder changes:
+    records, error, near paths, the records' fields and their first rows as a table."""
+    test, finder = d.test, d.data.get("content_finder") or "$"
+    if not test:
+        return {"records": [], "error": None, "near": [], "paths": [], "table": None}
+    memo = d.state.get(d.key("found"))
+    stamp = (test["at"], test["call"], finder if test["trace"]["documents"] else "")
+    if memo and memo[0] == stamp:
+        return memo[1]
+    trace = test["trace"]
+    if trace["documents"]:
+        records, error, near = find_records(trace["documents"], finder)
+    else:
+        records, error, near = trace["records"], None, []
+    result = {
+        "records": records,
+        "error": error,
+        "near": near,
+        "paths": [
+            (p.path, f"{p.type} · {', '.join(map(repr, p.samples))}"[:80]) for p in profile(records)
+        ],
+        "table": pd.json_normalize(records[:SHOWN], max_level=2) if records else None,
+    }
+    d.state[d.key("found")] = (stamp, result)
+    return result
+
+
+def records(d: Draft) -> dict:
+    """The content finder, and the records it finds in the last test."""
+    api = d.data["kind"] == "api"
+    finder = content_finder(d) if api else "$"
+    if not d.test:
+        st.info("Test a call (in Calls and tests) to see its records here.")
+        return found(d)
+    result = found(d)
+    if result["error"]:
+        st.error(result["error"])
+    elif not result["records"] and result["near"]:
+        st.warning(f"No records at {finder}. Paths that match: " + ", ".join(result["near"]))
+    elif api and not d.test["trace"]["documents"] and result["records"]:
+        st.caption(
+            "Rows of a downloaded file are the records; the content finder does not apply to them."
         )
-    return found
+    n = len(result["records"])
+    origin = f"the test of call {d.test['call']}" if api else "the test of the file"
+    st.markdown(
+        f"**{plural(n, 'record')}** from {origin}" + (f" (showing {SHOWN})" if n > SHOWN else "")
+    )
+    records_table(d, result)
+    return result
 
 
-def tools(d: Draft, spec, found: list, rows: list[dict]) -> list[dict]:
-    """The field browser and the suggestions; they replace the mapping's rows."""
+def records_table(d: Draft, result: dict, height: int = 220) -> None:
+    if result["table"] is not None:
+        st.dataframe(result["table"], width="stretch", height=height, key=d.key("records_table"))
+
+
+def tools(d: Draft, spec, result: dict, rows: list[dict]) -> list[dict]:
+    """The field browser and the suggestions; they replace the grid's rows."""
     bar = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
-    paths = profile(found) if found else []
+    hints = dict(result["paths"])
     picked = bar[0].selectbox(
         "Field browser",
-        [p.path for p in paths],
+        list(hints),
         index=None,
         key=d.key("browse"),
         placeholder="a field of the records…",
-        format_func=lambda p: next(
-            f"{i.path} · {i.type} · {', '.join(map(repr, i.samples))}"[:90]
-            for i in paths
-            if i.path == p
-        ),
+        format_func=lambda p: f"{p} · {hints[p]}"[:90],
     )
     target = bar[1].selectbox(
         "Generate",
@@ -100,61 +112,34 @@ def tools(d: Draft, spec, found: list, rows: list[dict]) -> list[dict]:
     )
     if bar[2].button("Use", key=d.key("browse_use"), disabled=not (picked and target)):
         kept = [r for r in rows if r.get("generate") != target]
-        pick = {"extract": picked, "generate": target, "type": spec.fields[target].type}
-        rows = [*kept, pick | {"required": False}]
-        d.replace_table("mapping", rows)  # the editor below starts from these rows
-    if bar[3].button("Suggest mapping", key=d.key("suggest"), disabled=not found):
+        rows = [*kept, {"extract": picked, "generate": target, "type": spec.fields[target].type}]
+        replace(d, "mapping")  # the grid starts again from these rows
+    if bar[3].button("Suggest mapping", key=d.key("suggest"), disabled=not result["records"]):
         have = {r.get("generate") for r in rows}
-        extra = [f.model_dump() for f in suggest(found, spec) if f.generate not in have]
+        extra = [f.model_dump() for f in suggest(result["records"], spec) if f.generate not in have]
         rows = [*rows, *extra]
-        d.replace_table("mapping", rows)
-        st.toast(f"Suggested {len(extra)} field(s)")
+        replace(d, "mapping")
+        st.toast(f"Suggested {plural(len(extra), 'field')}")
     return rows
 
 
-def mapping_table(d: Draft, spec, rows: list[dict]) -> list[dict]:
-    column = st.column_config
-    edited = d.table(
-        "mapping",
-        rows,
-        ["extract", "generate", "type", "format", "default", "required"],
-        {
-            "extract": column.TextColumn(
-                "Extract",
-                help="JSONPath ($.price.amount), a column or "
-                'dotted path (price.amount), or a quoted literal ("EUR")',
-            ),
-            "generate": column.SelectboxColumn("Generate", options=list(spec.fields)),
-            "type": column.SelectboxColumn("Type", options=TYPES),
-            "format": column.TextColumn("Input format", help="For dates: %d/%m/%Y; empty: ISO"),
-            "default": column.TextColumn("Default"),
-            "required": column.CheckboxColumn("Required"),
-        },
-    )
-    return [
-        {
-            "extract": r.get("extract") or "",
-            "generate": r["generate"],
-            "type": r.get("type") or "string",
-            "format": r.get("format") or "",
-            "default": r.get("default") or None,
-            "required": bool(r.get("required")),
-        }
-        for r in edited
-        if r.get("generate")
-    ]
+def clean(row: dict) -> dict:
+    """A grid row as the draft keeps it."""
+    return {
+        "extract": row.get("extract") or "",
+        "generate": (row.get("generate") or "").strip(),
+        "type": row.get("type") or "string",
+        "format": row.get("format") or "",
+        "default": row.get("default") or None,
+        "required": bool(row.get("required")),
+    }
 
 
-def mapped(spec, found: list, mapping: list[dict], key) -> None:
+def preview(spec, batch, columns: list[str], key) -> None:
     """The rows and the rejects the mapping makes of the records."""
-    fields, problems = mapping_rows(mapping)
-    for p in problems:
-        st.error(p)
-    if not (found and fields):
-        return
-    batch = Mapper(fields, spec).map(found)
-    st.markdown(f"**{len(batch.rows):,} rows**, **{len(batch.rejects):,} rejects**")
-    st.dataframe(pd.DataFrame(batch.rows[:SHOWN]), width="stretch", height=220, key=key("rows"))
+    st.markdown(f"**{plural(len(batch.rows), 'row')}**, **{plural(len(batch.rejects), 'reject')}**")
+    frame = pd.DataFrame(batch.rows[:SHOWN], columns=columns)
+    st.dataframe(frame, width="stretch", height=220, key=key(f"rows.{spec.name}"))
     if batch.rejects:
         rejects = pd.DataFrame([r.as_dict() for r in batch.rejects[:SHOWN]])
         st.dataframe(
@@ -170,16 +155,19 @@ def mapped(spec, found: list, mapping: list[dict], key) -> None:
 def records_and_mapping(d: Draft, entities: dict) -> None:
     draft = d.data
     spec = entities[draft["entity"]]
-    found = records(d)
-    st.subheader("Mapping")
+    result = records(d)
+    st.subheader(f"Mapping to {spec.name}")
     required_slot = st.empty()  # filled once the mapping below is known
-    rows = tools(d, spec, found, draft["mapping"])
-    draft["mapping"] = mapping_table(d, spec, rows)
-    missing = unmapped_required(
-        [FieldMap(extract=r["extract"], generate=r["generate"]) for r in draft["mapping"]], spec
-    )
+    rows = tools(d, spec, result, grid_rows(d, draft["mapping"]))
+    fields, problems = typed_fields(rows, spec)
+    draft["mapping"] = [clean(r) for r in rows if r.get("generate") or r.get("extract")]
+    batch = Mapper(fields, spec).map(result["records"]) if result["records"] and fields else None
+    summary = f"{plural(len(problems), 'row')} to fix" if problems else ""
+    mapping_grid(d, spec, rows, result["paths"], problems, summary)
+    missing = unmapped_required(fields, spec)
     required_slot.caption(
         f"Required fields of {spec.name}: "
         + ", ".join(f"{f} {'⚠️ not mapped' if f in missing else '✓'}" for f in spec.required)
     )
-    mapped(spec, found, draft["mapping"], lambda name: d.key(f"{name}_table"))
+    if batch is not None:
+        preview(spec, batch, [f.generate for f in fields], lambda name: d.key(f"{name}_table"))

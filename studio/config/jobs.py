@@ -29,7 +29,7 @@ from studio.config.schedules import Schedule
 from studio.entities import entity, load_entities
 from studio.errors import ConfigError, readable
 from studio.jsonpath import check
-from studio.mapping import FieldMap, ValueRejected, converter, unmapped_required
+from studio.mapping import FieldMap, field_problems, unmapped_required
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTINS = ("now", "run_id", "last_success_at")
@@ -377,21 +377,8 @@ class JobBase(Stamped):
                 f"{', '.join(missing)} of {self.entity} {'are' if len(missing) > 1 else 'is'} "
                 "not mapped"
             )
-        for n, f in enumerate(self.mapping, 1):
-            if f.generate not in spec.fields:
-                problems.append(
-                    f"Mapping {n} › Generate: {f.generate!r} is not a field of {self.entity}"
-                )
-            if f.default not in (None, ""):
-                try:
-                    converter(f.type, f.format)(f.default)
-                except (ValueRejected, ValueError) as e:
-                    problems.append(f"Mapping {n} › Default: {f.default!r} {e}")
-        seen: set[str] = set()
-        for f in self.mapping:
-            if f.generate in seen:
-                problems.append(f"Mapping: {f.generate!r} is generated twice")
-            seen.add(f.generate)
+        for n, column, message in field_problems(self.mapping, spec):
+            problems.append(f"Mapping {n + 1} › {column.capitalize()}: {message}")
         return problems
 
 

@@ -1,0 +1,163 @@
+// The mapping grid: one row per mapped field, reported to Python ~250 ms after the last
+// keystroke (at once for a choice, a tick, an added or removed row). Plain DOM, no framework.
+// Values are only ever set through .value / .textContent, never as HTML.
+
+const TEXT = ["extract", "generate", "format", "default"];
+
+function cell(tr, name) {
+  return tr.querySelector(`[data-col="${name}"]`);
+}
+
+function rowsOf(el) {
+  return [...el.querySelectorAll("tbody tr")].map((tr) => {
+    const row = {};
+    for (const name of TEXT) row[name] = cell(tr, name).value;
+    row.type = cell(tr, "type").value;
+    row.required = cell(tr, "required").dataset.own === "1";
+    return row;
+  });
+}
+
+function send(el, now) {
+  clearTimeout(el._timer);
+  const go = () => el._setState("rows", { version: el._version, rows: rowsOf(el) });
+  if (now) go();
+  else el._timer = setTimeout(go, el._data.debounce);
+}
+
+function input(name, value, list) {
+  const i = document.createElement("input");
+  i.dataset.col = name;
+  i.value = value ?? "";
+  i.setAttribute("aria-label", name[0].toUpperCase() + name.slice(1));
+  i.spellcheck = false;
+  if (list) i.setAttribute("list", list);
+  return i;
+}
+
+function rowOf(el, r) {
+  const data = el._data;
+  const tr = document.createElement("tr");
+  const td = (child, cls) => {
+    const c = document.createElement("td");
+    if (cls) c.className = cls;
+    c.append(child);
+    const why = document.createElement("div");
+    why.className = "why";
+    c.append(why);
+    tr.append(c);
+    return c;
+  };
+  td(input("extract", r.extract, `${data.id}-paths`));
+  const generate = input("generate", r.generate, `${data.id}-fields`);
+  td(generate);
+  const type = document.createElement("select");
+  type.dataset.col = "type";
+  type.setAttribute("aria-label", "Type");
+  for (const t of data.types) type.append(new Option(t, t));
+  type.value = r.type || "string";
+  td(type);
+  td(input("format", r.format));
+  td(input("default", r.default));
+  const req = document.createElement("input");
+  req.type = "checkbox";
+  req.dataset.col = "required";
+  req.setAttribute("aria-label", "Required");
+  req.dataset.own = r.required ? "1" : "0";
+  td(req, "center");
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "remove";
+  remove.textContent = "✕";
+  remove.title = "Remove this field";
+  remove.setAttribute("aria-label", "Remove this field");
+  const c = document.createElement("td");
+  c.append(remove);
+  tr.append(c);
+
+  generate.addEventListener("input", () => {
+    const spec = data_field(el, generate.value.trim());
+    if (spec) type.value = spec.type; // the entity's type, until the analyst picks another
+  });
+  req.addEventListener("change", () => {
+    req.dataset.own = req.checked ? "1" : "0";
+  });
+  remove.addEventListener("click", () => {
+    tr.remove();
+    send(el, true);
+  });
+  return tr;
+}
+
+function data_field(el, name) {
+  return el._data.fields.find((f) => f.name === name);
+}
+
+function fillList(el, id, options) {
+  let list = el.querySelector(`#${CSS.escape(id)}`);
+  if (!list) {
+    list = document.createElement("datalist");
+    list.id = id;
+    el.querySelector(".grid").append(list);
+  }
+  const key = JSON.stringify(options);
+  if (list._key === key) return;
+  list._key = key;
+  list.replaceChildren(
+    ...options.map(([value, label]) => {
+      const o = document.createElement("option");
+      o.value = value;
+      o.label = label;
+      return o;
+    }),
+  );
+}
+
+// What Python says of each row: its problems, and whether the entity requires its field.
+function showState(el) {
+  const data = el._data;
+  el.querySelectorAll("tbody tr").forEach((tr, n) => {
+    const errors = data.errors[String(n)] || {};
+    for (const name of [...TEXT, "type"]) {
+      const c = cell(tr, name);
+      const why = c.parentElement.querySelector(".why");
+      why.textContent = errors[name] || "";
+      c.classList.toggle("bad", !!errors[name]);
+    }
+    const req = cell(tr, "required");
+    const spec = data_field(el, cell(tr, "generate").value.trim());
+    const forced = !!(spec && spec.required);
+    req.disabled = forced;
+    req.checked = forced || req.dataset.own === "1";
+    req.title = forced ? `${data.entity} requires ${spec.name}` : "Reject a record without it";
+  });
+  el.querySelector(".count").textContent = data.summary;
+}
+
+export default function ({ parentElement, data, setStateValue }) {
+  const el = parentElement;
+  el._data = data;
+  el._setState = setStateValue;
+  if (!el._wired) {
+    el._wired = true;
+    el.addEventListener("input", (e) => {
+      if (e.target.matches("input[type=text], input:not([type])")) send(el, false);
+    });
+    el.addEventListener("change", (e) => {
+      if (e.target.matches("select, input[type=checkbox]")) send(el, true);
+    });
+    el.querySelector(".add").addEventListener("click", () => {
+      const tr = rowOf(el, { type: "string" });
+      el.querySelector("tbody").append(tr);
+      cell(tr, "extract").focus();
+      send(el, true);
+    });
+  }
+  if (el._version !== data.version) {
+    el._version = data.version;
+    el.querySelector("tbody").replaceChildren(...data.rows.map((r) => rowOf(el, r)));
+  }
+  fillList(el, `${data.id}-paths`, data.paths);
+  fillList(el, `${data.id}-fields`, data.fields.map((f) => [f.name, f.label]));
+  showState(el);
+}
