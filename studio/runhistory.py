@@ -423,8 +423,10 @@ def run_archive(run: Run, *, data_only: bool = False) -> tuple[str, bytes, str]:
     return f"run-{run.id}.zip", buffer.getvalue(), "application/zip"
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """ "1 record", "2,500 records": the one way the studio and the CLI count things
+    (``nouns`` for a plural that is not ``noun`` + "s")."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def requests_text(run: Run) -> str:
@@ -439,7 +441,7 @@ def counts_text(run: Run) -> str:
     source files a file job read, not the files the run wrote."""
     parts = [
         plural(run.records, "record"),
-        f"{run.rows_written:,} rows written",
+        f"{plural(run.rows_written, 'row')} written",
         f"{run.rows_rejected:,} rejected",
         requests_text(run),
         plural(run.pages, "page"),
@@ -449,9 +451,21 @@ def counts_text(run: Run) -> str:
     return ", ".join(parts)
 
 
-def duration_seconds(run: Run) -> float | None:
-    if not run.started_at or not run.finished_at:
+def duration_seconds(run: Run, now: datetime | None = None) -> float | None:
+    """How long the run took; with ``now``, how long a run still going has taken so far (a
+    table of runs then has no empty cell)."""
+    end = run.finished_at or (now.isoformat() if now else "")
+    if not run.started_at or not end:
         return None
-    return (
-        datetime.fromisoformat(run.finished_at) - datetime.fromisoformat(run.started_at)
-    ).total_seconds()
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(run.started_at)).total_seconds()
+
+
+def ended_text(run: Run) -> str:
+    """How a run ended, in one sentence for a notice: "Run of 'X' finished: success, 2,500
+    rows", or "Run of 'X' failed: <error>"."""
+    if run.status == "failed":
+        return f"Run of {run.job_name!r} failed: {run.error or 'no reason recorded'}"
+    text = f"Run of {run.job_name!r} finished: {run.status}, {plural(run.rows_written, 'row')}"
+    if run.rows_rejected:
+        text += f", {run.rows_rejected:,} rejected"
+    return text + (f" ({run.error})" if run.error else "")

@@ -5,6 +5,7 @@ here a saved job is loaded with its connection and sent to the right one."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -90,6 +91,34 @@ def run_job(
     stamp = slot.isoformat() if slot else ""
     run = history.start_run(job.id, job.name, trigger, slot=stamp, run=run)  # or AlreadyRunning
     return _JobRun(store, job, conn, history, run, timeout, on_event).execute()
+
+
+def start_in_background(store: ConfigStore, ref: str, *, trigger: str = "manual") -> Run:
+    """Start a saved job (name or id) now in a thread of this process, and return its run as
+    soon as it is claimed (``running``): follow it with ``open_history(home).get(run.id)``.
+
+    For the studio's Run now buttons (the Runs page, the job editor), where a click must not
+    wait for the run. The job is claimed here, before the thread starts, so a job that is
+    already running is refused to the caller (``AlreadyRunning``, the attempt recorded as
+    skipped) rather than in a thread where no one would see it. The thread ends with the
+    process; a run it leaves unfinished is marked interrupted when the runner next starts."""
+    job = store.get("jobs", ref)
+    run = open_history(store.home).start_run(job.id, job.name, trigger)  # or AlreadyRunning
+    threading.Thread(
+        target=_run_claimed, args=(store, job.id, run), daemon=True, name=f"run-{run.id}"
+    ).start()
+    return run
+
+
+def _run_claimed(store: ConfigStore, job_id: str, run: Run) -> None:
+    """Run a claimed run; if it cannot even begin (its job or connection deleted since the
+    claim), record it failed, so that it does not hold its job while this process lives."""
+    try:
+        run_job(store, job_id, trigger=run.trigger, run=run)
+    except Exception as e:
+        run.status, run.finished_at = "failed", now_iso()
+        run.error = str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}"
+        open_history(store.home).save(run)
 
 
 class _JobRun:
