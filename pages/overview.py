@@ -7,8 +7,15 @@ import streamlit as st
 
 from studio.config.schedules import next_runs
 from studio.config.store import ConfigStore
+from studio.guide import first_steps, own
 from studio.runhistory import counts_text, runner_status
 from studio.stores import open_history
+
+STEP_PAGES = {  # where each first step is done
+    "connect": ("pages/connections.py", "Connections"),
+    "build": ("pages/jobs.py", "Import jobs"),
+    "schedule": ("pages/jobs.py", "Import jobs"),
+}
 
 store = ConfigStore()
 history = open_history(store.home)
@@ -17,6 +24,18 @@ jobs = store.list("jobs")
 runs = history.list(limit=2000)
 
 st.title("Connector Studio")
+if steps := first_steps(connections, jobs, runs):
+    with st.container(border=True, key="onboarding"):
+        st.markdown("**Start here**: three steps to your first import.")
+        for number, step in enumerate(steps, 1):
+            where, title = STEP_PAGES[step.key]
+            st.page_link(
+                where,
+                label=f"Step {number} · {step.title} ({title}) — {step.hint}",
+                icon=":material/check_circle:" if step.done else ":material/circle:",
+            )
+        if len(own([*connections, *jobs])) < len(connections) + len(jobs):
+            st.caption("The demo connection and jobs are there to try; they are not counted here.")
 status = runner_status(store.home)
 if status["up"]:
     st.success(
@@ -58,9 +77,12 @@ if jobs:
                     "Last run at (UTC)": last[j.id].started_at[:16].replace("T", " ")
                     if j.id in last
                     else "",
-                    "Next run (UTC)": next(iter(next_runs(j.schedule, j.anchor, now, 1)), None)
+                    "Next run (UTC)": next(
+                        (f"{t:%Y-%m-%d %H:%M}" for t in next_runs(j.schedule, j.anchor, now, 1)),
+                        "",
+                    )
                     if j.status == "active" and j.created_at
-                    else None,
+                    else "",
                     "Schedule": j.schedule.describe(),
                 }
                 for j in jobs
@@ -68,12 +90,7 @@ if jobs:
         ),
         hide_index=True,
         width="stretch",
-        column_config={
-            "Next run (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
-        },
     )
-else:
-    st.info("No import job yet: build one on the Import jobs page.")
 
 live = [r for r in runs if r.status in ("queued", "running")]
 if live:  # their counts so far: a run saves them as it goes
@@ -103,7 +120,7 @@ if failures:
                 {
                     "At (UTC)": r.started_at[:19].replace("T", " "),
                     "Job": r.job_name,
-                    "Error": r.error,
+                    "Error": r.error or "",
                 }
                 for r in failures
             ]
