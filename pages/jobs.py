@@ -1,20 +1,25 @@
 """Import jobs: the builder analysts spend their day in.
 
 Layout only: the list of jobs, the one being edited, its actions, one section at a time (drawn
-by ``pages.builder``) and Save. The job being edited is a ``Draft`` kept in the session, so
-that nothing typed is lost between pages; every action is one call into ``studio``.
+by ``pages.builder``) and Save. The job being edited is a ``Draft`` kept in the session and in
+the studio's home, under a key the URL carries (``?job=<id>``, ``?draft=new-…``), so that
+nothing typed is lost between pages, on a reload or in a second tab; every action is one call
+into ``studio``.
 """
+
+import uuid
 
 import pandas as pd
 import streamlit as st
 
 from pages.builder.basics import basics
 from pages.builder.calls import calls_and_tests
-from pages.builder.draft import Draft
+from pages.builder.draft import Draft, unsaved_bar
 from pages.builder.files import files_and_test
 from pages.builder.mapping import records_and_mapping
 from pages.common import config_actions, flash, show_error, show_flash
 from studio.config.store import ConfigStore
+from studio.drafts import DraftStore, valid_key
 from studio.entities import load_entities
 from studio.errors import StudioError
 
@@ -25,6 +30,7 @@ SECTIONS = {
 }
 
 store = ConfigStore()
+drafts = DraftStore(store.home)
 state = st.session_state
 entities = load_entities()
 
@@ -57,14 +63,29 @@ if jobs:
 if "jb_pick_next" in state:
     state["jb_pick"] = state.pop("jb_pick_next")
 names = [j.name for j in jobs]
-if "jb_pick" not in state:  # back from another page: reopen what was open
-    state["jb_pick"] = state.get("jb_open", NEW)
+if "jb_pick" not in state:  # a new session (a reload, a second tab): the URL says what was open
+    wanted = st.query_params.get("job")
+    draft_key = st.query_params.get("draft", "")
+    by_id = {j.id: j.name for j in jobs}
+    if wanted in by_id:
+        state["jb_pick"] = by_id[wanted]
+    elif valid_key(draft_key) and draft_key.startswith("new-"):
+        state["jb_pick"], state["jb_new_key"] = NEW, draft_key
+    else:  # back from another page: reopen what was open
+        state["jb_pick"] = state.get("jb_open", NEW)
 if state["jb_pick"] not in [NEW, *names]:
     state["jb_pick"] = NEW
 choice = st.selectbox("Open", [NEW, *names], key="jb_pick")
 state["jb_open"] = choice
 current = next((j for j in jobs if j.name == choice), None)
-d = Draft(current.id if current else "new", current, connections)
+if current is None:
+    key = state.setdefault("jb_new_key", f"new-{uuid.uuid4().hex[:12]}")
+    url = {"draft": key}
+else:
+    key, url = current.id, {"job": current.id}
+if st.query_params.to_dict() != url:
+    st.query_params.from_dict(url)
+d = Draft(current.id if current else "new", current, connections, drafts, key)
 
 if current is not None:
     st.caption(f"{current.status} · {current.schedule.describe()} · id `{current.id}`")
@@ -79,6 +100,8 @@ if current is not None:
         flash("jb", f"Cloned into {copy.name!r} (disabled until you activate it).")
         state["jb_pick_next"] = copy.name
         st.rerun()
+
+mark = st.container()  # the unsaved mark, filled once the section below has updated the draft
 
 # One section drawn at a time, not st.tabs: tabs draw every section on every rerun, and the
 # browser then redraws all of them each time the live preview changes. What is typed in a
@@ -99,6 +122,8 @@ elif section == "Files and test":
 elif section == "Records and mapping":
     records_and_mapping(d, entities)
 
+d.persist()
+unsaved_bar(d, mark)
 if st.button("Save job" if current else "Create job", type="primary", key="jb_save"):
     try:
         if current is None:

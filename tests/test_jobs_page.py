@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -41,14 +43,14 @@ def edit_table(at: AppTest, jid: str, name: str, **delta) -> None:
 def type_finder(at: AppTest, text: str, jid: str = "new") -> None:
     """Type into the content finder (a streamlit-keyup input, which keeps its value in the
     session under its own key) and let the pause in typing rerun the page."""
-    version = at.session_state[f"jb.{jid}.content_finder.version"]
+    version = at.session_state[f"jbv.{jid}.content_finder"]
     at.session_state[f"_st_keyup_jb.{jid}.content_finder.v.{version}"] = {"value": text}
     at.run()
 
 
 def type_mapping(at: AppTest, rows: list[dict], jid: str = "new") -> None:
     """Type ``rows`` into the mapping grid, as the grid reports them after a pause."""
-    version = at.session_state[f"jb.{jid}.mapping.version"]
+    version = at.session_state[f"jbv.{jid}.mapping"]
     at.session_state[f"jb.{jid}.mapping_grid"] = {"rows": {"version": version, "rows": rows}}
     at.run()
 
@@ -418,3 +420,103 @@ def test_a_test_suggests_the_content_finder_and_the_pagination(conn, home):
     behavior = at.session_state["jb_drafts"]["new"]["calls"][0]["behavior"]
     assert (behavior["type"], behavior["total_pages_path"]) == ("pagination", "$.total_pages")
     assert at.selectbox(key=f"jb.new.c.{uid}.behavior").value == "pagination"
+
+
+def test_a_long_test_shows_its_progress_and_can_be_cancelled(conn, home):
+    at = open_builder()
+    go(at, CALLS)
+    uid = first_call(at)
+    at.text_input(key=f"jb.new.c.{uid}.path").input("/products?slow=0.4")
+    at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
+    at.number_input(key=f"jb.new.c.{uid}.b.page_size").set_value(5).run()
+    type_finder(at, "$.items")  # beside the calls: set before the first test
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    progress = next(m for m in texts(at, "markdown") if m.startswith("**Testing call 1…**"))
+    assert " page" in progress and " s" in progress
+    # The analyst can go on typing while it runs.
+    type_finder(at, "$.item")
+    assert at.session_state["jb_drafts"]["new"]["content_finder"] == "$.item"
+    type_finder(at, "$.items")
+    at.button(key="jb.new.cancel").click().run()
+    for _ in range(40):
+        if "jb.new.task" not in at.session_state:
+            break
+        time.sleep(0.25)
+        at.run()
+    warnings = texts(at, "warning")
+    assert any(w.startswith("Cancelled: the test was stopped after ") for w in warnings), warnings
+    trace = at.session_state["jb_tests"]["new"]["trace"]
+    assert 0 < len(trace["records"]) < 95
+    assert any(
+        m.startswith(f"**{len(trace['records'])} records** at $.items")
+        for m in texts(at, "markdown")
+    )
+
+
+def reopen(query: dict) -> AppTest:
+    """The builder in a new browser session (a reload, a second tab) at a URL's query."""
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_draft_survives_a_reload_and_a_second_tab_until_discarded(conn, home):
+    at = open_builder()
+    uid = build_products_job(at)
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    go(at, RECORDS)
+    type_mapping(at, MAPPING[:2])
+    key = at.query_params["draft"]
+    assert key.startswith("new-")
+    assert any("Unsaved changes" in m for m in texts(at, "markdown"))
+
+    tab = reopen({"draft": key})  # what a reload finds: everything typed, and the last test
+    draft = tab.session_state["jb_drafts"]["new"]
+    assert draft["name"] == "Products by page" and draft["content_finder"] == "$.items"
+    assert [m["generate"] for m in draft["mapping"]] == ["external_id", "name"]
+    assert draft["calls"][0]["behavior"]["page_size"] == 20
+    assert any("Unsaved changes" in m for m in texts(tab, "markdown"))
+    go(tab, RECORDS)
+    assert "**95 records** from the test of call 1" in texts(tab, "markdown")
+
+    tab.button(key="jb_discard").click().run()
+    assert tab.session_state["jb_drafts"]["new"]["name"] == ""
+    assert not any("Unsaved changes" in m for m in texts(tab, "markdown"))
+    assert reopen({"draft": key}).session_state["jb_drafts"]["new"]["name"] == ""
+
+
+def test_a_saved_job_reopens_with_its_unsaved_changes_marked(conn, home):
+    at = open_builder()
+    build_products_job(at)
+    go(at, RECORDS)
+    type_mapping(at, MAPPING[:3])
+    at.button(key="jb_save").click().run()
+    store = ConfigStore(home)
+    job = store.get("jobs", "Products by page")
+    assert at.query_params["job"] == job.id
+    assert not any("Unsaved changes" in m for m in texts(at, "markdown"))
+    go(at, CALLS)
+    at.number_input(key=f"jb.{job.id}.limit_pages").set_value(2).run()
+    go(at, BASICS)
+    at.text_input(key=f"jb.{job.id}.name").input("Products, renamed").run()
+    assert any("Unsaved changes" in m for m in texts(at, "markdown"))
+
+    tab = reopen({"job": job.id})
+    assert tab.session_state["jb_drafts"][job.id]["name"] == "Products, renamed"
+    assert any("Unsaved changes" in m for m in texts(tab, "markdown"))
+    # Saved elsewhere meanwhile (the CLI, the API, a colleague): the draft says so.
+    store.modify(
+        "jobs", job.id, lambda j: j.model_copy(update={"status": "disabled"}), source="cli"
+    )
+    tab = reopen({"job": job.id})
+    assert any(w.startswith("This job was saved elsewhere") for w in texts(tab, "warning"))
+    tab.button(key="jb_discard").click().run()
+    assert tab.session_state["jb_drafts"][job.id]["name"] == "Products by page"
+    assert not any("Unsaved changes" in m for m in texts(tab, "markdown"))
+    # The preview limits are the job's test inputs: they outlive the draft.
+    go(tab, CALLS)
+    assert tab.number_input(key=f"jb.{job.id}.limit_pages").value == 2

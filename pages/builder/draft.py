@@ -5,16 +5,23 @@ is lost when the analyst switches pages (Streamlit forgets the state of widgets 
 drawn): widgets are seeded from the draft and write back into it on every run. The last test of
 each job (``jb_tests``) and its preview limits (``jb_limits``) live beside it. ``Draft`` is the
 one place that knows these keys; the sections only ask it.
+
+Each run ends with ``persist``: a draft that changed is written to the studio's home
+(``studio.drafts``) under its key (the job's id, or ``new-…`` for a job not saved yet), which
+the page's URL carries, so that a reload or a second tab opens it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from studio.drafts import DraftStore
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS
 
 CONN_KIND = {"api": "api", "file": "file_server"}
@@ -40,28 +47,79 @@ def new_draft(connections: list, kind: str = "api") -> dict:
     return draft | {"source": {"mode": "path", "path": ""}, "csv": {"delimiter": ","}}
 
 
-class Draft:
-    """One job's draft (``data``), its widget keys (``jb.<job id>.…``), last test and limits."""
+def saved_data(job) -> dict:
+    return job.model_dump(mode="json", exclude={"created_at", "updated_at"})
 
-    def __init__(self, jid: str, current, connections: list):
+
+class Draft:
+    """One job's draft (``data``), its widget keys (``jb.<job id>.…``), last test and limits,
+    kept in the session and, under ``key``, in the studio's home."""
+
+    def __init__(self, jid: str, current, connections: list, store: DraftStore, key: str):
         self.state = st.session_state
         self.jid, self.current, self.connections = jid, current, connections
+        self.store, self.store_key = store, key
         drafts: dict = self.state.setdefault("jb_drafts", {})
         if jid not in drafts:
-            drafts[jid] = (
-                current.model_dump(mode="json", exclude={"created_at", "updated_at"})
-                if current
-                else new_draft(connections)
-            )
+            kept = store.get(key)
+            drafts[jid] = kept or (saved_data(current) if current else new_draft(connections))
         self._drafts = drafts
         self.tests: dict = self.state.setdefault("jb_tests", {})
         self.uids: list = self.state.setdefault(
             f"jb_uids.{jid}", [self.new_uid() for _ in self.data.get("calls", [])]
         )
+        self.state.setdefault(f"jb_persisted.{jid}", self._stamp([self.data, self.limits]))
 
     @property
     def data(self) -> dict:
         return self._drafts[self.jid]
+
+    @staticmethod
+    def _stamp(data: dict) -> str:
+        return json.dumps(data, sort_keys=True, default=str)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the draft holds changes that are not saved."""
+        if self.current is None:
+            blank = new_draft(self.connections, self.data["kind"])
+            return self._stamp(self.data) != self._stamp(blank)
+        return self._stamp(self.data) != self._stamp(saved_data(self.current))
+
+    def _saved_stamp(self) -> str | None:
+        """What the saved job is now, as a short digest (a draft keeps the one it began from;
+        ``updated_at`` is not enough: two saves can fall in one second)."""
+        if self.current is None:
+            return None
+        return hashlib.sha256(self._stamp(saved_data(self.current)).encode()).hexdigest()[:16]
+
+    @property
+    def changed_elsewhere(self) -> str | None:
+        """When the job was saved (by someone else, the CLI, the API) after this draft began."""
+        base = self.store.base(self.store_key) if self.current else None
+        if base and base != self._saved_stamp() and self.dirty:
+            return self.current.updated_at.isoformat()
+        return None
+
+    def persist(self) -> bool:
+        """Write the draft and its limits to the studio's home if they changed since the last
+        write (a draft that is the saved job again is dropped). True when the draft just became
+        unsaved or saved again: a fragment then redraws the whole page, with its mark."""
+        stamp = self._stamp([self.data, self.limits])
+        if self.state.get(f"jb_persisted.{self.jid}") == stamp:
+            return False
+        self.state[f"jb_persisted.{self.jid}"] = stamp
+        self.store.put_limits(self.store_key, self.limits)
+        dirty = self.dirty
+        flipped = self.state.get(f"jb_dirty.{self.jid}", dirty) != dirty
+        self.state[f"jb_dirty.{self.jid}"] = dirty
+        if not dirty:
+            self.store.drop(self.store_key)
+            return flipped
+        started = self._saved_stamp()
+        base = self.store.base(self.store_key) if self.store.get(self.store_key) else started
+        self.store.put(self.store_key, self.data, base)
+        return flipped
 
     def restart(self, kind: str) -> None:
         """A new draft of another kind, keeping the name and entity typed so far."""
@@ -72,16 +130,24 @@ class Draft:
 
     def discard(self) -> None:
         """Forget the draft and its widgets: the job is reloaded from the store."""
+        self.store.drop(self.store_key)
         self._drafts.pop(self.jid, None)
+        self.state.pop(f"jb_persisted.{self.jid}", None)
         self.forget(f"jb.{self.jid}.")
+        self.forget(f"_st_keyup_jb.{self.jid}.")
         self.state.pop(f"jb_uids.{self.jid}", None)
+        for k in [k for k in self.state if str(k).startswith(f"jbv.{self.jid}.")]:
+            self.state[k] += 1  # live widgets start again from the job
 
     def saved_as(self, new_id: str) -> None:
-        """A new job was saved: its last test and limits follow it to its id."""
+        """The draft was saved: what was kept of it (limits, last test) follows the job."""
+        self.store.drop(self.store_key)
         if self.jid == "new":
+            self.store.move(self.store_key, new_id)
             self.tests[new_id] = self.tests.pop("new", None) or self.tests.get(new_id)
             every = self.state.setdefault("jb_limits", {})
             every[new_id] = every.pop("new", self.limits)
+            self.state.pop("jb_new_key", None)
 
     @staticmethod
     def new_uid() -> str:
@@ -107,17 +173,24 @@ class Draft:
 
     @property
     def test(self) -> dict | None:
-        return self.tests.get(self.jid)
+        if self.jid not in self.tests:
+            self.tests[self.jid] = self.store.get_test(self.store_key)
+        return self.tests[self.jid]
 
     @test.setter
     def test(self, value: dict) -> None:
         self.tests[self.jid] = value
+        self.store.put_test(self.store_key, value)
 
     @property
     def limits(self) -> dict:
-        return self.state.setdefault("jb_limits", {}).setdefault(
-            self.jid, {"pages": PREVIEW_PAGES, "records": PREVIEW_RECORDS}
-        )
+        every = self.state.setdefault("jb_limits", {})
+        if self.jid not in every:
+            every[self.jid] = self.store.limits(self.store_key) or {
+                "pages": PREVIEW_PAGES,
+                "records": PREVIEW_RECORDS,
+            }
+        return every[self.jid]
 
     # --- editable tables -------------------------------------------------------------------------
 
@@ -174,3 +247,23 @@ class Draft:
             }
             for r in edited
         ]
+
+
+def unsaved_bar(d: Draft, where) -> None:
+    """The unsaved mark, Discard behind a confirmation, and a warning when the job was saved
+    elsewhere after the draft began (Save would replace that version)."""
+    if not d.dirty:
+        return
+    bar = where.container(horizontal=True, vertical_alignment="center")
+    bar.markdown(":orange[**● Unsaved changes**] · kept in this browser's link until saved")
+    with bar.popover("Discard…"):
+        back = "go back to the saved job" if d.current else "start an empty job"
+        st.write(f"Discard the unsaved changes and {back}? This cannot be undone.")
+        if st.button("Discard", key="jb_discard", type="primary"):
+            d.discard()
+            st.rerun()
+    if when := d.changed_elsewhere:
+        where.warning(
+            f"This job was saved elsewhere (at {when[:19].replace('T', ' ')} UTC) after your "
+            "draft began: Save replaces that version with yours, Discard takes it instead."
+        )

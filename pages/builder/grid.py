@@ -32,12 +32,14 @@ _GRID = st.components.v2.component(
 
 
 def version(d: Draft, name: str) -> int:
-    return d.state.setdefault(d.key(name, "version"), 0)
+    """The version of a live widget's value, kept apart from the draft's widget keys: it only
+    grows, also across a Discard, so a browser never takes a new start for the old one."""
+    return d.state.setdefault(f"jbv.{d.jid}.{name}", 0)
 
 
 def replace(d: Draft, name: str) -> None:
     """The value of ``name`` was set from Python: draw its widget afresh."""
-    d.state[d.key(name, "version")] = version(d, name) + 1
+    d.state[f"jbv.{d.jid}.{name}"] = version(d, name) + 1
 
 
 def live_text(d: Draft, name: str, label: str, value: str, placeholder: str = "") -> str:

@@ -171,3 +171,5 @@ def records_and_mapping(d: Draft, entities: dict) -> None:
     )
     if batch is not None:
         preview(spec, batch, [f.generate for f in fields], lambda name: d.key(f"{name}_table"))
+    if d.persist():
+        st.rerun()  # the whole page, with its unsaved mark
