@@ -17,7 +17,7 @@ from pages.builder.calls import calls_and_tests
 from pages.builder.draft import Draft, unsaved_bar
 from pages.builder.files import files_and_test
 from pages.builder.mapping import records_and_mapping
-from pages.common import config_actions, flash, show_error, show_flash
+from pages.common import config_actions, flash, show_flash
 from studio.config.store import ConfigStore
 from studio.drafts import DraftStore, valid_key
 from studio.entities import load_entities
@@ -124,18 +124,30 @@ elif section == "Records and mapping":
 
 d.persist()
 unsaved_bar(d, mark)
+save_failed = f"jb_save_failed.{d.jid}"
 if st.button("Save job" if current else "Create job", type="primary", key="jb_save"):
+    state[f"jb_tried.{d.jid}"] = True  # from now on every problem shows beside its field
     try:
         if current is None:
             saved = store.create("jobs", dict(d.data), source="studio")
         else:
             saved = store.update("jobs", current.id, dict(d.data), source="studio")
     except StudioError as e:
-        show_error(e)
+        state[save_failed] = (d.stamp, getattr(e, "messages", None) or [str(e)])
+        st.rerun()  # drawn again, with each problem beside its field
     else:
         # Reload from the store: what is shown is exactly what was saved.
+        state.pop(save_failed, None)
         d.discard()
         d.saved_as(saved.id)
         flash("jb", f"Saved job {saved.name!r}.")
         state["jb_pick_next"] = saved.name
         st.rerun()
+# Why the last Save failed while nothing changed since; then what is left to fix as it is fixed.
+failed = state.get(save_failed)
+if failed and failed[0] == d.stamp:
+    reasons = failed[1]
+else:
+    reasons = d.problems if state.get(f"jb_tried.{d.jid}") else []
+for reason in reasons:
+    st.error(reason)

@@ -520,3 +520,28 @@ def test_a_saved_job_reopens_with_its_unsaved_changes_marked(conn, home):
     # The preview limits are the job's test inputs: they outlive the draft.
     go(tab, CALLS)
     assert tab.number_input(key=f"jb.{job.id}.limit_pages").value == 2
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_problems_show_beside_their_fields_and_at_save(conn, home):
+    at = open_builder()
+    go(at, BASICS)
+    assert not any(c.startswith(":red[") for c in captions(at))  # an empty job is not a wall
+    at.button(key="jb_save").click().run()
+    assert "Name: must not be empty" in texts(at, "error")  # at Save …
+    assert ":red[must not be empty]" in captions(at)  # … and under the name, once tried
+    at.text_input(key="jb.new.name").input("Inline").run()
+    assert ":red[must not be empty]" not in captions(at)
+    assert "Name: must not be empty" not in texts(at, "error")  # fixed: gone at Save too
+    at.selectbox(key="jb.new.s.type").select("cron").run()
+    at.text_input(key="jb.new.s.cron").input("0 6 * *").run()
+    assert any(c.startswith(":red['0 6 * *' is not valid") for c in captions(at))
+    go(at, CALLS)
+    uid = first_call(at)
+    at.text_input(key=f"jb.new.c.{uid}.path").input("/products")
+    at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
+    at.text_input(key=f"jb.new.c.{uid}.b.total_pages_path").input("$.total[").run()
+    assert any(c.startswith(":red[JSONPath '$.total[': ends too early") for c in captions(at))

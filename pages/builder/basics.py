@@ -76,7 +76,7 @@ def schedule(d: Draft) -> None:
     st.markdown("**Schedule** (UTC)")
     sched = d.data["schedule"]
     cols = st.columns(4)
-    kind = field(d, cols[0], Schedule, "type", sched, "s", options=FREQUENCIES)
+    kind = field(d, cols[0], Schedule, "type", sched, "s", place="Schedule", options=FREQUENCIES)
     modes = MODES.get(kind)
     if modes:
         mode = sched.get("mode") if sched.get("mode") in modes else next(iter(modes))
@@ -91,19 +91,21 @@ def schedule(d: Draft) -> None:
     mode = sched["mode"]
     if kind == "minutes" or (kind in ("hourly", "daily") and mode == "interval"):
         unit = {"minutes": "minutes", "hourly": "hours", "daily": "days"}[kind]
-        field(d, cols[2], Schedule, "every", sched, "s", label=f"Every (… {unit})")
+        field(
+            d, cols[2], Schedule, "every", sched, "s", place="Schedule", label=f"Every (… {unit})"
+        )
     if kind == "hourly" and mode == "interval":
-        field(d, cols[3], Schedule, "every_minutes", sched, "s")
+        field(d, cols[3], Schedule, "every_minutes", sched, "s", place="Schedule")
     if kind == "monthly" and mode == "day":
-        field(d, cols[2], Schedule, "day", sched, "s")
+        field(d, cols[2], Schedule, "day", sched, "s", place="Schedule")
     if kind == "weekly":
         sched["weekdays"] = cols[1].multiselect(
             "Days", WEEKDAYS, key=d.seeded(d.key("s", "weekdays"), sched.get("weekdays", []))
         )
     if kind in ("daily", "weekly", "monthly") or (kind == "hourly" and mode == "at"):
-        field(d, cols[3], Schedule, "at", sched, "s", placeholder="HH:MM")
+        field(d, cols[3], Schedule, "at", sched, "s", place="Schedule", placeholder="HH:MM")
     if kind == "cron":
-        field(d, cols[1], Schedule, "cron", sched, "s", placeholder="0 6 * * 1-5")
+        field(d, cols[1], Schedule, "cron", sched, "s", place="Schedule", placeholder="0 6 * * 1-5")
     try:
         parsed = Schedule.model_validate({k: v for k, v in sched.items() if v is not None})
         current = d.current
@@ -127,7 +129,7 @@ def destination(d: Draft, conn_names: dict) -> None:
     with st.expander(
         "Also write the rows as a CSV file to a file server", expanded=bool(dest.get("enabled"))
     ):
-        field(d, st, CsvDestination, "enabled", dest, "d")
+        field(d, st, CsvDestination, "enabled", dest, "d", place="Destination")
         servers = [c for c in d.connections if c.kind == "file_server"]
         if dest["enabled"] and not servers:
             st.warning("No file server connection yet: create one on the Connections page.")
@@ -140,12 +142,30 @@ def destination(d: Draft, conn_names: dict) -> None:
                 format_func=conn_names.get,
                 key=d.seeded(d.key("d", "connection"), dest.get("connection_id") or ids[0]),
             )
-            field(d, c[1], CsvDestination, "folder", dest, "d")
-            field(d, c[2], CsvDestination, "file_name", dest, "d")
+            field(d, c[1], CsvDestination, "folder", dest, "d", place="Destination")
+            field(d, c[2], CsvDestination, "file_name", dest, "d", place="Destination")
             c = st.columns(3)
-            field(d, c[0], CsvDestination, "column_delimiter", dest, "d", options=DELIMITERS)
+            field(
+                d,
+                c[0],
+                CsvDestination,
+                "column_delimiter",
+                dest,
+                "d",
+                place="Destination",
+                options=DELIMITERS,
+            )
             rows = {"\n": "LF (\\n)", "\r\n": "CRLF (\\r\\n)"}
-            field(d, c[1], CsvDestination, "row_delimiter", dest, "d", options=rows)
+            field(
+                d,
+                c[1],
+                CsvDestination,
+                "row_delimiter",
+                dest,
+                "d",
+                place="Destination",
+                options=rows,
+            )
             for n, name in enumerate(
                 [
                     "include_header",
@@ -155,4 +175,4 @@ def destination(d: Draft, conn_names: dict) -> None:
                     "neutralize_formulas",
                 ]
             ):
-                field(d, st.columns(2)[n % 2], CsvDestination, name, dest, "d")
+                field(d, st.columns(2)[n % 2], CsvDestination, name, dest, "d", place="Destination")

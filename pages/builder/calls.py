@@ -60,15 +60,15 @@ STOPS = [
 ]
 
 
-def behavior_form(d: Draft, uid: str, b: dict) -> dict:
+def behavior_form(d: Draft, uid: str, b: dict, place: str) -> dict:
     """The chosen behavior's own fields, drawn from its model; returns only those."""
     model = MODELS[b["type"]]
     where = ("c", uid, "b")
     if model is PaginationBehavior:
         c = st.columns(3)
-        style = field(d, c[0], model, "style", b, *where, options=STYLES)
+        style = field(d, c[0], model, "style", b, *where, options=STYLES, place=place)
         for col, name in zip(c[1:], PAGING, strict=True):
-            field(d, col, model, name, b, *where)
+            field(d, col, model, name, b, *where, place=place)
         rows = [STYLE_FIELDS[style], STOPS[:3], STOPS[3:]]
     else:
         names = [n for n in model.model_fields if n != "type"]
@@ -76,7 +76,7 @@ def behavior_form(d: Draft, uid: str, b: dict) -> dict:
     for row in rows:
         cols = st.columns(3)
         for col, name in zip(cols, row, strict=False):
-            field(d, col, model, name, b, *where, options=OPTIONS.get(name))
+            field(d, col, model, name, b, *where, options=OPTIONS.get(name), place=place)
     return {k: v for k, v in b.items() if k == "type" or k in model.model_fields}
 
 
@@ -132,7 +132,11 @@ def call_editor(d: Draft, store: ConfigStore, i: int, call: dict, uid: str, defi
                 format_func=BEHAVIORS.get,
                 key=d.seeded(d.key("c", uid, "behavior"), b.get("type", "none")),
             )
-            call["behavior"] = behavior_form(d, uid, b)
+            call["behavior"] = behavior_form(d, uid, b, f"Call {i + 1} › Behavior")
+        typed = bool(call.get("path"))
+        for problem in d.problems_at(f"Call {i + 1}", typed=typed):
+            if not problem.startswith("Behavior › "):  # those are under their fields
+                st.caption(f":red[{problem}]")
         if st.button("Test up to here", key=d.key("c", uid, "test"), type="primary"):
             start_test(d, store, i + 1)
         not_ready(d, i + 1)

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from studio.config.jobs import job_problems
 from studio.drafts import DraftStore
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS
 
@@ -74,6 +75,11 @@ class Draft:
     def data(self) -> dict:
         return self._drafts[self.jid]
 
+    @property
+    def stamp(self) -> str:
+        """The draft's content as text: equal stamps, equal drafts."""
+        return self._stamp(self.data)
+
     @staticmethod
     def _stamp(data: dict) -> str:
         return json.dumps(data, sort_keys=True, default=str)
@@ -100,6 +106,29 @@ class Draft:
         if base and base != self._saved_stamp() and self.dirty:
             return self.current.updated_at.isoformat()
         return None
+
+    @property
+    def problems(self) -> list[str]:
+        """What keeps the draft from being saved, checked again only when it changes."""
+        stamp = self.stamp
+        memo = self.state.get(f"jb_problems.{self.jid}")
+        if not memo or memo[0] != stamp:
+            memo = (stamp, job_problems(self.data))
+            self.state[f"jb_problems.{self.jid}"] = memo
+        return memo[1]
+
+    def problems_at(self, head: str, typed: bool = True) -> list[str]:
+        """The problems of the field (or the fields under) ``head``, such as "Name" or "Call
+        1", without their head: shown once the analyst typed there (``typed``) or tried to
+        save, so an empty new job is not a wall of red."""
+        if not (typed or self.state.get(f"jb_tried.{self.jid}")):
+            return []
+        out = []
+        for message in self.problems:
+            place, _, text = message.partition(": ")
+            if place == head or place.startswith(head + " › "):
+                out.append(f"{place[len(head) + 3 :]}: {text}" if place != head else text)
+        return out
 
     def persist(self) -> bool:
         """Write the draft and its limits to the studio's home if they changed since the last

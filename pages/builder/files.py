@@ -64,7 +64,7 @@ def files_and_test(d: Draft, store: ConfigStore) -> None:
     else:
         c = st.columns(4)
         for n, name in enumerate(["inbound", "pattern", "outbound", "error_folder"]):
-            field(d, c[n], FileSource, name, src, "f")
+            field(d, c[n], FileSource, name, src, "f", place="Source")
     with st.expander("Browse the server"):
         bar = st.container(horizontal=True, vertical_alignment="bottom")
         folder = bar.text_input("Folder", key=d.key("f", "browse"), placeholder="/ (the root)")
@@ -85,7 +85,7 @@ def files_and_test(d: Draft, store: ConfigStore) -> None:
                 st.rerun()
     st.markdown("**CSV**")
     c = st.columns(4)
-    field(d, c[0], CsvSettings, "delimiter", csvs, "f", options=DELIMITERS)
+    field(d, c[0], CsvSettings, "delimiter", csvs, "f", options=DELIMITERS, place="CSV")
     field(d, c[1], CsvSettings, "encoding", csvs, "f", options=ENCODINGS)
     field(d, c[2], CsvSettings, "quote_char", csvs, "f")
     field(d, c[3], CsvSettings, "header_row", csvs, "f")

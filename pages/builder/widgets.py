@@ -34,10 +34,13 @@ def field(
     label: str | None = None,
     options: dict | None = None,
     placeholder: str | None = None,
+    place: str = "",
 ) -> Any:
     """Draw ``model``'s field ``name`` in ``where`` under the key ``jb.<job>.<key…>.<name>``,
     seeded from ``values`` (a part of the draft), and write the value back into ``values``.
-    ``options`` gives labels for a Literal's choices (and may order or narrow them)."""
+    ``options`` gives labels for a Literal's choices (and may order or narrow them). What keeps
+    the value from being saved is said under the widget; ``place`` is where the field sits in
+    the job's messages ("Call 1 › Behavior")."""
     f = model.model_fields[name]
     label = label or f.title or name
     helptext = f.description
@@ -68,4 +71,7 @@ def field(
         d.seeded(k, "" if value is None else str(value))
         result = where.text_input(label, key=k, help=helptext, placeholder=placeholder)
     values[name] = result
+    head = f"{place} › {f.title or name}" if place else (f.title or name)
+    for problem in d.problems_at(head, typed=result not in (None, "")):
+        where.caption(f":red[{problem}]")
     return result

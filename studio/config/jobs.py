@@ -510,3 +510,15 @@ def draft_job(data: dict, up_to_call: int | None = None) -> ApiJob | FileJob:
         return JOB.validate_python(data, context={"draft": True})
     except ValidationError as e:
         raise ConfigError(readable(e, [ApiJob, FileJob])) from None
+
+
+def job_problems(data: dict) -> list[str]:
+    """What keeps a job being built from being saved, one sentence per field, headed by its
+    place ("Call 1 › Behavior › Page size: …"), so the studio can show each beside its field
+    while the analyst types (the store checks the same when it saves, and the name's
+    uniqueness besides)."""
+    try:
+        JOB.validate_python(data)
+    except ValidationError as e:
+        return readable(e, [ApiJob, FileJob])
+    return []
