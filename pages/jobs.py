@@ -16,6 +16,7 @@ from pages.builder.basics import basics
 from pages.builder.calls import calls_and_tests
 from pages.builder.draft import Draft, unsaved_bar
 from pages.builder.files import files_and_test
+from pages.builder.lastrun import run_now
 from pages.builder.mapping import records_and_mapping
 from pages.common import config_actions, flash, show_flash
 from studio.config.store import ConfigStore
@@ -100,6 +101,7 @@ if current is not None:
         flash("jb", f"Cloned into {copy.name!r} (disabled until you activate it).")
         state["jb_pick_next"] = copy.name
         st.rerun()
+    run_now(d, store, bar)
 
 mark = st.container()  # the unsaved mark, filled once the section below has updated the draft
 

@@ -545,3 +545,39 @@ def test_problems_show_beside_their_fields_and_at_save(conn, home):
     at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
     at.text_input(key=f"jb.new.c.{uid}.b.total_pages_path").input("$.total[").run()
     assert any(c.startswith(":red[JSONPath '$.total[': ends too early") for c in captions(at))
+
+
+def test_run_now_in_the_editor_reports_the_run_until_it_ends(conn, home):
+    store = ConfigStore(home)
+    job = store.create(
+        "jobs",
+        {
+            "kind": "api",
+            "name": "Slow products",
+            "connection_id": conn.id,
+            "entity": "Products",
+            "calls": [
+                {
+                    "path": "/products",
+                    "query": [{"name": "slow", "value": "0.3"}],
+                    "behavior": {"type": "pagination", "page_size": 20},
+                }
+            ],
+            "content_finder": "$.items",
+            "mapping": MAPPING[:3],
+        },
+        source="cli",
+    )
+    at = reopen({"job": job.id})
+    assert "Not run yet." in captions(at)
+    at.button(key="jb_run_now").click().run()
+    last = next(m for m in texts(at, "markdown") if m.startswith("**Last run**"))
+    assert "manual): **running** · so far: " in last
+    for _ in range(60):
+        if any(t.value.startswith("Run of 'Slow products' finished") for t in at.toast):
+            break
+        time.sleep(0.25)
+        at.run()
+    assert [t.value for t in at.toast] == ["Run of 'Slow products' finished: success, 95 rows"]
+    last = next(m for m in texts(at, "markdown") if m.startswith("**Last run**"))
+    assert "**success** · 95 records, 95 rows written" in last
