@@ -223,19 +223,24 @@ def test_calls_add_move_remove_and_curl_import_with_secrets(conn, home, sandbox)
     ).run()
     at.button(key="jb.new.curl_add").click().run()
     draft = at.session_state["jb_drafts"]["new"]
-    assert draft["calls"][1]["path"] == "/suppliers"
-    assert draft["calls"][1]["query"] == [{"name": "country", "value": "FR"}]
-    assert draft["calls"][1]["headers"] == [{"name": "Accept", "value": "application/json"}]
+    assert len(draft["calls"]) == 1  # it took the place of the empty call a new job starts with
+    uid = first_call(at)
+    assert at.text_input(key=f"jb.new.c.{uid}.path").value == "/suppliers"
+    assert draft["calls"][0]["query"] == [{"name": "country", "value": "FR"}]
+    assert draft["calls"][0]["headers"] == [{"name": "Accept", "value": "application/json"}]
     assert any("The command sends credentials (X-API-Key)" in w for w in texts(at, "warning"))
     at.button(key="jb.new.curl_move").click().run()
     assert not at.exception
     assert texts(at, "success") == ["Moved X-API-Key into connection 'Sandbox' as secret headers."]
     stored = ConfigStore(home).get("connections", "Sandbox", reveal=True)
     assert [(h.name, h.value, h.secret) for h in stored.headers] == [("X-API-Key", "k-123", True)]
+    at.text_area(key="jb.new.curl").input(f"curl '{sandbox.url}/api/products'").run()
+    at.button(key="jb.new.curl_add").click().run()  # a second call, after the first
     first, second = at.session_state["jb_uids.new"]
+    assert at.session_state["jb_drafts"]["new"]["calls"][1]["path"] == "/products"
     at.button(key=f"jb.new.c.{second}.up").click().run()
     assert at.session_state["jb_uids.new"] == [second, first]
-    assert at.session_state["jb_drafts"]["new"]["calls"][0]["path"] == "/suppliers"
+    assert at.session_state["jb_drafts"]["new"]["calls"][0]["path"] == "/products"
     at.button(key=f"jb.new.c.{first}.remove").click().run()
     assert len(at.session_state["jb_drafts"]["new"]["calls"]) == 1
     at.button(key="jb.new.add_call").click().run()
@@ -581,3 +586,31 @@ def test_run_now_in_the_editor_reports_the_run_until_it_ends(conn, home):
     assert [t.value for t in at.toast] == ["Run of 'Slow products' finished: success, 95 rows"]
     last = next(m for m in texts(at, "markdown") if m.startswith("**Last run**"))
     assert "**success** · 95 records, 95 rows written" in last
+
+
+def test_the_preview_follows_the_entity_and_refuses_its_unknown_fields(conn, home):
+    at = open_builder()
+    uid = build_products_job(at)
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    go(at, RECORDS)
+    type_mapping(at, [*MAPPING[:3], {"extract": "$.stock", "generate": "quantity"}])
+    # "quantity" is no field of Products: refused with a reason, never replaced by another.
+    mapping = at.session_state["jb_drafts"]["new"]["mapping"]
+    assert [m["generate"] for m in mapping][-1] == "quantity"
+    rows = next(f.value for f in at.dataframe if "external_id" in f.value.columns)
+    assert list(rows.columns) == ["external_id", "name", "classification_category_id"]
+    assert "**95 rows**, **0 rejects**" in texts(at, "markdown")
+    go(at, BASICS)
+    at.selectbox(key="jb.new.entity").select("Suppliers").run()
+    go(at, RECORDS)
+    assert at.session_state["jb_drafts"]["new"]["entity"] == "Suppliers"
+    rows = next(f.value for f in at.dataframe if "external_id" in f.value.columns)
+    assert list(rows.columns) == ["external_id", "name"]  # Suppliers has no category
+    assert any(m.startswith("Mapping to Suppliers") for m in [h.value for h in at.subheader])
+    required = next(c for c in captions(at) if c.startswith("Required fields of Suppliers"))
+    assert required == "Required fields of Suppliers: external_id ✓, name ✓"
+    at.button(key="jb_save").click().run()
+    assert any(
+        e.startswith("Mapping 3 › Generate: 'classification_category_id' is not a field of")
+        for e in texts(at, "error")
+    )

@@ -209,3 +209,28 @@ def test_rows_as_lists_read_by_column_index():
         "the mapping reads column 'titel', which the file does not have "
         "(its columns: id, name, price, stock)"
     )
+
+
+def test_typed_rows_give_the_fields_to_preview_and_each_rows_problem_by_column():
+    from studio.entities import entity
+    from studio.mapping import typed_fields
+
+    rows = [
+        {"extract": "$.id", "generate": "external_id", "type": "string"},
+        {"extract": "", "generate": "", "type": "string"},  # just added: no problem yet
+        {"extract": "$.qty", "generate": "quantity", "type": "integer"},
+        {"extract": "$.price[", "generate": "price", "type": "number"},
+        {"extract": "$.cur", "generate": "", "type": "string"},
+        {"extract": "$.id", "generate": "external_id", "type": "string"},
+        {"extract": "$.from", "generate": "valid_from", "type": "date", "default": "soon"},
+    ]
+    fields, problems = typed_fields(rows, entity("Offers"))
+    assert [f.generate for f in fields] == ["external_id"]
+    assert problems[2] == {
+        "generate": "'quantity' is not a field of Offers (did you mean min_quantity?)"
+    }
+    assert problems[3]["extract"].startswith("JSONPath '$.price[': ends too early")
+    assert problems[4] == {"generate": "which field of Offers does it fill?"}
+    assert problems[5] == {"generate": "'external_id' is generated twice"}
+    assert problems[6]["default"].startswith("'soon' is not a date")
+    assert 1 not in problems and 0 not in problems

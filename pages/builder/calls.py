@@ -216,6 +216,18 @@ def calls_and_tests(d: Draft, store: ConfigStore, conn_names: dict) -> None:
     show_test(d)
 
 
+def blank_call(call: dict) -> bool:
+    """A call nothing was typed in yet (a pasted cURL takes its place)."""
+    return not (
+        call.get("path")
+        or call.get("query")
+        or call.get("headers")
+        or call.get("variables")
+        or (call.get("body") or {}).get("type", "none") != "none"
+        or (call.get("behavior") or {}).get("type", "none") != "none"
+    )
+
+
 def curl_import(d: Draft, store: ConfigStore, conn_names: dict) -> None:
     draft = d.data
     with st.expander("Import a call from cURL"):
@@ -231,8 +243,12 @@ def curl_import(d: Draft, store: ConfigStore, conn_names: dict) -> None:
             except StudioError as e:
                 st.error(str(e))
             else:
-                draft["calls"].append(parsed.call)
-                d.uids.append(d.new_uid())
+                if blank_call(draft["calls"][-1]):  # the empty call a new job starts with
+                    draft["calls"][-1] = parsed.call
+                    d.uids[-1] = d.new_uid()  # its widgets start again from the pasted call
+                else:
+                    draft["calls"].append(parsed.call)
+                    d.uids.append(d.new_uid())
                 d.state[d.key("curl_secrets")] = parsed.secret_headers
                 st.rerun()
         pending = d.state.get(d.key("curl_secrets"))
