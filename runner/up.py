@@ -7,6 +7,7 @@ stops every child on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,22 +16,75 @@ import time
 from pathlib import Path
 
 from runner.daemon import hold_home
-from studio.config.files import seed_examples
+from studio.config.base import ConfigModel
+from studio.config.files import EXAMPLES, seed_examples
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.private import private_dir
+from studio.runhistory import plural
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_SANDBOX = "http://127.0.0.1:8765"  # where the shipped demo connections point
 
 
 def studio_command(host: str, port: int) -> list[str]:
+    # No file watcher: Streamlit's watchdog observer watches the folder of Home.py recursively,
+    # so it walked (and logged) all of .venv and data/ whatever server.folderWatchBlacklist says
+    # (that list only filters which imported modules are watched). Watching only serves
+    # rerun-on-save while editing the code; pages are found when the studio starts.
     return [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "Home.py"),
         "--server.address", host,
         "--server.port", str(port),
         "--server.headless", "true",
+        "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def _demo_ids(folder: Path = EXAMPLES) -> set[str]:
+    """The shipped demo connections that talk to the demo sandbox."""
+    docs = (json.loads(p.read_text()) for p in (folder / "connections").glob("*.json"))
+    return {d["id"] for d in docs if str(d.get("base_url", "")).startswith(DEMO_SANDBOX + "/")}
+
+
+def _sandbox_of(store: ConfigStore, conn: ConfigModel) -> str | None:
+    """The sandbox origin a demo connection points at while it is ``up``'s to move: the shipped
+    one, or one an earlier ``up`` set (the last change of its addresses was the runner's).
+    None once anyone else changed them: an analyst's edit wins."""
+    origin = _origin(conn.base_url)
+    if origin == DEMO_SANDBOX:
+        return origin
+    for entry in store.audit("connections", conn.id):  # newest first
+        if {c["field"] for c in entry["changes"]} & {"base_url", "auth.token_url"}:
+            return origin if entry["source"] == "runner" else None
+    return None
+
+
+def _moved(conn: ConfigModel, origin: str, url: str) -> ConfigModel:
+    """``conn`` with its base URL and token URL at ``url`` instead of ``origin``."""
+    auth = conn.auth
+    if getattr(auth, "token_url", "").startswith(origin + "/"):
+        auth = auth.model_copy(update={"token_url": url + auth.token_url[len(origin) :]})
+    return conn.model_copy(update={"base_url": url + conn.base_url[len(origin) :], "auth": auth})
+
+
+def point_demo_at_sandbox(store: ConfigStore, port: int) -> list[str]:
+    """Point the demo connections at the sandbox ``up`` serves on ``port``; their names."""
+    url, demo_ids, moved = f"http://127.0.0.1:{port}", _demo_ids(), []
+    for conn in store.list("connections"):
+        origin = _sandbox_of(store, conn) if conn.id in demo_ids else None
+        if origin not in (None, url):
+            store.modify(
+                "connections", conn.id, lambda c, o=origin: _moved(c, o, url), source="runner"
+            )
+            moved.append(conn.name)
+    return moved
 
 
 def up(
@@ -50,7 +104,10 @@ def up(
     if demo:
         loaded = [o for o in seed_examples(store) if o.action == "create"]
         if loaded:
-            print(f"loaded {len(loaded)} demo config(s) into {store.path}")
+            print(f"loaded {plural(len(loaded), 'demo config')} into {store.path}")
+    if sandbox_port:
+        for name in point_demo_at_sandbox(store, sandbox_port):
+            print(f"{name!r} points at the demo sandbox on port {sandbox_port}")
     env = {**os.environ, "STUDIO_HOME": str(store.home)}
     children = [
         subprocess.Popen(studio_command(host, port), cwd=ROOT, env=env),

@@ -217,3 +217,40 @@ def test_api_tokens_are_shown_once_and_stored_as_a_hash(home):
     assert "erp" in listed and token[:7] + "…" in listed and token not in listed
     assert runner("api-token", "revoke", "erp", home=home).returncode == 0
     assert verify(ConfigStore(home), token) is None
+
+
+def test_up_points_the_demo_connections_at_its_sandbox_unless_someone_moved_them(home):
+    from runner.up import point_demo_at_sandbox, studio_command
+    from studio.config.files import seed_examples
+
+    store = ConfigStore(home)
+    seed_examples(store)
+    mine = api_connection("Mine", base_url="http://127.0.0.1:8765/api")
+    store.create("connections", mine, source="studio")
+    assert point_demo_at_sandbox(store, 8765) == []  # the default port: nothing to do
+    # Another port: the demo connection follows, its secret kept; the analyst's own does not.
+    assert point_demo_at_sandbox(store, 9123) == ["Demo sandbox"]
+    demo = store.get("connections", "Demo sandbox", reveal=True)
+    assert (demo.base_url, demo.auth.token_url, demo.auth.client_secret) == (
+        "http://127.0.0.1:9123/api",
+        "http://127.0.0.1:9123/oauth/token",
+        "demo-secret",
+    )
+    assert store.audit("connections", demo.id)[0]["source"] == "runner"
+    assert store.get("connections", "Mine").base_url == "http://127.0.0.1:8765/api"
+    assert store.get("connections", "Demo SFTP").port == 2222
+    # The next ``up`` moves it again (``up`` set that address), back to the default too.
+    assert point_demo_at_sandbox(store, 9123) == []
+    assert point_demo_at_sandbox(store, 8765) == ["Demo sandbox"]
+    # Once an analyst points it somewhere, even at another local port, it stays there.
+    store.modify(
+        "connections",
+        "Demo sandbox",
+        lambda c: c.model_copy(update={"base_url": "http://127.0.0.1:7000/api"}),
+        source="studio",
+    )
+    assert point_demo_at_sandbox(store, 9123) == []
+    assert store.get("connections", "Demo sandbox").base_url == "http://127.0.0.1:7000/api"
+    # Streamlit is started without its file watcher (it walked .venv and data/).
+    command = studio_command("127.0.0.1", 8501)
+    assert command[command.index("--server.fileWatcherType") + 1] == "none"

@@ -6,13 +6,19 @@ it skips these tests and says so; in CI (``CI`` set) a missing browser fails the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from studio.config.store import ConfigStore
-from tests.helpers import OUTPUT, point_demo_at
+from tests.helpers import OUTPUT
 
 
 def test_up_serves_the_studio_with_demo_data(studio, browser):
-    url, home, _sandbox = studio
-    assert {c.name for c in ConfigStore(home).list("connections")} >= {"Demo sandbox", "Demo SFTP"}
+    url, home, sandbox = studio
+    store = ConfigStore(home)
+    assert {c.name for c in store.list("connections")} >= {"Demo sandbox", "Demo SFTP"}
+    # ``--sandbox-port``: the demo connection points at the sandbox ``up`` started.
+    demo = store.get("connections", "Demo sandbox")
+    assert (demo.base_url, demo.auth.token_url) == (f"{sandbox}/api", f"{sandbox}/oauth/token")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     page.get_by_role("heading", name="Connector Studio").wait_for(timeout=30_000)
@@ -26,6 +32,31 @@ def test_up_serves_the_studio_with_demo_data(studio, browser):
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "connections.png"), full_page=True)
     page.close()
+    # No file watcher: Streamlit's watched the project folder recursively, .venv and data/ too.
+    studio_pid = next(pid for pid, args in processes() if url.rsplit(":", 1)[1] in args)
+    assert inotify_watches(studio_pid) == 0
+
+
+def processes():
+    """(pid, command line) of the Streamlit processes on this machine."""
+    for entry in Path("/proc").iterdir():
+        try:
+            args = (entry / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError):
+            continue
+        if "streamlit" in args:
+            yield int(entry.name), args
+
+
+def inotify_watches(pid: int) -> int:
+    """How many inotify watches the process holds (one per folder a watcher observes)."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            count += fd.read_text().count("inotify wd:")
+        except OSError:
+            continue
+    return count
 
 
 def test_an_invalid_url_shows_its_message_in_the_browser(studio, browser):
@@ -41,14 +72,13 @@ def test_an_invalid_url_shows_its_message_in_the_browser(studio, browser):
 
 
 def test_builder_tests_a_call_and_the_preview_follows_the_content_finder(studio, browser):
-    url, home, sandbox = studio
-    # The demo connection points at 8765; this session's sandbox listens elsewhere. It is made
-    # the only active API connection, so that a new job picks it.
+    url, home, _sandbox = studio
+    # ``up`` pointed the demo connection at this session's sandbox. It is made the only active
+    # API connection, so that a new job picks it.
     store = ConfigStore(home)
     for other in store.list("connections"):
         if other.kind == "api" and other.name != "Demo sandbox":
             store.set_status("connections", other.id, "disabled", source="cli")
-    point_demo_at(store, sandbox)
     page = browser.new_page(viewport={"width": 1400, "height": 2000})
     page.goto(f"{url}/jobs")
     page.get_by_role("heading", name="Import jobs").wait_for(timeout=30_000)
