@@ -16,7 +16,7 @@ from studio.config.connections import (
     ApiConnection,
     FileServerConnection,
 )
-from studio.config.store import ConfigStore
+from studio.config.store import ConfigStore, change_text
 from studio.connectivity import check_connection
 from studio.errors import StudioError
 from studio.vault import MASK
@@ -33,6 +33,10 @@ def pick(name: str) -> None:
 
 
 st.title("Connections")
+# Streamlit's password input keeps a typed value in the browser when the focus moves to its own
+# "Show password" button (Tab does that), and nothing sends it later: Create then saw an empty
+# secret while the field showed dots. Without the button, Tab leaves the field and sends it.
+st.html('<style>button[aria-label="Show password"] {display: none}</style>')
 show_flash("conn")
 
 connections = store.list("connections")
@@ -53,6 +57,7 @@ if connections:
         ),
         hide_index=True,
         width="stretch",
+        placeholder="",
         column_config={"Updated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
     )
 else:
@@ -188,6 +193,7 @@ if kind == "api":
         headers,
         num_rows="dynamic",
         width="stretch",
+        placeholder="",
         key=key("headers"),
         column_config={
             "name": st.column_config.TextColumn("Name", required=True),
@@ -337,13 +343,12 @@ if current is not None:
                         "When (UTC)": e["at"],
                         "Action": e["action"],
                         "Source": e["source"],
-                        "Changes": "; ".join(
-                            f"{c['field']}: {c['old']!r} → {c['new']!r}" for c in e["changes"]
-                        ),
+                        "Changes": "; ".join(change_text(c) for c in e["changes"]),
                     }
                     for e in trail
                 ]
             ),
             hide_index=True,
             width="stretch",
+            placeholder="",
         )

@@ -19,7 +19,7 @@ from runner.runscli import runs_download, runs_list, runs_log, runs_show
 from studio.config.connections import KIND_LABELS
 from studio.config.files import export_configs, import_configs
 from studio.config.schedules import next_runs
-from studio.config.store import ConfigStore
+from studio.config.store import ConfigStore, change_text
 from studio.connectivity import check_connection
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS
 from studio.errors import ConfigError, StudioError
@@ -343,7 +343,7 @@ def _config_audit(store: ConfigStore, args: argparse.Namespace) -> int:
     for e in entries:
         print(f"{e['at']}  {e['action']:<8} {e['name']!r} by {e['source']}")
         for c in e["changes"]:
-            print(f"    {c['field']}: {c['old']!r} → {c['new']!r}")
+            print(f"    {change_text(c)}")
     return 0
 
 

@@ -16,6 +16,7 @@ from studio.config.store import studio_home
 from studio.errors import StudioError
 from studio.files import FileServerError, connect
 from studio.http import HttpClient, HttpError
+from studio.runhistory import plural
 
 
 @dataclass
@@ -84,5 +85,5 @@ def _check_file_server(conn: FileServerConnection, home: Path) -> Check:
     return Check(
         True,
         f"{conn.name}: logged in to {conn.target}; the root folder holds "
-        f"{folders} folder(s) and {len(entries) - folders} file(s)",
+        f"{plural(folders, 'folder')} and {plural(len(entries) - folders, 'file')}",
     )

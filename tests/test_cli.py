@@ -155,7 +155,7 @@ def test_test_connection_and_preview_of_a_file_job(home, request, fixture):
     assert (ok.returncode, ok.stdout.strip()) == (
         0,
         f"Files: logged in to ftp://127.0.0.1:{srv.port}{conn.root}; the root folder holds "
-        "1 folder(s) and 0 file(s)",
+        "1 folder and 0 files",
     )
     out = runner("preview", "Suppliers CSV", home=home)
     assert out.returncode == 0, out.stderr

@@ -41,6 +41,13 @@ def test_create_an_api_connection_and_see_it_listed(page, home):
     # The secret is never sent back to the browser, only the mask.
     cid = stored.id
     assert page.text_input(key=f"conn.{cid}.client_secret").value == "••••••"
+    # The tables show blanks, never "None": for a missing value, and in the audit trail of a
+    # created connection (no old values).
+    assert all(
+        d.proto.HasField("placeholder") and d.proto.placeholder == "" for d in page.dataframe
+    )
+    created = page.dataframe[-1].value["Changes"][0]
+    assert "name: 'Shop API'" in created and "None" not in created
 
 
 def test_an_invalid_url_shows_the_message_and_saves_nothing(page, home):

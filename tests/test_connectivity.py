@@ -90,6 +90,6 @@ def test_test_connection_for_file_servers(server, home):
     (local / "a.csv").write_text("x\n")
     check = check_connection(conn, home)
     assert check.ok, check.message
-    assert check.message.endswith("the root folder holds 1 folder(s) and 1 file(s)")
+    assert check.message.endswith("the root folder holds 1 folder and 1 file")
     bad = check_connection(conn.model_copy(update={"password": "nope", "private_key": ""}), home)
     assert not bad.ok and bad.message.startswith(f"{conn.name}: Login to 127.0.0.1:")

@@ -81,6 +81,18 @@ def diff(old: ConfigModel | None, new: ConfigModel | None) -> list[dict]:
     return [c for c in changed if both or any(c[k] not in ("", None, []) for k in ("old", "new"))]
 
 
+def change_text(change: dict) -> str:
+    """One change of an audit entry as the studio and the CLI show it: ``status: 'active' →
+    'disabled'``; a field that did not exist before (a created config, an added header) shows
+    its new value only and one that is gone says so, rather than showing None."""
+    field, old, new = change["field"], change["old"], change["new"]
+    if old is None:
+        return f"{field}: {new!r}"
+    if new is None:
+        return f"{field}: {old!r} removed"
+    return f"{field}: {old!r} → {new!r}"
+
+
 def _dotted(obj: object, path: str) -> object:
     """``obj.a.b`` for a model, ``obj["a"]["b"]`` for a stored document; None when missing."""
     for part in path.split(".") if path else []:
