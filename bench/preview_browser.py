@@ -130,7 +130,7 @@ def measure(port: int, args) -> dict[str, list[float]]:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
         page.goto(f"http://127.0.0.1:{port}/")
-        page.get_by_role("link", name="Import jobs").click()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Import jobs").click()
         page.get_by_text("Open").first.wait_for(timeout=60_000)
         page.get_by_role("combobox").first.click()
         page.get_by_role("option", name="Bench").click()

@@ -13,6 +13,7 @@ the page's URL carries, so that a reload or a second tab opens it again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -20,8 +21,9 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from pydantic import BaseModel
 
-from studio.config.jobs import job_problems
+from studio.config.jobs import ApiJob, FileJob, job_problems
 from studio.drafts import DraftStore
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS
 
@@ -50,6 +52,44 @@ def new_draft(connections: list, kind: str = "api") -> dict:
 
 def saved_data(job) -> dict:
     return job.model_dump(mode="json", exclude={"created_at", "updated_at"})
+
+
+EMPTY = ("", None, [], {}, {"type": "none"})
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` without its empty parts, at every depth."""
+    if isinstance(value, dict):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in EMPTY}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+@functools.cache
+def _defaults(model) -> dict:
+    """The job's fields with a default, as JSON values (a default that is not a valid value
+    by itself, such as a file source to fill in, is left out)."""
+    out = {}
+    for name, f in model.model_fields.items():
+        if f.is_required():
+            continue
+        try:
+            value = f.get_default(call_default_factory=True)
+        except ValueError:
+            continue
+        out[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return out
+
+
+def normal(data: dict) -> str:
+    """A draft for comparing, whatever the widgets filled in: its empty parts and the job's
+    fields left at their defaults dropped (a widget drawn writes "" or a default where the
+    draft had nothing), applied to both sides of a comparison."""
+    defaults = _defaults(ApiJob if data.get("kind", "api") == "api" else FileJob)
+    top = {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}
+    return json.dumps(_pruned(top), sort_keys=True, default=str)
 
 
 class Draft:
@@ -86,11 +126,18 @@ class Draft:
 
     @property
     def dirty(self) -> bool:
-        """Whether the draft holds changes that are not saved."""
-        if self.current is None:
-            blank = new_draft(self.connections, self.data["kind"])
-            return self._stamp(self.data) != self._stamp(blank)
-        return self._stamp(self.data) != self._stamp(saved_data(self.current))
+        """Whether the draft holds changes that are not saved. Both sides are read as jobs
+        first, so a widget that only wrote a field's default changes nothing."""
+        stamp = self.stamp
+        memo = self.state.get(f"jb_dirty_memo.{self.jid}")
+        if not memo or memo[0] != stamp:
+            if self.current is None:
+                reference = new_draft(self.connections, self.data["kind"])
+            else:
+                reference = saved_data(self.current)
+            memo = (stamp, normal(self.data) != normal(reference))
+            self.state[f"jb_dirty_memo.{self.jid}"] = memo
+        return memo[1]
 
     def _saved_stamp(self) -> str | None:
         """What the saved job is now, as a short digest (a draft keeps the one it began from;
