@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from pages.builder.grid import DEBOUNCE_MS  # noqa: E402
 from studio.config.store import ConfigStore  # noqa: E402
+from views.builder.grid import DEBOUNCE_MS  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

@@ -82,6 +82,27 @@ def test_records_and_rows_follow_each_keystroke_without_enter(builder):
     page.screenshot(path=str(OUTPUT / "builder-live.png"), full_page=True)
 
 
+def test_a_test_its_suggestions_and_a_suggested_mapping(builder):
+    """The path the README's screenshot shows (docs/images/builder.png)."""
+    page, _home = builder
+    page.get_by_label("Job name").fill("Browser products")
+    page.get_by_label("Job name").press("Enter")
+    page.get_by_role("radio", name="Calls and tests", exact=True).click()
+    page.get_by_label("Path", exact=True).fill("/products")
+    page.get_by_label("Path", exact=True).press("Enter")
+    page.get_by_role("button", name="Test up to here").click()
+    page.get_by_text(re.compile(r"\d requests?, 1 record")).wait_for(timeout=30_000)
+    page.get_by_role("button", name="Content finder $.items (20 records)").click()
+    page.get_by_text("20 records at $.items").wait_for(timeout=20_000)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "builder-test.png"), full_page=True)
+    page.get_by_role("radio", name="Records and mapping", exact=True).click()
+    page.get_by_text("20 records from the test of call 1").wait_for(timeout=20_000)
+    page.get_by_role("button", name="Suggest mapping").click()
+    page.get_by_text("20 rows, 0 rejects").wait_for(timeout=20_000)
+    page.screenshot(path=str(OUTPUT / "builder.png"), full_page=True)
+
+
 def test_a_long_test_shows_its_progress_and_stops_on_cancel(builder):
     page, _home = builder
     page.get_by_role("radio", name="Calls and tests", exact=True).click()

@@ -13,7 +13,7 @@ from tests.helpers import ROOT, api_connection
 def page(home) -> AppTest:
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30)
     at.run()
-    at.switch_page("pages/connections.py").run()
+    at.switch_page("views/connections.py").run()
     assert not at.exception
     return at
 
@@ -107,7 +107,7 @@ def test_edit_with_the_masked_secret_untouched_keeps_the_secret(home):
     store = ConfigStore(home)
     conn = store.create("connections", api_connection(), source="cli")
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
-    at.switch_page("pages/connections.py").run()
+    at.switch_page("views/connections.py").run()
     at.selectbox(key="conn_pick").select("Shop API").run()
     assert at.text_input(key=f"conn.{conn.id}.client_secret").value == "••••••"
     at.text_input(key=f"conn.{conn.id}.scope").input("catalog:read")
@@ -135,7 +135,7 @@ def test_disable_activate_and_delete_behind_a_confirmation(home):
     store = ConfigStore(home)
     conn = store.create("connections", api_connection(), source="cli")
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
-    at.switch_page("pages/connections.py").run()
+    at.switch_page("views/connections.py").run()
     at.selectbox(key="conn_pick").select("Shop API").run()
     at.button(key="conn_disable").click().run()
     assert store.get("connections", conn.id).status == "disabled"
@@ -175,7 +175,7 @@ def test_a_saved_connection_can_be_tested_from_its_page(home, sandbox):
     good = conn_for(sandbox).model_dump(exclude={"id", "created_at", "updated_at"})
     store.create("connections", good, source="cli")
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=30).run()
-    at.switch_page("pages/connections.py").run()
+    at.switch_page("views/connections.py").run()
     at.selectbox(key="conn_pick").select("Sandbox").run()
     at.button(key="conn_test").click().run()
     assert [s.value for s in at.success] == [

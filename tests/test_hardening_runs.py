@@ -245,7 +245,7 @@ def test_a_job_held_by_a_cli_run_is_refused_by_the_cli_api_daemon_and_studio(
         assert [r.status for r in skipped] == ["skipped"] and skipped[0].slot
         assert skipped[0].error.startswith(sentence)
 
-        at = page("pages/runs.py")
+        at = page("views/runs.py")
         at.selectbox(key="runs_now_job").select(job.id).run()
         at.button(key="runs_now").click().run()
         assert at.warning[0].value.startswith(sentence)

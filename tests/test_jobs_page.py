@@ -20,7 +20,7 @@ def conn(home, sandbox):
 
 def open_builder() -> AppTest:
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60).run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("views/jobs.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -157,8 +157,8 @@ def test_build_test_find_map_save_and_reload(conn, home):
     # An unsaved edit and the test survive a visit to another page.
     go(at, BASICS)
     at.text_input(key=f"jb.{jid}.name").input("Products (renamed)").run()
-    at.switch_page("pages/connections.py").run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("views/connections.py").run()
+    at.switch_page("views/jobs.py").run()
     assert at.segmented_control(key="jb_section").value == BASICS
     assert at.text_input(key=f"jb.{jid}.name").value == "Products (renamed)"
     go(at, RECORDS)
@@ -332,8 +332,8 @@ def test_field_browser_and_suggestions_fill_the_mapping(conn, home):
     assert mapping["classification_category_id"] == "$.category.code"
     assert "**20 rows**, **0 rejects**" in texts(at, "markdown")
     # The preview limits are test inputs: they survive a visit to another page.
-    at.switch_page("pages/connections.py").run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("views/connections.py").run()
+    at.switch_page("views/jobs.py").run()
     go(at, CALLS)
     assert at.number_input(key="jb.new.limit_pages").value == 1
 
@@ -464,7 +464,7 @@ def reopen(query: dict) -> AppTest:
     for name, value in query.items():
         at.query_params[name] = value
     at.run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("views/jobs.py").run()
     assert not at.exception, at.exception
     return at
 

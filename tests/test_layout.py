@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE = [
     *ROOT.glob("studio/**/*.py"),
     *ROOT.glob("runner/**/*.py"),
-    *ROOT.glob("pages/**/*.py"),
+    *ROOT.glob("views/**/*.py"),
     *ROOT.glob("bench/*.py"),
     ROOT / "Home.py",
 ]
@@ -49,7 +49,7 @@ def test_the_library_imports_neither_streamlit_nor_the_runner():
                 else []
             )
             for name in names:
-                assert not name.startswith(("streamlit", "runner", "pages")), (path, name)
+                assert not name.startswith(("streamlit", "runner", "views")), (path, name)
 
 
 def test_the_stores_are_reached_through_their_interfaces():

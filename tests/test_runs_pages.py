@@ -36,7 +36,7 @@ def test_runs_page_filters_details_downloads_and_runs_now(store, sandbox):
     demo(store, sandbox)
     reject_every_product(store)
     run = run_job(store, "Demo products (page numbers)")
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     assert at.dataframe[0].value.iloc[0]["Status"] == "partial"
     assert at.selectbox(key="runs_pick").value == run.id
     assert [m.value for m in at.metric][:3] == ["95", "0", "95"]
@@ -63,7 +63,7 @@ def test_runs_page_filters_details_downloads_and_runs_now(store, sandbox):
 def test_data_page_pages_and_filters_rows(store, sandbox):
     demo(store, sandbox)
     run = run_job(store, "Demo products (page numbers)")
-    at = page("pages/data.py")
+    at = page("views/data.py")
     assert at.caption[0].value == "95 rows in Products"
     frame = at.dataframe[0].value
     assert len(frame) == 95 and set(frame["last run"]) == {run.id}
@@ -79,7 +79,7 @@ def test_settings_lists_api_tokens_without_the_tokens(store):
     from studio.apitokens import create_token
 
     token = create_token(store, "erp")
-    at = page("pages/settings.py")
+    at = page("views/settings.py")
     tokens = at.dataframe[0].value
     assert tokens.iloc[0]["Name"] == "erp" and tokens.iloc[0]["Starts with"] == token[:7] + "…"
     assert token not in str(tokens.to_dict())
@@ -89,7 +89,7 @@ def test_runs_page_counts_every_attempt(store, sandbox):
     demo(store, sandbox)
     sandbox.fault("/api/products", 503, times=2, retry_after="0")
     run_job(store, "Demo products (page numbers)")
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     row = at.dataframe[0].value.iloc[0]
     assert (row["Requests"], row["Attempts"], row["Files read"]) == (6, 8, 0)
     requests = next(m for m in at.metric if m.label == "Requests")
@@ -106,7 +106,7 @@ def test_a_running_run_shows_its_counts_so_far_on_the_runs_page_and_overview(sto
     claimed = start_in_background(store, PRODUCTS)
     try:
         assert watch(history, claimed.id, lambda r: r.records > 0).status == "running"
-        at = page("pages/runs.py")
+        at = page("views/runs.py")
         assert at.caption[0].value.startswith("So far: ")
         assert not at.caption[0].value.startswith("So far: 0 records")
         assert int(next(m for m in at.metric if m.label == "Records").value) > 0
@@ -122,7 +122,7 @@ def test_a_running_run_shows_its_counts_so_far_on_the_runs_page_and_overview(sto
 def test_settings_creates_a_token_shown_once_and_revokes_it(store):
     from studio.apitokens import verify
 
-    at = page("pages/settings.py")
+    at = page("views/settings.py")
     at.text_input(key="token_name").input("erp")
     at.button[0].click().run()  # the form's submit
     [made] = [c.value for c in at.code]
@@ -159,7 +159,7 @@ def _live_until_toast(at, timeout: float = 60) -> tuple[list[str], list]:
 def test_runs_page_shows_a_run_from_run_now_to_its_end_with_a_toast(store, sandbox):
     demo(store, sandbox)
     slow_products(store, 0.4)  # 5 pages: 2 s or more
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     assert at.info[0].value == "No run yet." and not at.toast
     at.selectbox(key="runs_now_job").select("demojobproducts1").run()
     at.button(key="runs_now").click().run()
@@ -186,7 +186,7 @@ def test_runs_page_shows_a_run_from_run_now_to_its_end_with_a_toast(store, sandb
 def test_runs_page_toasts_a_failed_run_and_refuses_a_second_run_now(store, sandbox):
     demo(store, sandbox)
     slow_products(store, 0.4)
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     at.selectbox(key="runs_now_job").select("demojobproducts1").run()
     at.button(key="runs_now").click().run()
     at.button(key="runs_now").click().run()  # the same job again, while it runs
@@ -207,7 +207,7 @@ def test_runs_page_toasts_a_failed_run_and_refuses_a_second_run_now(store, sandb
 def test_runs_page_log_is_a_timeline(store, sandbox):
     demo(store, sandbox)
     run = run_job(store, PRODUCTS)
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     log = next(d.value for d in at.dataframe if "Step" in d.value.columns)
     assert list(log.columns) == ["Time (UTC)", "Step", "Message"]
     assert not log.isna().any().any() and "None" not in log.to_string()
@@ -230,7 +230,7 @@ def test_overview_runs_and_toast_have_no_none_and_say_one_record(store, sandbox)
     jobs = overview.dataframe[0].value
     assert not jobs.isna().any().any() and "None" not in jobs.to_string()
     assert jobs[jobs["Status"] == "disabled"].iloc[0]["Next run (UTC)"] == ""
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     at.selectbox(key="runs_now_job").select("demojobproducts1").run()
     at.button(key="runs_now").click().run()
     toasts, _ = _live_until_toast(at)
@@ -244,7 +244,7 @@ def test_data_page_opens_on_the_entity_just_imported(store, sandbox):
     demo(store, sandbox)
     run_job(store, PRODUCTS)
     run_job(store, "Demo suppliers")
-    at = page("pages/data.py")
+    at = page("views/data.py")
     assert at.selectbox(key="data_entity").value == "Suppliers"
     assert at.caption[0].value == "4 rows in Suppliers"
     at.selectbox(key="data_entity").select("Products").run()  # the user's pick stays

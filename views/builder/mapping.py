@@ -8,12 +8,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.builder.draft import Draft
-from pages.builder.files import SHOWN
-from pages.builder.grid import grid_rows, live_text, mapping_grid, replace
 from studio.engine import find_records
 from studio.mapping import Mapper, profile, suggest, typed_fields, unmapped_required
 from studio.runhistory import plural
+from views.builder.draft import Draft
+from views.builder.files import SHOWN
+from views.builder.grid import grid_rows, live_text, mapping_grid, replace
 
 COLUMNS = ["extract", "generate", "type", "format", "default", "required"]
 

@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import show_error
 from studio.apitokens import create_token
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.runhistory import runner_status
+from views.common import show_error
 
 store = ConfigStore()
 st.title("Settings")

@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from pages.builder.draft import Draft
-from pages.builder.mapping import content_finder, found, records_table, use_finder
 from studio.config.jobs import draft_job
 from studio.config.store import ConfigStore
 from studio.detect import content_finders, links_of, pagination
 from studio.errors import StudioError
 from studio.previewtask import PreviewTask
 from studio.runhistory import plural
+from views.builder.draft import Draft
+from views.builder.mapping import content_finder, found, records_table, use_finder
 
 SHORT = 1.5  # seconds a test may take before the page is drawn; a longer one shows progress
 LIVE_EVERY = 0.5  # seconds between two redraws of a running test's progress

@@ -6,12 +6,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.builder.basics import DELIMITERS
-from pages.builder.draft import Draft
-from pages.builder.files import ENCODINGS
-from pages.builder.testpanel import not_ready, show_test, start_test, test_panel
-from pages.builder.widgets import field
-from pages.common import flash
 from studio.config.connections import Header
 from studio.config.jobs import (
     BUILTINS,
@@ -24,6 +18,12 @@ from studio.config.jobs import (
 from studio.config.store import ConfigStore
 from studio.curl import parse_curl
 from studio.errors import StudioError
+from views.builder.basics import DELIMITERS
+from views.builder.draft import Draft
+from views.builder.files import ENCODINGS
+from views.builder.testpanel import not_ready, show_test, start_test, test_panel
+from views.builder.widgets import field
+from views.common import flash
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 BEHAVIORS = {

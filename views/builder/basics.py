@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from pages.builder.draft import CONN_KIND, Draft
-from pages.builder.widgets import field
 from studio.config.jobs import CsvDestination, JobBase
 from studio.config.schedules import DEFAULT_MODE, WEEKDAYS, Schedule, next_runs
+from views.builder.draft import CONN_KIND, Draft
+from views.builder.widgets import field
 
 DELIMITERS = {",": "comma ,", ";": "semicolon ;", "\t": "tab", "|": "pipe |"}
 FREQUENCIES = {

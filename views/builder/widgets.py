@@ -11,7 +11,7 @@ from typing import Any
 import annotated_types
 from pydantic import BaseModel
 
-from pages.builder.draft import Draft
+from views.builder.draft import Draft
 
 
 def _bounds(metadata: list) -> tuple[Any, Any]:

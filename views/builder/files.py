@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from pages.builder.basics import DELIMITERS
-from pages.builder.draft import Draft
-from pages.builder.widgets import field
-from pages.common import show_error
 from studio.config.jobs import CsvSettings, FileSource, draft_job
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.files import connect
 from studio.runs import preview_job
+from views.builder.basics import DELIMITERS
+from views.builder.draft import Draft
+from views.builder.widgets import field
+from views.common import show_error
 
 SHOWN = 200  # rows drawn in a table; counts are always of everything
 ENCODINGS = {

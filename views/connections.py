@@ -8,7 +8,6 @@ stored values, while an unsaved edit survives the reruns that switching an optio
 import pandas as pd
 import streamlit as st
 
-from pages.common import config_actions, flash, show_error, show_flash
 from studio.config.connections import (
     AUTH_LABELS,
     DEFAULT_PORTS,
@@ -20,6 +19,7 @@ from studio.config.store import ConfigStore, change_text
 from studio.connectivity import check_connection
 from studio.errors import StudioError
 from studio.vault import MASK
+from views.common import config_actions, flash, show_error, show_flash
 
 NEW = "+ New connection"
 KEEP_HELP = "The dots stand for the stored secret: leave them to keep it, or type a new one."

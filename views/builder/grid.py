@@ -18,7 +18,7 @@ from pathlib import Path
 import streamlit as st
 from st_keyup import st_keyup
 
-from pages.builder.draft import Draft
+from views.builder.draft import Draft
 
 DEBOUNCE_MS = 250
 TYPES = ["string", "integer", "number", "boolean", "date", "datetime"]

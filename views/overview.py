@@ -12,9 +12,9 @@ from studio.runhistory import counts_text, runner_status
 from studio.stores import open_history
 
 STEP_PAGES = {  # where each first step is done
-    "connect": ("pages/connections.py", "Connections"),
-    "build": ("pages/jobs.py", "Import jobs"),
-    "schedule": ("pages/jobs.py", "Import jobs"),
+    "connect": ("views/connections.py", "Connections"),
+    "build": ("views/jobs.py", "Import jobs"),
+    "schedule": ("views/jobs.py", "Import jobs"),
 }
 
 store = ConfigStore()
@@ -137,4 +137,4 @@ if done:
     )
     st.bar_chart(frame.pivot_table(index="day", columns="job", values="rows", aggfunc="sum"))
 
-st.page_link("pages/jobs.py", label="Build an import job", icon=":material/sync_alt:")
+st.page_link("views/jobs.py", label="Build an import job", icon=":material/sync_alt:")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.builder.draft import Draft
 from studio.config.store import ConfigStore
 from studio.runhistory import AlreadyRunning, RunHistory, counts_text, ended_text
 from studio.runs import start_in_background
 from studio.stores import open_history
+from views.builder.draft import Draft
 
 LIVE_EVERY = 1.0  # seconds between redraws while the job runs
 LIVE = ("queued", "running")
@@ -49,4 +49,4 @@ def last_run(history: RunHistory, job_id: str, was_live: bool) -> None:
     so_far = "so far: " if run.status in LIVE else ""
     text = f"**Last run** ({when} UTC, {run.trigger}): **{run.status}** · {so_far}"
     st.markdown(text + counts_text(run) + (f" · {run.error}" if run.error else ""))
-    st.page_link("pages/runs.py", label="See it on the Runs page", icon=":material/history:")
+    st.page_link("views/runs.py", label="See it on the Runs page", icon=":material/history:")

@@ -1,7 +1,7 @@
 """Import jobs: the builder analysts spend their day in.
 
 Layout only: the list of jobs, the one being edited, its actions, one section at a time (drawn
-by ``pages.builder``) and Save. The job being edited is a ``Draft`` kept in the session and in
+by ``views.builder``) and Save. The job being edited is a ``Draft`` kept in the session and in
 the studio's home, under a key the URL carries (``?job=<id>``, ``?draft=new-…``), so that
 nothing typed is lost between pages, on a reload or in a second tab; every action is one call
 into ``studio``.
@@ -12,17 +12,17 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from pages.builder.basics import basics
-from pages.builder.calls import calls_and_tests
-from pages.builder.draft import Draft, unsaved_bar
-from pages.builder.files import files_and_test
-from pages.builder.lastrun import run_now
-from pages.builder.mapping import records_and_mapping
-from pages.common import config_actions, flash, show_flash
 from studio.config.store import ConfigStore
 from studio.drafts import DraftStore, valid_key
 from studio.entities import load_entities
 from studio.errors import StudioError
+from views.builder.basics import basics
+from views.builder.calls import calls_and_tests
+from views.builder.draft import Draft, unsaved_bar
+from views.builder.files import files_and_test
+from views.builder.lastrun import run_now
+from views.builder.mapping import records_and_mapping
+from views.common import config_actions, flash, show_flash
 
 NEW = "+ New job"
 SECTIONS = {

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from pages.common import flash, show_flash
 from studio.config.store import ConfigStore
 from studio.runhistory import (
     AlreadyRunning,
@@ -23,6 +22,7 @@ from studio.runhistory import (
 from studio.runlog import timeline
 from studio.runs import start_in_background
 from studio.stores import open_history
+from views.common import flash, show_flash
 
 LIVE_EVERY = 1.0  # seconds between redraws while a run goes on
 LIVE = ("queued", "running")
