@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from studio.config.schedules import Schedule
 from studio.guide import first_steps, opening_entity
 from studio.runhistory import Run, counts_text, ended_text, plural
 from studio.runlog import Entry, entry, timeline
@@ -109,7 +110,7 @@ def test_first_steps_tick_as_the_user_goes_and_end_with_a_run(store):
     store.modify(
         "jobs",
         made.id,
-        lambda j: j.model_copy(update={"schedule": SUPPLIERS["schedule"]}),
+        lambda j: j.model_copy(update={"schedule": Schedule.model_validate(SUPPLIERS["schedule"])}),
         source="cli",
     )
     assert steps() == [("connect", True), ("build", True), ("schedule", True)]
