@@ -109,6 +109,9 @@ WATCH = """([done, gone]) => {
     obs.observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
 
 
+PAUSE_MS = 500  # between two edits, as a person reads the rows before typing again
+
+
 def keystrokes(page, field, edits: list[tuple[str, str, str]]) -> list[float]:
     """Press each key in ``field`` and time it until the page shows the text it should and no
     longer the text it showed before (Streamlit keeps the last run's elements until the new
@@ -119,6 +122,7 @@ def keystrokes(page, field, edits: list[tuple[str, str, str]]) -> list[float]:
         field.press(key)
         page.wait_for_function("window.__seen !== null", timeout=30_000)
         times.append(page.evaluate("window.__seen - window.__t0"))
+        page.wait_for_timeout(PAUSE_MS)
     return times
 
 
@@ -187,8 +191,8 @@ def main() -> None:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=open("/tmp/bench-up.log", "w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         wait(f"{sandbox}/_sandbox/stats")
@@ -209,6 +213,8 @@ def main() -> None:
         )
         for name, times in series.items():
             after = [t - DEBOUNCE_MS for t in times]
+            if os.environ.get("BENCH_VERBOSE"):
+                print(name, [round(t) for t in after])
             print(
                 f"  {name:15} after the pause: median {statistics.median(after):.0f} ms, "
                 f"max {max(after):.0f} ms · keystroke to rows: median "

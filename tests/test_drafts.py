@@ -23,7 +23,7 @@ def test_a_draft_its_limits_and_its_test_are_kept_and_follow_a_saved_job(home):
     assert again.limits("job1") == {"pages": 2, "records": 50}
     assert again.get_test("job1")["call"] == 1 and again.get_test("new-abc") is None
     mode = stat.S_IMODE((home / "drafts" / "job1.test.json").stat().st_mode)
-    assert mode == 0o600 and stat.S_IMODE((home / "drafts.json").stat().st_mode) == 0o600
+    assert mode == 0o600 and stat.S_IMODE((home / "drafts" / "job1.json").stat().st_mode) == 0o600
 
 
 def test_dropping_a_draft_keeps_the_jobs_limits_and_last_test(home):

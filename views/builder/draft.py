@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from studio.config.jobs import ApiJob, FileJob, job_problems
 from studio.drafts import DraftStore
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS
+from studio.heap import settle
 
 CONN_KIND = {"api": "api", "file": "file_server"}
 # What an empty cell holds: a checkbox needs a bool; "secret" stays unset, so that the model
@@ -177,25 +178,19 @@ class Draft:
                 out.append(f"{place[len(head) + 3 :]}: {text}" if place != head else text)
         return out
 
-    def persist(self) -> bool:
+    def persist(self) -> None:
         """Write the draft and its limits to the studio's home if they changed since the last
-        write (a draft that is the saved job again is dropped). True when the draft just became
-        unsaved or saved again: a fragment then redraws the whole page, with its mark."""
+        write; a draft that is the saved job again is dropped."""
         stamp = self._stamp([self.data, self.limits])
         if self.state.get(f"jb_persisted.{self.jid}") == stamp:
-            return False
+            return
         self.state[f"jb_persisted.{self.jid}"] = stamp
-        self.store.put_limits(self.store_key, self.limits)
-        dirty = self.dirty
-        flipped = self.state.get(f"jb_dirty.{self.jid}", dirty) != dirty
-        self.state[f"jb_dirty.{self.jid}"] = dirty
-        if not dirty:
-            self.store.drop(self.store_key)
-            return flipped
+        if not self.dirty:
+            self.store.put(self.store_key, None, None, self.limits)
+            return
         started = self._saved_stamp()
         base = self.store.base(self.store_key) if self.store.get(self.store_key) else started
-        self.store.put(self.store_key, self.data, base)
-        return flipped
+        self.store.put(self.store_key, self.data, base, self.limits)
 
     def restart(self, kind: str) -> None:
         """A new draft of another kind, keeping the name and entity typed so far."""
@@ -251,12 +246,14 @@ class Draft:
     def test(self) -> dict | None:
         if self.jid not in self.tests:
             self.tests[self.jid] = self.store.get_test(self.store_key)
+            settle()  # a test read back after a reload, as one just run
         return self.tests[self.jid]
 
     @test.setter
     def test(self, value: dict) -> None:
         self.tests[self.jid] = value
         self.store.put_test(self.store_key, value)
+        settle()  # the cached test, out of the collector's way while the analyst types
 
     @property
     def limits(self) -> dict:

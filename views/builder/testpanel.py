@@ -155,8 +155,7 @@ def panel(d: Draft) -> None:
     """The right-hand side: drawn again on its own while a test runs or the finder is typed."""
     running(d)
     finder = content_finder(d)
-    if d.persist():
-        st.rerun()
+    d.persist()
     if not d.test:
         st.info("Test a call to see its records here, with what its response suggests.")
         return
