@@ -393,7 +393,8 @@ def test_behavior_forms_are_drawn_from_the_model(conn, home):
     at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
     fields = PaginationBehavior.model_fields
     labels = {w.label for w in [*at.text_input, *at.number_input, *at.checkbox, *at.selectbox]}
-    for name in ("page_size", "max_pages", "page_param", "total_pages_path", "records_path"):
+    names = ("page_size", "max_pages", "page_param", "total_pages_path", "records_path")
+    for name in (*names, "stop_when_empty_path"):
         assert fields[name].title in labels, name
     at.selectbox(key=f"jb.new.c.{uid}.b.style").select("cursor").run()
     labels = {w.label for w in at.text_input}
