@@ -191,8 +191,8 @@ def main() -> None:
         ],
         cwd=ROOT,
         env=env,
-        stdout=open("/tmp/bench-up.log", "w"),
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait(f"{sandbox}/_sandbox/stats")
