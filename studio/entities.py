@@ -1,13 +1,19 @@
 """The target entities (Products, Offers, …): their fields, types, key and required fields.
 
-They live in ``configs/entities.json`` so that a user can add an entity or a field without
-touching code; the file is validated when loaded and read once per process.
+The built-in catalog is ``configs/entities.json``, read once per process. Analysts add entities
+and fields of their own as configs (``studio/config/entities.py``), kept in each home's config
+store; ``load_entities`` gives the two merged. Which home: the one the caller names, else the
+one in scope (``entity_scope``: the config store sets it while it validates, a run and a preview
+while they go, so that a job's entity is looked up where the job lives), else ``STUDIO_HOME``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +50,8 @@ class Entity(BaseModel):
 
 
 @functools.lru_cache(maxsize=4)
-def load_entities(path: Path = CATALOG) -> dict[str, Entity]:
+def catalog(path: Path = CATALOG) -> dict[str, Entity]:
+    """The built-in entities."""
     try:
         raw = json.loads(Path(path).read_text("utf-8"))
         return {name: Entity.model_validate({**spec, "name": name}) for name, spec in raw.items()}
@@ -52,8 +59,73 @@ def load_entities(path: Path = CATALOG) -> dict[str, Entity]:
         raise StudioError(f"The entity catalog {path} is invalid: {e}") from None
 
 
-def entity(name: str) -> Entity:
-    entities = load_entities()
+def merged(docs: list[dict]) -> dict[str, Entity]:
+    """The catalog with the entities and fields of ``docs`` (stored entity configs)."""
+    return _merged(json.dumps(docs, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=16)
+def _merged(docs_json: str) -> dict[str, Entity]:
+    out = dict(catalog())
+    for doc in json.loads(docs_json):
+        fields = {
+            f["name"]: EntityField(
+                type=f.get("type", "string"),
+                required=f.get("required", False),
+                description=f.get("description", ""),
+            )
+            for f in doc.get("fields", [])
+        }
+        base = out.get(doc["name"])
+        if base is not None:  # fields of one's own on a built-in entity
+            out[doc["name"]] = base.model_copy(update={"fields": base.fields | fields}, deep=True)
+        else:
+            out[doc["name"]] = Entity(
+                name=doc["name"],
+                description=doc.get("description", ""),
+                key=doc["key"],
+                fields=fields,
+            )
+    return out
+
+
+_SCOPE: ContextVar[dict[str, Entity] | None] = ContextVar("entities", default=None)
+
+
+@contextlib.contextmanager
+def entity_scope(entities: dict[str, Entity]) -> Iterator[None]:
+    """Look entities up in ``entities`` within this block (and this thread)."""
+    token = _SCOPE.set(entities)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def load_entities(home: Path | None = None) -> dict[str, Entity]:
+    """Every entity: the catalog merged with those of ``home``'s config store (or of the scope,
+    or of ``STUDIO_HOME``)."""
+    if home is None and (scoped := _SCOPE.get()) is not None:
+        return scoped
+    if home is None:
+        from studio.config.store import studio_home  # the store imports this module
+
+        home = studio_home()
+    return merged(_stored(Path(home)))
+
+
+def _stored(home: Path) -> list[dict]:
+    """The entity configs of a home, read from its config file without taking its lock (the
+    file is replaced whole, never written in place)."""
+    try:
+        data = json.loads((home / "configs.json").read_text("utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return list((data.get("entities") or {}).values())
+
+
+def entity(name: str, home: Path | None = None) -> Entity:
+    entities = load_entities(home)
     try:
         return entities[name]
     except KeyError:

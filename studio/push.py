@@ -12,7 +12,6 @@ from pathlib import Path
 
 from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
-from studio.entities import entity
 from studio.mapping import Mapper
 from studio.runhistory import now_iso
 from studio.sinks import RunOutputs
@@ -23,7 +22,7 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
     """Map and write ``records``; one result per record: ``{"statusCode": 200, "_json": row}``
     or ``{"statusCode": 422, "errors": [{"field", "message"}]}``. Raises ``AlreadyRunning``
     while a run of the job goes on."""
-    spec = entity(job.entity)
+    spec = store.entities()[job.entity]
     mapper = Mapper(job.mapping, spec)
     history = open_history(store.home)
     run = history.start_run(job.id, job.name, "api")

@@ -19,8 +19,9 @@ DB_FILE = "entities.sqlite"
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
 
 
-def table_name(entity: Entity) -> str:
-    return re.sub(r"[^a-z0-9_]", "_", entity.name.lower())
+def table_name(entity: Entity | str) -> str:
+    name = entity if isinstance(entity, str) else entity.name
+    return re.sub(r"[^a-z0-9_]", "_", name.lower())
 
 
 def _quote(name: str) -> str:
@@ -145,7 +146,7 @@ def read_rows(
 ) -> tuple[list[dict], int]:
     """A page of an entity's rows (newest first) and their total; ``where`` filters any column
     by substring. For the Data page and the CLI."""
-    entity = load_entities()[entity_name]
+    entity = load_entities(home)[entity_name]
     db = connect(home)
     try:
         ensure_table(db, entity)
@@ -167,6 +168,21 @@ def read_rows(
         db.close()
 
 
+def count_rows(home: Path, entity_name: str, column: str | None = None) -> int:
+    """How many rows an entity holds (with a value in ``column``, when given); 0 for an entity
+    (or a column) never written. What stands in the way of changing an entity."""
+    db = connect(home)
+    try:
+        table = table_name(entity_name)
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({_quote(table)})")}
+        if not have or (column is not None and column not in have):
+            return 0
+        where = f"WHERE {_quote(column)} IS NOT NULL" if column else ""
+        return db.execute(f"SELECT COUNT(*) FROM {_quote(table)} {where}").fetchone()[0]
+    finally:
+        db.close()
+
+
 class SqliteRows:
     """The imported rows in ``STUDIO_HOME/entities.sqlite`` (``stores.RowStore``)."""
 
@@ -180,3 +196,6 @@ class SqliteRows:
         self, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""
     ) -> tuple[list[dict], int]:
         return read_rows(self.home, entity_name, limit=limit, offset=offset, where=where)
+
+    def count(self, entity_name: str, column: str | None = None) -> int:
+        return count_rows(self.home, entity_name, column)

@@ -15,7 +15,7 @@ from studio.config.connections import ApiConnection, FileServerConnection
 from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS, Chain, Event, Trace, preview
-from studio.entities import entity
+from studio.entities import entity, entity_scope, load_entities
 from studio.errors import StudioError
 from studio.files import connect
 from studio.filesource import import_files, preview_file
@@ -48,17 +48,18 @@ def preview_job(
     on_event: Callable[[Event], None] | None = None,
 ) -> Trace:
     """Preview a job of any kind (saved or being built): the one place a test starts. Writes
-    nothing, moves no file."""
-    if isinstance(job, FileJob):
-        return preview_file(job, conn, home, max_records=max_records)
-    return preview(
-        job,
-        conn,
-        up_to_call=up_to_call,
-        max_pages=max_pages,
-        max_records=max_records,
-        on_event=on_event,
-    )
+    nothing, moves no file. The job's entity is looked up in ``home``."""
+    with entity_scope(load_entities(home)):
+        if isinstance(job, FileJob):
+            return preview_file(job, conn, home, max_records=max_records)
+        return preview(
+            job,
+            conn,
+            up_to_call=up_to_call,
+            max_pages=max_pages,
+            max_records=max_records,
+            on_event=on_event,
+        )
 
 
 def preview_saved(store: ConfigStore, ref: str, **limits) -> Trace:
@@ -90,7 +91,8 @@ def run_job(
     # ``run``: one recorded when it was queued (the REST API's processId), or claimed already.
     stamp = slot.isoformat() if slot else ""
     run = history.start_run(job.id, job.name, trigger, slot=stamp, run=run)  # or AlreadyRunning
-    return _JobRun(store, job, conn, history, run, timeout, on_event).execute()
+    with entity_scope(store.entities()):  # the job's entity, as this home defines it
+        return _JobRun(store, job, conn, history, run, timeout, on_event).execute()
 
 
 def start_in_background(store: ConfigStore, ref: str, *, trigger: str = "manual") -> Run:

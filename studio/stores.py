@@ -37,6 +37,10 @@ class RowStore(Protocol):
         self, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""
     ) -> tuple[list[dict], int]: ...
 
+    def count(self, entity_name: str, column: str | None = None) -> int:
+        """Rows of an entity (with a value in ``column``): what a change of the entity meets."""
+        ...
+
 
 class RunStore(Protocol):
     """The run history, and the claims that keep a job (and a slot) from running twice."""

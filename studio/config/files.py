@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from studio.config.store import ConfigStore, Source, _dotted, _with_dotted, diff
+from studio.entities import entity_scope
 from studio.errors import ConfigError, StudioError, readable, roots_of
 from studio.private import private_dir
 from studio.vault import keep_masked
@@ -120,7 +121,7 @@ def import_configs(
     folder = Path(folder)
     if not folder.is_dir():
         raise StudioError(f"{folder} is not a folder")
-    kinds = [k for k in store.kinds.values() if k.exported]  # connections, then jobs
+    kinds = [k for k in store.kinds.values() if k.exported]  # entities, connections, then jobs
     if not any((folder / k.table).is_dir() for k in kinds):
         loose = sorted(p.name for p in folder.glob("*.json"))
         shown = ", ".join(loose[:3]) + ("…" if len(loose) > 3 else "")
@@ -145,7 +146,8 @@ def _import_file(store, kind, folder: Path, path: Path, existing: dict, source) 
     rel = str(path.relative_to(folder))
     try:
         data = json.loads(path.read_text("utf-8"))
-        new = kind.validate_config({k: v for k, v in data.items() if k not in _UNPORTABLE})
+        with entity_scope(store.entities()):  # with the entities imported before it
+            new = kind.validate_config({k: v for k, v in data.items() if k not in _UNPORTABLE})
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return Outcome(rel, kind.label, "", "error", error=f"unreadable: {e}")
     except ValidationError as e:

@@ -7,6 +7,7 @@ kind of config (file jobs, say) is one entry here.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
@@ -14,6 +15,7 @@ from pydantic import TypeAdapter
 from studio.apitokens import ApiToken
 from studio.config.base import ConfigModel
 from studio.config.connections import Connection
+from studio.config.entities import EntityConfig, guard_entity_change
 from studio.config.jobs import Job
 
 
@@ -31,6 +33,9 @@ class ResourceKind:
     refs: dict[str, str] = field(default_factory=dict)
     unique: tuple[str, ...] = ("name",)
     exported: bool = True  # part of exports, imports and the published schema
+    # Called before a change is written, (old, new or None for a delete, the stored jobs, the
+    # row store): refuses what would strand data (an entity's fields with rows).
+    guard: Callable | None = None
 
     @functools.cached_property
     def adapter(self) -> TypeAdapter:
@@ -48,10 +53,14 @@ JOBS = ResourceKind(
     refs={"connection_id": "connections", "destination.connection_id": "connections"},
     unique=("name", "external_key"),
 )
+ENTITIES = ResourceKind(
+    table="entities", label="entity", annotation=EntityConfig, guard=guard_entity_change
+)
 API_TOKENS = ResourceKind(
     table="api_tokens", label="API token", annotation=ApiToken, exported=False
 )
 KINDS: dict[str, ResourceKind] = {
+    "entities": ENTITIES,
     "connections": CONNECTIONS,
     "jobs": JOBS,
     "api_tokens": API_TOKENS,

@@ -25,6 +25,7 @@ from studio.config.base import ConfigModel, new_id
 from studio.config.connections import KIND_LABELS
 from studio.config.jsonfile import AtomicJSONStorage, file_lock
 from studio.config.kinds import KINDS, ResourceKind
+from studio.entities import Entity, entity_scope, merged
 from studio.errors import ConfigError, Conflict, NotFound, readable, roots_of
 from studio.private import private_dir
 from studio.vault import MASK, Vault, keep_masked, load_key, masked, secret_slots
@@ -142,7 +143,8 @@ class ConfigStore:
             storage = CachingMiddleware(AtomicJSONStorage)
             storage.WRITE_CACHE_SIZE = 1 << 62  # never flush half a change
             db = TinyDB(self.path, storage=storage)
-            yield db
+            with entity_scope(self._entities(db)):  # jobs are checked against these
+                yield db
             if write:
                 storage.storage.sweep()
                 db.close()  # flushes: one atomic replace for the whole change
@@ -167,13 +169,32 @@ class ConfigStore:
         except KeyError:
             raise NotFound(f"There is no kind of config called {kind!r}") from None
 
-    def _validate(self, kind: ResourceKind, data: object) -> ConfigModel:
+    @staticmethod
+    def _entities(db: TinyDB) -> dict[str, Entity]:
+        return merged(db.table("entities", cache_size=0).all())
+
+    def entities(self) -> dict[str, Entity]:
+        """Every target entity: the built-in catalog and the entities and fields of this home."""
+        with self._db() as db:
+            return self._entities(db)
+
+    def _validate(self, kind: ResourceKind, data: object, db: TinyDB) -> ConfigModel:
+        """``data`` as a config, checked against this store's entities as they are in ``db``
+        now (an import may bring an entity and the jobs that use it in one transaction)."""
         if isinstance(data, ConfigModel):
             data = data.model_dump(mode="json")
         try:
-            return kind.validate_config(data)
+            with entity_scope(self._entities(db)):
+                return kind.validate_config(data)
         except ValidationError as e:
             raise ConfigError(readable(e, roots_of(kind.annotation))) from None
+
+    def _guard(self, db: TinyDB, kind: ResourceKind, old, new) -> None:
+        if kind.guard is not None:
+            from studio.stores import open_rows  # the row store imports the entities
+
+            jobs = [dict(d) for d in db.table("jobs", cache_size=0).all()]
+            kind.guard(old, new, jobs, open_rows(self.home))
 
     def _load(self, kind: ResourceKind, doc: dict) -> ConfigModel:
         try:
@@ -353,8 +374,8 @@ class ConfigStore:
 
     def create(self, kind: str, data: object, *, source: Source) -> ConfigModel:
         k = self._kind(kind)
-        model = self._validate(k, data)
         with self._db(write=True) as db:
+            model = self._validate(k, data, db)
             if any(d.get("id") == model.id for d in db.table(k.table, cache_size=0).all()):
                 raise Conflict(f"A {k.label} with id {model.id!r} exists already")
             model = self._resolve_refs(db, k, model)
@@ -370,8 +391,8 @@ class ConfigStore:
     def update(self, kind: str, ref: str, data: object, *, source: Source) -> ConfigModel:
         """Replace a config; fields still showing the mask keep their stored secret."""
         k = self._kind(kind)
-        new = self._validate(k, data)
         with self._db(write=True) as db:
+            new = self._validate(k, data, db)
             doc_id, old = self._require(db, k, ref)
             return masked(self._replace(db, k, doc_id, old, new, source))
 
@@ -383,7 +404,7 @@ class ConfigStore:
         k = self._kind(kind)
         with self._db(write=True) as db:
             doc_id, old = self._require(db, k, ref)
-            new = self._validate(k, change(old.model_copy(deep=True)))
+            new = self._validate(k, change(old.model_copy(deep=True)), db)
             return masked(self._replace(db, k, doc_id, old, new, source))
 
     def _replace(self, db, k, doc_id, old, new, source, action="update") -> ConfigModel:
@@ -411,6 +432,7 @@ class ConfigStore:
         changes = diff(old, new)
         if not changes:
             return old
+        self._guard(db, k, old, new)
         new = new.model_copy(update={"updated_at": utcnow()})
         self._put(db, k, doc_id, new)
         self._record(db, k, action, new, source, changes)
@@ -471,6 +493,7 @@ class ConfigStore:
                     f"{k.label.capitalize()} {old.name!r} is used by {', '.join(users)}; "
                     "change or delete those first"
                 )
+            self._guard(db, k, old, None)
             db.table(k.table, cache_size=0).remove(doc_ids=[doc_id])
             self._record(db, k, "delete", old, source, diff(old, None))
         return masked(old)

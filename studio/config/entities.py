@@ -1,0 +1,122 @@
+"""Target entities of the analyst's own, as configs: a new entity (its fields and key), or
+fields of one's own added to a built-in entity of the catalog (a config with the built-in's
+name). They live in the config store like connections and jobs (audit trail, export and import,
+the REST API and the CLI), not in ``configs/entities.json``, which an upgrade replaces.
+
+Changing an entity that holds imported rows is guarded (``guard_entity_change``): a field is
+added freely (its column is added), but a field with data is not removed or retyped, the key of
+an entity with rows does not change, and neither a field nor an entity that a job maps goes
+away; each refusal says what is in the way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from studio.config.base import ConfigModel, Stamped
+from studio.entities import FieldType, catalog
+from studio.errors import Conflict
+
+FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class CustomField(ConfigModel):
+    """One field of an entity of one's own (or added to a built-in one)."""
+
+    name: str = Field(
+        title="Field name",
+        pattern=FIELD_NAME,
+        description="Letters, digits and _, not starting with a digit: it names a column.",
+    )
+    type: FieldType = Field(default="string", title="Type")
+    required: bool = Field(default=False, title="Required")
+    description: str = Field(default="", title="Description")
+
+
+class EntityConfig(Stamped):
+    """A target entity: a new one, or fields added to a built-in one of the same name."""
+
+    description: str = Field(default="", title="Description")
+    key: str = Field(
+        default="",
+        title="Key field",
+        description="The field rows are upserted by; a built-in entity keeps its own.",
+    )
+    fields: list[CustomField] = Field(default_factory=list, title="Field")
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, v: list[CustomField]) -> list[CustomField]:
+        seen: set[str] = set()
+        for f in v:
+            if f.name.casefold() in seen:
+                raise ValueError(f"{f.name!r} is listed twice")
+            seen.add(f.name.casefold())
+        return v
+
+    @model_validator(mode="after")
+    def _fits_the_catalog(self) -> EntityConfig:
+        builtin = catalog().get(self.name)
+        names = [f.name for f in self.fields]
+        if builtin is not None:
+            clash = [n for n in names if n in builtin.fields]
+            if clash:
+                raise ValueError(
+                    f"{self.name} has {', '.join(clash)} already: add fields it does not have"
+                )
+            if self.key and self.key != builtin.key:
+                raise ValueError(f"Key field: {self.name} is keyed by {builtin.key!r}")
+            return self
+        if not self.fields:
+            raise ValueError("Field: a new entity needs at least one field")
+        if not self.key:
+            raise ValueError(f"Key field: is required, one of {', '.join(names)}")
+        if self.key not in names:
+            raise ValueError(f"Key field: {self.key!r} is not one of {', '.join(names)}")
+        return self
+
+
+def _fields(model: EntityConfig | None) -> dict[str, CustomField]:
+    return {f.name: f for f in model.fields} if model else {}
+
+
+def guard_entity_change(
+    old: EntityConfig | None, new: EntityConfig | None, jobs: list[dict], rows: Any
+) -> None:
+    """Refuse a change (``new`` None: a delete) that would strand data or a job's mapping.
+    ``jobs`` are the stored jobs (as documents), ``rows`` the row store."""
+    assert old is not None
+    name = old.name
+    users = [j for j in jobs if str(j.get("entity", "")).casefold() == name.casefold()]
+    if new is None or new.name != name:
+        if users:
+            what = "renamed" if new is not None else "deleted"
+            raise Conflict(
+                f"Entity {name!r} is used by {', '.join(repr(j['name']) for j in users)}; it "
+                f"cannot be {what} while jobs import into it"
+            )
+        gone = list(_fields(old))
+        if catalog().get(name) is None and (count := rows.count(name)):
+            raise Conflict(f"Entity {name!r} holds {count:,} imported rows; it cannot go away")
+    else:
+        now = _fields(new)
+        gone = [n for n, f in _fields(old).items() if n not in now or now[n].type != f.type]
+        if old.key and new.key != old.key and (count := rows.count(name)):
+            raise Conflict(
+                f"Key field: {name} holds {count:,} rows keyed by {old.key!r}; the key of an "
+                "entity with rows does not change"
+            )
+    for field in gone:
+        mapped = [j["name"] for j in users if any(m.get("generate") == field for m in j["mapping"])]
+        if mapped:
+            raise Conflict(
+                f"Field {field!r} of {name} is mapped by {', '.join(map(repr, mapped))}: change "
+                "those jobs first"
+            )
+        if count := rows.count(name, field):
+            raise Conflict(
+                f"Field {field!r} of {name} holds data in {count:,} rows: it cannot be removed "
+                "or change type"
+            )
