@@ -29,7 +29,8 @@ from studio.config.schedules import Schedule
 from studio.entities import entity, load_entities
 from studio.errors import ConfigError, readable
 from studio.jsonpath import check
-from studio.mapping import FieldMap, field_problems, unmapped_required
+from studio.mapping import FieldMap, field_problems, lookup_problems, unmapped_required
+from studio.transforms import Lookup, duplicate_names
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTINS = ("now", "run_id", "last_success_at")
@@ -342,6 +343,11 @@ class JobBase(Stamped):
     )
     schedule: Schedule = Field(default_factory=Schedule)
     run: RunSettings = Field(default_factory=RunSettings, title="Runs")
+    lookups: list[Lookup] = Field(
+        default_factory=list,
+        title="Lookups",
+        description="Named value maps that mapping fields apply by name (lookup: status_map)",
+    )
     mapping: list[FieldMap] = Field(default_factory=list, title="Mapping")
     destination: CsvDestination = Field(default_factory=CsvDestination, title="Destination")
     debug_until: datetime | None = Field(
@@ -360,6 +366,18 @@ class JobBase(Stamped):
         if v not in load_entities():
             raise ValueError(f"{v!r} is not one of {', '.join(load_entities())}")
         return v
+
+    @model_validator(mode="after")
+    def _lookups_used(self) -> JobBase:
+        """Lookup names are unique, and every lookup a field uses is one of the job's."""
+        problems = [f"Lookups: {name!r} is defined twice" for name in duplicate_names(self.lookups)]
+        problems += [
+            f"Mapping {n + 1} › Lookup: {message}"
+            for n, _column, message in lookup_problems(self.mapping, self.lookups)
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @property
     def anchor(self) -> datetime | None:
