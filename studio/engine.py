@@ -503,7 +503,7 @@ def preview(
     with HttpClient(conn, retries=2, retry_after_max=5.0, on_exchange=exchange) as client:
         mask = client.mask
         chain = Chain(job, conn, client, limits, last_success_at=last_success_at, on_event=record)
-        mapper = Mapper(job.mapping, entity(job.entity))
+        mapper = Mapper(job.mapping, entity(job.entity), lookups=job.lookups)
         try:
             for batch in chain.batches(up_to_call):
                 mapped = mapper.map(batch, start=len(trace.records))

@@ -87,7 +87,9 @@ def mapped_batches(
         for lines in rows:
             if mapper is None or mapper.columns != rows.header:
                 try:
-                    mapper = Mapper(job.mapping, spec, columns=list(rows.header))
+                    mapper = Mapper(
+                        job.mapping, spec, columns=list(rows.header), lookups=job.lookups
+                    )
                 except StudioError as e:
                     raise StudioError(f"{path}: {e}") from None
             yield len(lines), mapper.map(lines, start=start)
@@ -212,7 +214,7 @@ def preview_file(
                 if len(records) >= max_records:
                     trace.stopped.append(f"stopped after {max_records} records: preview limit")
                     break
-            mapped = Mapper(job.mapping, entity(job.entity)).map(records)
+            mapped = Mapper(job.mapping, entity(job.entity), lookups=job.lookups).map(records)
             trace.records, trace.rows = records, mapped.rows
             trace.rejects = [r.as_dict() for r in mapped.rejects]
     except StudioError as e:

@@ -23,7 +23,7 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
     or ``{"statusCode": 422, "errors": [{"field", "message"}]}``. Raises ``AlreadyRunning``
     while a run of the job goes on."""
     spec = store.entities()[job.entity]
-    mapper = Mapper(job.mapping, spec)
+    mapper = Mapper(job.mapping, spec, lookups=job.lookups)
     history = open_history(store.home)
     run = history.start_run(job.id, job.name, "api")
     outputs = RunOutputs(

@@ -266,7 +266,7 @@ class _JobRun:
                 on_event=self.event,
                 workdir=self.folder,
             )
-            unit = ChainUnit(chain, Mapper(job.mapping, self.spec))
+            unit = ChainUnit(chain, Mapper(job.mapping, self.spec, lookups=job.lookups))
             run_units([unit], self.outputs, on_event=self.event, on_batch=self._counted)
 
     def _deliver(self) -> None:
