@@ -75,7 +75,7 @@ def template_problem(source: str) -> str | None:
     except TemplateSyntaxError as e:
         lines = source.splitlines()
         text = lines[e.lineno - 1].strip() if 0 < e.lineno <= len(lines) else ""
-        where = f"line {e.lineno}" + (f" ({text!r})" if len(lines) > 1 or text else "")
+        where = f"line {e.lineno}" + (f" ({text!r})" if len(lines) > 1 else "")
         return f"{where}: {e.message}"
     return None
 
