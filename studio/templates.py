@@ -133,6 +133,16 @@ def _expr(node: nodes.Node) -> str | None:
     return None
 
 
+def _output(node: nodes.Node, expr: str) -> str:
+    """What Jinja2 writes for an expression, as cheaply as its kind allows: a text filter gives
+    a text already, ``round`` a number (never None), a constant its text."""
+    if isinstance(node, nodes.Const):
+        return repr(str(node.value))
+    if isinstance(node, nodes.Filter):
+        return expr if node.name in _TEXT_FILTERS else f"str({expr})"
+    return _OUT.format(expr)
+
+
 @lru_cache(maxsize=512)
 def shortcut(source: str) -> str | None:
     """The template as one Python expression over the record ``r`` (using ``_soft``), or None
@@ -148,7 +158,7 @@ def shortcut(source: str) -> str | None:
             expr = _expr(node)
             if expr is None:
                 return None
-            parts.append(_OUT.format(expr))
+            parts.append(_output(node, expr))
     return " + ".join(parts) or "''"
 
 
