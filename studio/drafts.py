@@ -23,7 +23,7 @@ import json
 import os
 import re
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from studio.private import open_private, private_dir
@@ -75,19 +75,46 @@ class DraftStore:
         """A digest of the saved job the draft began from (None for a new job)."""
         return self._doc(key).get("base")
 
-    def put(
-        self, key: str, data: dict | None, base: str | None, limits: dict | None = None
-    ) -> None:
-        """Keep ``data`` (None: no draft) and, in the same write, the preview limits."""
-        at = datetime.now(UTC).isoformat(timespec="seconds")
-        fields = {"data": data, "base": base, "at": at}
-        self._set(key, **(fields | ({"limits": dict(limits)} if limits else {})))
+    def revision(self, key: str) -> int:
+        """How many times the draft was written: a tab that finds another number than the one
+        it last read or wrote knows another tab wrote since."""
+        return self._doc(key).get("rev", 0)
 
-    def drop(self, key: str) -> None:
+    def put(self, key: str, data: dict | None, base: str | None, job_id: str = "") -> int:
+        """Keep ``data`` (None: no draft) of the job ``job_id`` (none yet for a new job);
+        returns the draft's new revision."""
+        rev = self.revision(key) + 1
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        self._set(key, data=data, base=base, at=at, rev=rev, job_id=job_id)
+        return rev
+
+    def prune(self, days: int = 30) -> int:
+        """Forget drafts nobody touched for ``days`` (a tab closed on a new job, say)."""
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+        gone = 0
+        for path in self.folder.glob("*.json"):
+            doc = self._read(path)
+            if doc.get("data") is not None and doc.get("at", "") < cutoff:
+                path.unlink(missing_ok=True)
+                (self.folder / f"{path.stem}.test.json").unlink(missing_ok=True)
+                gone += 1
+        return gone
+
+    def drop(self, key: str) -> int:
         """Forget the draft (saved or discarded); its preview limits and last test stay, as
-        the job's test inputs and cached responses."""
-        if self._doc(key).get("data") is not None:
-            self._set(key, data=None, base=None)
+        the job's test inputs and cached responses. Returns the draft's revision."""
+        if self._doc(key).get("data") is None:
+            return self.revision(key)
+        return self.put(key, None, None)
+
+    def forget_job(self, job_id: str) -> None:
+        """A deleted job: its limits, its last test and every draft of it go."""
+        if not valid_key(job_id):
+            return
+        for path in self.folder.glob("*.json"):
+            doc = self._read(path) if path.name.startswith("job-") else {}  # a draft of it
+            if path.stem in (job_id, f"{job_id}.test") or doc.get("job_id") == job_id:
+                path.unlink(missing_ok=True)
 
     def limits(self, key: str) -> dict | None:
         return self._doc(key).get("limits")

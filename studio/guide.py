@@ -66,7 +66,7 @@ def first_steps(connections: list, jobs: list, runs: list[Run]) -> list[Step]:
         Step(
             "schedule",
             "Schedule it",
-            "Give the job a schedule (or run it now from the Runs page).",
+            "Give the job a schedule (or run it now, from its editor or the Runs page).",
             any(j.schedule.type != "manual" for j in jobs),
         ),
     ]

@@ -3,7 +3,9 @@ records and elapsed time while it runs and can cancel it, and the analyst can go
 (a Streamlit script that waited for the test would be interrupted by the next keystroke).
 
 Cancel is cooperative, as the run's timeout is: the test checks it at every request, page and
-log line, and ends with what it found so far and a sentence saying it was cancelled.
+log line, and ends with what it found so far and a sentence saying it was cancelled. A request
+already sent is not cut short: Cancel takes effect when it answers or times out (the
+connection's timeout, retries included).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class PreviewTask:
         self.progress = Progress()
         self.trace: Trace | None = None
         self._cancelled = threading.Event()
+        self._stopped_here = False
         self._started = time.monotonic()
         self._thread = threading.Thread(
             target=self._run, args=(job, conn, home), kwargs=limits, daemon=True
@@ -61,7 +64,7 @@ class PreviewTask:
             self.trace = preview_job(job, conn, home, on_event=self._event, **limits)
         except Exception as e:  # a bug must end the test with its message, not hang the panel
             self.trace = Trace(error=f"the test failed unexpectedly: {e}")
-        if self.cancelled and self.trace.error:  # cancelled is a stop, as a limit is
+        if self._stopped_here and self.trace.error:  # cancelled is a stop, as a limit is
             self.trace.stopped.append(self.trace.error)
             self.trace.error = None
 
@@ -76,6 +79,7 @@ class PreviewTask:
             p.pages += 1
             p.records += event.get("records") or 0
         if self._cancelled.is_set():
+            self._stopped_here = True  # this error, not another one, is the cancel
             raise StudioError(
                 f"cancelled: the test was stopped after {plural(p.requests, 'request')}"
             )

@@ -511,14 +511,22 @@ def test_a_saved_job_reopens_with_its_unsaved_changes_marked(conn, home):
     at.text_input(key=f"jb.{job.id}.name").input("Products, renamed").run()
     assert any("Unsaved changes" in m for m in texts(at, "markdown"))
 
-    tab = reopen({"job": job.id})
+    link = {"job": job.id, "draft": at.query_params["draft"]}
+    assert link["draft"].startswith("job-")
+    tab = reopen(link)  # a reload, or a second tab on the same link
     assert tab.session_state["jb_drafts"][job.id]["name"] == "Products, renamed"
     assert any("Unsaved changes" in m for m in texts(tab, "markdown"))
+    # Someone else opening the job (no draft in their link) gets the saved job, a draft of
+    # their own, and never this one.
+    other = reopen({"job": job.id})
+    assert other.session_state["jb_drafts"][job.id]["name"] == "Products by page"
+    assert other.query_params["draft"] != link["draft"]
+    assert not any("Unsaved changes" in m for m in texts(other, "markdown"))
     # Saved elsewhere meanwhile (the CLI, the API, a colleague): the draft says so.
     store.modify(
         "jobs", job.id, lambda j: j.model_copy(update={"status": "disabled"}), source="cli"
     )
-    tab = reopen({"job": job.id})
+    tab = reopen(link)
     assert any(w.startswith("This job was saved elsewhere") for w in texts(tab, "warning"))
     tab.button(key="jb_discard").click().run()
     assert tab.session_state["jb_drafts"][job.id]["name"] == "Products by page"
@@ -615,3 +623,51 @@ def test_the_preview_follows_the_entity_and_refuses_its_unknown_fields(conn, hom
         e.startswith("Mapping 3 › Generate: 'classification_category_id' is not a field of")
         for e in texts(at, "error")
     )
+
+
+def test_two_tabs_on_one_link_never_write_over_each_other_unasked(conn, home):
+    at = open_builder()
+    go(at, BASICS)
+    at.text_input(key="jb.new.name").input("First tab").run()
+    link = {"draft": at.query_params["draft"]}
+    second = reopen(link)
+    assert second.session_state["jb_drafts"]["new"]["name"] == "First tab"
+    at.text_input(key="jb.new.name").input("First tab, again").run()  # the first tab goes on
+    second.text_input(key="jb.new.name").input("Second tab").run()
+    assert any(
+        w.startswith("This draft was changed in another tab") for w in texts(second, "warning")
+    )
+    assert reopen(link).session_state["jb_drafts"]["new"]["name"] == "First tab, again"
+    second.button(key="jb_keep_mine").click().run()
+    assert reopen(link).session_state["jb_drafts"]["new"]["name"] == "Second tab"
+    at.text_input(key="jb.new.name").input("First tab, once more").run()
+    assert any(w.startswith("This draft was changed in another tab") for w in texts(at, "warning"))
+    at.button(key="jb_take_theirs").click().run()
+    assert at.session_state["jb_drafts"]["new"]["name"] == "Second tab"
+
+
+def test_an_untouched_new_job_is_not_unsaved_and_keeps_no_draft(conn, home):
+    at = open_builder()
+    for section in (BASICS, CALLS, RECORDS, BASICS):
+        go(at, section)
+        assert not any("Unsaved changes" in m for m in texts(at, "markdown")), section
+    assert not list((home / "drafts").glob("new-*.json"))
+
+
+def test_a_second_test_or_a_discard_cancels_the_running_test(conn, home):
+    at = open_builder()
+    go(at, CALLS)
+    uid = first_call(at)
+    at.text_input(key=f"jb.new.c.{uid}.path").input("/products?slow=0.4")
+    at.selectbox(key=f"jb.new.c.{uid}.behavior").select("pagination").run()
+    at.number_input(key=f"jb.new.c.{uid}.b.page_size").set_value(5).run()
+    type_finder(at, "$.items")
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    first = at.session_state["jb.new.task"]
+    at.run()
+    assert at.button(key=f"jb.new.c.{uid}.test").disabled  # one test at a time
+    go(at, BASICS)
+    at.text_input(key="jb.new.name").input("To discard").run()
+    at.button(key="jb_discard").click().run()
+    assert first.cancelled and first.wait(10)
+    assert "jb.new.task" not in at.session_state

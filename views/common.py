@@ -8,6 +8,14 @@ import streamlit as st
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
 
+MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!<>|~$"})
+
+
+def plain(text: str) -> str:
+    """Text from elsewhere (a server's error, a run's message) shown as it is: Streamlit draws
+    messages as markdown, and a server's answer must not draw links or load images."""
+    return str(text).translate(MARKDOWN)
+
 
 def show_error(e: StudioError, where=st) -> None:
     """Every message of a config error (one per field), or the error's one sentence."""

@@ -70,29 +70,36 @@ if "jb_pick" not in state:  # a new session (a reload, a second tab): the URL sa
     by_id = {j.id: j.name for j in jobs}
     if wanted in by_id:
         state["jb_pick"] = by_id[wanted]
+        if valid_key(draft_key) and draft_key.startswith("job-"):
+            state[f"jb_draft_key.{wanted}"] = draft_key
     elif valid_key(draft_key) and draft_key.startswith("new-"):
         state["jb_pick"], state["jb_new_key"] = NEW, draft_key
     else:  # back from another page: reopen what was open
         state["jb_pick"] = state.get("jb_open", NEW)
+    drafts.prune()
 if state["jb_pick"] not in [NEW, *names]:
     state["jb_pick"] = NEW
 choice = st.selectbox("Open", [NEW, *names], key="jb_pick")
 state["jb_open"] = choice
 current = next((j for j in jobs if j.name == choice), None)
+# A draft per link: two analysts (or browsers) on one job never share one.
 if current is None:
-    key = state.setdefault("jb_new_key", f"new-{uuid.uuid4().hex[:12]}")
+    key = draft_key = state.setdefault("jb_new_key", f"new-{uuid.uuid4().hex[:12]}")
     url = {"draft": key}
 else:
-    key, url = current.id, {"job": current.id}
+    key = current.id
+    draft_key = state.setdefault(f"jb_draft_key.{key}", f"job-{uuid.uuid4().hex[:12]}")
+    url = {"job": key, "draft": draft_key}
 if st.query_params.to_dict() != url:
     st.query_params.from_dict(url)
-d = Draft(current.id if current else "new", current, connections, drafts, key)
+d = Draft(current.id if current else "new", current, connections, drafts, key, draft_key)
 
 if current is not None:
     st.caption(f"{current.status} · {current.schedule.describe()} · id `{current.id}`")
 
     def deleted() -> None:
         d.discard()
+        drafts.forget_job(current.id)
         state["jb_pick_next"] = NEW
 
     bar = config_actions(store, "jobs", current, "jb", on_deleted=deleted)

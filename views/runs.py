@@ -22,7 +22,7 @@ from studio.runhistory import (
 from studio.runlog import timeline
 from studio.runs import start_in_background
 from studio.stores import open_history
-from views.common import flash, show_flash
+from views.common import flash, plain, show_flash
 
 LIVE_EVERY = 1.0  # seconds between redraws while a run goes on
 LIVE = ("queued", "running")
@@ -160,7 +160,7 @@ def show_files(run) -> None:
 def show_run(run) -> None:
     st.subheader(f"{run.job_name} · {run.status}")
     if run.error:
-        (st.error if run.status == "failed" else st.warning)(run.error)
+        (st.error if run.status == "failed" else st.warning)(plain(run.error))
     show_counts(run)
     st.caption(
         f"Trigger {run.trigger} · started {run.started_at} · finished {run.finished_at or '—'}"

@@ -137,7 +137,14 @@ def call_editor(d: Draft, store: ConfigStore, i: int, call: dict, uid: str, defi
         for problem in d.problems_at(f"Call {i + 1}", typed=typed):
             if not problem.startswith("Behavior › "):  # those are under their fields
                 st.caption(f":red[{problem}]")
-        if st.button("Test up to here", key=d.key("c", uid, "test"), type="primary"):
+        testing = d.state.get(d.key("task")) is not None
+        if st.button(
+            "Test up to here",
+            key=d.key("c", uid, "test"),
+            type="primary",
+            disabled=testing,
+            help="A test is running: wait for it or cancel it" if testing else None,
+        ):
             start_test(d, store, i + 1)
         not_ready(d, i + 1)
 

@@ -13,6 +13,7 @@ the page's URL carries, so that a reload or a second tab opens it again.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -23,12 +24,14 @@ import pandas as pd
 import streamlit as st
 from pydantic import BaseModel
 
-from studio.config.jobs import ApiJob, FileJob, job_problems
+from studio.config.jobs import ApiJob, FileJob, draft_job, job_problems
 from studio.drafts import DraftStore
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS
+from studio.errors import StudioError
 from studio.heap import settle
 
 CONN_KIND = {"api": "api", "file": "file_server"}
+DEFAULT_LIMITS = {"pages": PREVIEW_PAGES, "records": PREVIEW_RECORDS}
 # What an empty cell holds: a checkbox needs a bool; "secret" stays unset, so that the model
 # guesses it from the variable's name.
 BLANK = {"required": False, "secret": None}
@@ -84,10 +87,30 @@ def _defaults(model) -> dict:
     return out
 
 
+PLACEHOLDER = "·"  # stands in for what is still empty, so that a draft reads as a job
+
+
 def normal(data: dict) -> str:
-    """A draft for comparing, whatever the widgets filled in: its empty parts and the job's
-    fields left at their defaults dropped (a widget drawn writes "" or a default where the
-    draft had nothing), applied to both sides of a comparison."""
+    """A draft for comparing, whatever the widgets filled in: read as the job it would be (its
+    empty required fields filled with a placeholder, the same on both sides of a comparison),
+    so that a widget that only wrote a default changes nothing; else without its empty parts
+    and its top-level defaults."""
+    probe = copy.deepcopy(data)
+    probe["name"] = probe.get("name") or PLACEHOLDER
+    probe["connection_id"] = probe.get("connection_id") or PLACEHOLDER
+    for call in probe.get("calls") or []:
+        call["path"] = call.get("path") or "/" + PLACEHOLDER
+    for name in ("path", "inbound", "outbound"):
+        if isinstance(probe.get("source"), dict) and not probe["source"].get(name):
+            probe["source"][name] = PLACEHOLDER
+    try:
+        job = saved_data(draft_job(probe))
+    except StudioError:
+        pass
+    else:
+        if "id" not in data:
+            job.pop("id")  # a new id each time a new job is read
+        return json.dumps(job, sort_keys=True, default=str)
     defaults = _defaults(ApiJob if data.get("kind", "api") == "api" else FileJob)
     top = {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}
     return json.dumps(_pruned(top), sort_keys=True, default=str)
@@ -95,15 +118,26 @@ def normal(data: dict) -> str:
 
 class Draft:
     """One job's draft (``data``), its widget keys (``jb.<job id>.…``), last test and limits,
-    kept in the session and, under ``key``, in the studio's home."""
+    kept in the session and in the studio's home: the draft under ``draft_key`` (one per
+    browser link, so two analysts on one job never share a draft), the last test and the
+    preview limits under ``key`` (the job's id, or the new job's key: the job's test inputs)."""
 
-    def __init__(self, jid: str, current, connections: list, store: DraftStore, key: str):
+    def __init__(
+        self,
+        jid: str,
+        current,
+        connections: list,
+        store: DraftStore,
+        key: str,
+        draft_key: str | None = None,
+    ):
         self.state = st.session_state
         self.jid, self.current, self.connections = jid, current, connections
-        self.store, self.store_key = store, key
+        self.store, self.store_key, self.draft_key = store, key, draft_key or key
         drafts: dict = self.state.setdefault("jb_drafts", {})
         if jid not in drafts:
-            kept = store.get(key)
+            kept = store.get(self.draft_key)
+            self.state[f"jb_rev.{jid}"] = store.revision(self.draft_key)
             drafts[jid] = kept or (saved_data(current) if current else new_draft(connections))
         self._drafts = drafts
         self.tests: dict = self.state.setdefault("jb_tests", {})
@@ -150,7 +184,7 @@ class Draft:
     @property
     def changed_elsewhere(self) -> str | None:
         """When the job was saved (by someone else, the CLI, the API) after this draft began."""
-        base = self.store.base(self.store_key) if self.current else None
+        base = self.store.base(self.draft_key) if self.current else None
         if base and base != self._saved_stamp() and self.dirty:
             return self.current.updated_at.isoformat()
         return None
@@ -178,19 +212,41 @@ class Draft:
                 out.append(f"{place[len(head) + 3 :]}: {text}" if place != head else text)
         return out
 
-    def persist(self) -> None:
-        """Write the draft and its limits to the studio's home if they changed since the last
-        write; a draft that is the saved job again is dropped."""
+    @property
+    def taken_elsewhere(self) -> bool:
+        """Whether another tab on this link wrote the draft since this one last read or wrote
+        it: then this tab does not write over it until the analyst chooses."""
+        return self.store.revision(self.draft_key) != self.state.get(f"jb_rev.{self.jid}", 0)
+
+    def persist(self, force: bool = False) -> None:
+        """Write the draft to the studio's home if it changed since the last write (a draft
+        that is the saved job again is dropped), unless another tab wrote it meanwhile."""
         stamp = self._stamp([self.data, self.limits])
-        if self.state.get(f"jb_persisted.{self.jid}") == stamp:
+        if self.state.get(f"jb_persisted.{self.jid}") == stamp and not force:
             return
+        if self.taken_elsewhere and not force:
+            self.state[f"jb_conflict.{self.jid}"] = True
+            return
+        self.state.pop(f"jb_conflict.{self.jid}", None)
         self.state[f"jb_persisted.{self.jid}"] = stamp
+        if self.store.limits(self.store_key) != self.limits and (
+            self.store.limits(self.store_key) or self.limits != DEFAULT_LIMITS
+        ):
+            self.store.put_limits(self.store_key, self.limits)
         if not self.dirty:
-            self.store.put(self.store_key, None, None, self.limits)
+            if self.store.get(self.draft_key) is not None:
+                self.state[f"jb_rev.{self.jid}"] = self.store.drop(self.draft_key)
             return
         started = self._saved_stamp()
-        base = self.store.base(self.store_key) if self.store.get(self.store_key) else started
-        self.store.put(self.store_key, self.data, base, self.limits)
+        stored = self.store.get(self.draft_key) is not None
+        base = self.store.base(self.draft_key) if stored else started
+        job_id = self.current.id if self.current else ""
+        self.state[f"jb_rev.{self.jid}"] = self.store.put(self.draft_key, self.data, base, job_id)
+
+    def take_theirs(self) -> None:
+        """The other tab's version replaces this one's."""
+        self.state.pop(f"jb_conflict.{self.jid}", None)
+        self._forget_draft()
 
     def restart(self, kind: str) -> None:
         """A new draft of another kind, keeping the name and entity typed so far."""
@@ -201,7 +257,11 @@ class Draft:
 
     def discard(self) -> None:
         """Forget the draft and its widgets: the job is reloaded from the store."""
-        self.store.drop(self.store_key)
+        self.state[f"jb_rev.{self.jid}"] = self.store.drop(self.draft_key)
+        self._forget_draft()
+
+    def _forget_draft(self) -> None:
+        cancel_test(self)
         self._drafts.pop(self.jid, None)
         self.state.pop(f"jb_persisted.{self.jid}", None)
         self.forget(f"jb.{self.jid}.")
@@ -212,7 +272,7 @@ class Draft:
 
     def saved_as(self, new_id: str) -> None:
         """The draft was saved: what was kept of it (limits, last test) follows the job."""
-        self.store.drop(self.store_key)
+        self.store.drop(self.draft_key)
         if self.jid == "new":
             self.store.move(self.store_key, new_id)
             self.tests[new_id] = self.tests.pop("new", None) or self.tests.get(new_id)
@@ -246,7 +306,8 @@ class Draft:
     def test(self) -> dict | None:
         if self.jid not in self.tests:
             self.tests[self.jid] = self.store.get_test(self.store_key)
-            settle()  # a test read back after a reload, as one just run
+            if self.tests[self.jid] is not None:
+                settle()  # a test read back after a reload, as one just run
         return self.tests[self.jid]
 
     @test.setter
@@ -259,10 +320,7 @@ class Draft:
     def limits(self) -> dict:
         every = self.state.setdefault("jb_limits", {})
         if self.jid not in every:
-            every[self.jid] = self.store.limits(self.store_key) or {
-                "pages": PREVIEW_PAGES,
-                "records": PREVIEW_RECORDS,
-            }
+            every[self.jid] = self.store.limits(self.store_key) or dict(DEFAULT_LIMITS)
         return every[self.jid]
 
     # --- editable tables -------------------------------------------------------------------------
@@ -325,10 +383,22 @@ class Draft:
 def unsaved_bar(d: Draft, where) -> None:
     """The unsaved mark, Discard behind a confirmation, and a warning when the job was saved
     elsewhere after the draft began (Save would replace that version)."""
+    if d.state.get(f"jb_conflict.{d.jid}"):
+        where.warning(
+            "This draft was changed in another tab or window on the same link since this one "
+            "read it: nothing typed here is kept until you choose."
+        )
+        mine, theirs = where.columns(2)
+        if mine.button("Keep this tab's version", key="jb_keep_mine"):
+            d.persist(force=True)
+            st.rerun()
+        if theirs.button("Take the other version", key="jb_take_theirs"):
+            d.take_theirs()
+            st.rerun()
     if not d.dirty:
         return
     bar = where.container(horizontal=True, vertical_alignment="center")
-    bar.markdown(":orange[**● Unsaved changes**] · kept in this browser's link until saved")
+    bar.markdown(":orange[**● Unsaved changes**] · kept under this page's link until saved")
     with bar.popover("Discard…"):
         back = "go back to the saved job" if d.current else "start an empty job"
         st.write(f"Discard the unsaved changes and {back}? This cannot be undone.")
@@ -340,3 +410,11 @@ def unsaved_bar(d: Draft, where) -> None:
             f"This job was saved elsewhere (at {when[:19].replace('T', ' ')} UTC) after your "
             "draft began: Save replaces that version with yours, Discard takes it instead."
         )
+
+
+def cancel_test(d: Draft) -> None:
+    """Stop the draft's running test, if any: a test nobody will see must not go on calling
+    the API (a second test, Discard, Save, Delete)."""
+    task = d.state.pop(d.key("task"), None)
+    if task is not None:
+        task.cancel()

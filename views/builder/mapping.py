@@ -124,8 +124,9 @@ def tools(d: Draft, spec, result: dict, rows: list[dict]) -> list[dict]:
 
 
 def clean(row: dict) -> dict:
-    """A grid row as the draft keeps it."""
-    return {
+    """A grid row as the draft keeps it (with any setting of the field the grid does not
+    show, as it was)."""
+    return row | {
         "extract": row.get("extract") or "",
         "generate": (row.get("generate") or "").strip(),
         "type": row.get("type") or "string",

@@ -17,8 +17,9 @@ from studio.detect import content_finders, links_of, pagination
 from studio.errors import StudioError
 from studio.previewtask import PreviewTask
 from studio.runhistory import plural
-from views.builder.draft import Draft
+from views.builder.draft import Draft, cancel_test
 from views.builder.mapping import content_finder, found, records_table, use_finder
+from views.common import plain
 
 SHORT = 1.5  # seconds a test may take before the page is drawn; a longer one shows progress
 LIVE_EVERY = 0.5  # seconds between two redraws of a running test's progress
@@ -34,6 +35,7 @@ def start_test(d: Draft, store: ConfigStore, up_to: int) -> None:
         d.state[d.key("not_ready")] = (up_to, getattr(e, "messages", None) or [str(e)])
         return
     d.state.pop(d.key("not_ready"), None)
+    cancel_test(d)  # a second test replaces the first; the first must not go on
     limits = d.limits
     task = PreviewTask(
         job,
@@ -128,12 +130,10 @@ def suggestions(d: Draft, trace: dict, call: int) -> None:
             disabled=f.path == d.data.get("content_finder"),
         )
     for n, p in enumerate(paging if uid else []):
-        box.button(
-            f"Pagination: {p.settings['style'].replace('_', ' ')}, as {p.why}",
-            key=d.key("suggest_paging", n),
-            on_click=use_paging,
-            args=(p.settings,),
-        )
+        label = f"Pagination: {p.settings['style'].replace('_', ' ')}, as {p.why}"
+        if box.button(label, key=d.key("suggest_paging", n)):
+            use_paging(p.settings)
+            st.rerun(scope="app")  # the call's form is outside this panel: draw it again
 
 
 def summary(d: Draft) -> None:
@@ -146,9 +146,9 @@ def summary(d: Draft) -> None:
         f"{plural(len(trace['records']), 'record')}"
     )
     if trace["error"]:
-        st.error(trace["error"])
+        st.error(plain(trace["error"]))
     for stop in trace["stopped"]:
-        st.warning(stop[0].upper() + stop[1:])
+        st.warning(plain(stop[0].upper() + stop[1:]))
 
 
 def panel(d: Draft) -> None:

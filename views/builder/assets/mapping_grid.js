@@ -10,7 +10,7 @@ function cell(tr, name) {
 
 function rowsOf(el) {
   return [...el.querySelectorAll("tbody tr")].map((tr) => {
-    const row = {};
+    const row = { ...tr._kept }; // settings of the field the grid does not show, kept as they are
     for (const name of TEXT) row[name] = cell(tr, name).value;
     row.type = cell(tr, "type").value;
     row.required = cell(tr, "required").dataset.own === "1";
@@ -38,6 +38,7 @@ function input(name, value, list) {
 function rowOf(el, r) {
   const data = el._data;
   const tr = document.createElement("tr");
+  tr._kept = r;
   const td = (child, cls) => {
     const c = document.createElement("td");
     if (cls) c.className = cls;
@@ -75,9 +76,13 @@ function rowOf(el, r) {
   c.append(remove);
   tr.append(c);
 
+  type.dataset.auto = r.generate ? "0" : "1"; // a row with a field keeps its type
+  type.addEventListener("change", () => {
+    type.dataset.auto = "0"; // picked by the analyst: the field no longer sets it
+  });
   generate.addEventListener("input", () => {
     const spec = data_field(el, generate.value.trim());
-    if (spec) type.value = spec.type; // the entity's type, until the analyst picks another
+    if (spec && type.dataset.auto === "1") type.value = spec.type; // the entity's type
   });
   req.addEventListener("change", () => {
     req.dataset.own = req.checked ? "1" : "0";
