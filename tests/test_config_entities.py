@@ -10,7 +10,7 @@ import pytest
 
 from studio.config.files import export_configs, import_configs
 from studio.entities import load_entities
-from studio.errors import ConfigError, Conflict
+from studio.errors import ConfigError, Conflict, NotFound
 from studio.rowstore import read_rows
 from studio.runs import run_job
 from tests.helpers import conn_for
@@ -153,3 +153,16 @@ def test_an_entity_and_the_jobs_that_use_it_export_and_import_together(store, sa
     outcomes = import_configs(other, tmp_path / "out")
     assert [o.action for o in outcomes] == ["create", "create", "create"], outcomes
     assert other.get("jobs", "Feed").entity == "Feed items"
+
+
+def test_one_field_is_added_to_a_built_in_entity_then_to_its_config(store):
+    from studio.config.entities import add_field
+
+    add_field(store, "Offers", {"name": "lead_time", "type": "integer"}, source="studio")
+    add_field(store, "Offers", {"name": "origin"}, source="studio")
+    assert list(store.entities()["Offers"].fields)[-2:] == ["lead_time", "origin"]
+    assert [f.name for f in store.get("entities", "Offers").fields] == ["lead_time", "origin"]
+    with pytest.raises(ConfigError, match="'origin' is listed twice"):
+        add_field(store, "Offers", {"name": "origin"}, source="studio")
+    with pytest.raises(NotFound, match="no entity called 'Nowhere'"):
+        add_field(store, "Nowhere", {"name": "x"}, source="studio")

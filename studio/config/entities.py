@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from studio.config.base import ConfigModel, Stamped
 from studio.entities import FieldType, catalog
-from studio.errors import Conflict
+from studio.errors import Conflict, NotFound
 
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -120,3 +120,18 @@ def guard_entity_change(
                 f"Field {field!r} of {name} holds data in {count:,} rows: it cannot be removed "
                 "or change type"
             )
+
+
+def add_field(store, entity_name: str, field: dict, *, source: str) -> EntityConfig:
+    """Add one field to an entity: to its config, or to a new config of a built-in entity (the
+    analyst's most common change, from the builder's mapping, the CLI or the REST API)."""
+    new = CustomField.model_validate(field)
+    if any(e.name == entity_name for e in store.list("entities")):
+
+        def added(config: EntityConfig) -> EntityConfig:
+            return config.model_copy(update={"fields": [*config.fields, new]})
+
+        return store.modify("entities", entity_name, added, source=source)
+    if entity_name not in catalog():
+        raise NotFound(f"There is no entity called {entity_name!r}")
+    return store.create("entities", {"name": entity_name, "fields": [new]}, source=source)
