@@ -671,3 +671,42 @@ def test_a_second_test_or_a_discard_cancels_the_running_test(conn, home):
     at.button(key="jb_discard").click().run()
     assert first.cancelled and first.wait(10)
     assert "jb.new.task" not in at.session_state
+
+
+def test_lookups_templates_and_a_new_field_from_the_mapping(conn, home):
+    at = open_builder()
+    uid = build_products_job(at)
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    go(at, RECORDS)
+    at.button(key="jb.new.lookup_add").click().run()
+    at.text_input(key="jb.new.lk.0.name").input("categories").run()
+    at.selectbox(key="jb.new.lk.0.on_miss").select("keep").run()
+    edit_table(at, "new", "lookup.0", added=[{"value": "cat-1", "becomes": "Shoes"}])
+    assert at.session_state["jb_drafts"]["new"]["lookups"] == [
+        {"name": "categories", "map": {"cat-1": "Shoes"}, "on_miss": "keep", "default": None}
+    ]
+    rows = [
+        {"extract": "$.id", "generate": "external_id"},
+        {"template": "{{ title | upper }} ({{ stock }})", "generate": "name"},
+        {
+            "extract": "$.category.code",
+            "generate": "classification_category_id",
+            "lookup": "categories",
+        },
+        {"extract": "$.stock", "generate": "stock", "type": "integer"},
+    ]
+    type_mapping(at, rows)
+    preview = next(f.value for f in at.dataframe if "external_id" in f.value.columns)
+    assert list(preview.columns) == ["external_id", "name", "classification_category_id"]
+    assert preview.iloc[0]["name"] == "PRODUCT 1 (13)"
+    assert preview.iloc[0]["classification_category_id"] == "Shoes"
+    assert preview.iloc[1]["classification_category_id"] == "cat-2"  # kept: not in the map
+    # "stock" is not a field of Products: offered, and added once confirmed.
+    at.button(key="jb.new.add_field.stock").click().run()
+    assert ConfigStore(home).entities()["Products"].fields["stock"].type == "integer"
+    preview = next(f.value for f in at.dataframe if "external_id" in f.value.columns)
+    assert preview.iloc[0]["stock"] == 13
+    at.button(key="jb_save").click().run()
+    assert texts(at, "success") == ["Saved job 'Products by page'."], texts(at, "error")
+    saved = ConfigStore(home).get("jobs", "Products by page")
+    assert saved.lookups[0].map == {"cat-1": "Shoes"} and saved.mapping[1].template

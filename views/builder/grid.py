@@ -67,7 +67,13 @@ def grid_rows(d: Draft, saved: list[dict]) -> list[dict]:
 
 
 def mapping_grid(
-    d: Draft, spec, rows: list[dict], paths: list[tuple[str, str]], problems: dict, summary: str
+    d: Draft,
+    spec,
+    rows: list[dict],
+    paths: list[tuple[str, str]],
+    problems: dict,
+    summary: str,
+    lookups: list[str] = (),
 ) -> None:
     """The grid over ``rows``, with each row's ``problems`` (``{row index: {column:
     message}}``) under its cells, the entity's fields offered for Generate and ``paths`` (the
@@ -93,6 +99,7 @@ def mapping_grid(
             "types": TYPES,
             "errors": {str(n): p for n, p in problems.items()},
             "summary": summary,
+            "lookups": list(lookups),
             "debounce": DEBOUNCE_MS,
         },
         default={"rows": None},

@@ -5,17 +5,23 @@ maps the records without finding them again."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
+from studio.config.entities import FIELD_NAME, add_field
+from studio.config.store import ConfigStore
 from studio.engine import find_records
+from studio.errors import StudioError
 from studio.mapping import Mapper, profile, suggest, typed_fields, unmapped_required
 from studio.runhistory import plural
 from views.builder.draft import Draft
 from views.builder.files import SHOWN
 from views.builder.grid import grid_rows, live_text, mapping_grid, replace
+from views.builder.lookups import lookups_editor
 
-COLUMNS = ["extract", "generate", "type", "format", "default", "required"]
+TYPED = ("extract", "generate", "template")  # a row holding none of them is a blank row
 
 
 def content_finder(d: Draft) -> str:
@@ -154,6 +160,33 @@ def preview(spec, batch, columns: list[str], key) -> None:
         )
 
 
+def new_fields(d: Draft, spec, rows: list[dict], problems: dict) -> None:
+    """A Generate name the entity does not have: offered as a field to add to the entity, once
+    confirmed (the mapping is never changed to fit)."""
+    names = {
+        rows[n]["generate"].strip(): rows[n].get("type") or "string"
+        for n, p in problems.items()
+        if "is not a field of" in p.get("generate", "")
+    }
+    for name, kind in names.items():
+        if not re.fullmatch(FIELD_NAME, name):
+            continue
+        with st.popover(f"Add {name!r} to {spec.name}…"):
+            st.write(
+                f"Add the field **{name}** ({kind}) to the entity **{spec.name}**, for every "
+                "job importing into it? Its column is added at the next run."
+            )
+            if st.button(f"Add {name!r}", key=d.key("add_field", name), type="primary"):
+                try:
+                    add_field(
+                        ConfigStore(), spec.name, {"name": name, "type": kind}, source="studio"
+                    )
+                except StudioError as e:
+                    st.error(str(e))
+                else:
+                    st.rerun(scope="app")  # every page now knows the field
+
+
 @st.fragment
 def records_and_mapping(d: Draft, entities: dict) -> None:
     """The content finder and its records; a finder typed reruns this and the mapping."""
@@ -168,10 +201,13 @@ def mapping(d: Draft, spec, result: dict) -> None:
     """The mapping and its rows; a field typed reruns only this, not the records above."""
     draft = d.data
     required_slot = st.empty()  # filled once the mapping below is known
+    lookups = lookups_editor(d)
     rows = tools(d, spec, result, grid_rows(d, draft["mapping"]))
-    fields, problems = typed_fields(rows, spec)
-    draft["mapping"] = [clean(r) for r in rows if r.get("generate") or r.get("extract")]
-    batch = Mapper(fields, spec).map(result["records"]) if result["records"] and fields else None
+    fields, problems = typed_fields(rows, spec, lookups)
+    draft["mapping"] = [clean(r) for r in rows if any(r.get(k) for k in TYPED)]
+    batch = None
+    if result["records"] and fields:
+        batch = Mapper(fields, spec, lookups=lookups).map(result["records"])
     d.persist()
     # The page's unsaved mark is drawn outside this fragment: the grid says it too, so that a
     # keystroke never costs a rerun of the whole page.
@@ -179,7 +215,8 @@ def mapping(d: Draft, spec, result: dict) -> None:
         ([f"{plural(len(problems), 'row')} to fix"] if problems else [])
         + (["● unsaved changes"] if d.dirty else [])
     )
-    mapping_grid(d, spec, rows, result["paths"], problems, summary)
+    mapping_grid(d, spec, rows, result["paths"], problems, summary, [lk.name for lk in lookups])
+    new_fields(d, spec, rows, problems)
     missing = unmapped_required(fields, spec)
     required_slot.caption(
         f"Required fields of {spec.name}: "
