@@ -12,6 +12,7 @@ navigation = st.navigation(
         st.Page("views/overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page("views/connections.py", title="Connections", icon=":material/link:"),
         st.Page("views/jobs.py", title="Import jobs", icon=":material/sync_alt:"),
+        st.Page("views/entities.py", title="Entities", icon=":material/schema:"),
         st.Page("views/runs.py", title="Runs", icon=":material/history:"),
         st.Page("views/data.py", title="Data", icon=":material/table:"),
         st.Page("views/settings.py", title="Settings", icon=":material/settings:"),
