@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from studio.private import private_dir, private_file
 
 DB_FILE = "entities.sqlite"
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
+_BOOKKEEPING = ("_run_id", "_updated_at")  # which run last wrote a row, and when
 
 
 def table_name(entity: Entity | str) -> str:
@@ -58,6 +60,17 @@ def ensure_table(db: sqlite3.Connection, entity: Entity) -> None:
             )
 
 
+def _on_update(fields: list[str], key: str, immutable: Iterable[str]) -> str:
+    """What the upsert does to a row that exists: set its mutable columns (and the run that
+    wrote them), or nothing when every column but the key is immutable."""
+    keep = {key, *immutable}
+    mutable = [n for n in fields if n not in keep]
+    if not mutable:
+        return "DO NOTHING"
+    updates = ", ".join(f"{_quote(n)}=excluded.{_quote(n)}" for n in [*mutable, *_BOOKKEEPING])
+    return f"DO UPDATE SET {updates}"
+
+
 class EntityWriter:
     """Upserts rows of one entity as one unit of work: ``commit`` or ``rollback`` it.
 
@@ -68,7 +81,12 @@ class EntityWriter:
 
     Only the ``columns`` a job maps are written: a row imported by another job keeps the fields
     this one does not map. Rows must hold exactly those columns, in that order (as the mapper
-    makes them), which lets a row become its SQL parameters without a lookup per field."""
+    makes them), which lets a row become its SQL parameters without a lookup per field.
+
+    The ``immutable`` columns (``Mapper.immutable_fields``) are written when a row is inserted
+    and left as they are when it exists: the upsert updates only the other columns, and a row
+    whose mapped columns are all immutable is not touched at all (not even the run that last
+    wrote it, since no run changed it)."""
 
     def __init__(
         self,
@@ -77,22 +95,20 @@ class EntityWriter:
         run_id: str,
         columns: list[str] | None = None,
         staging: Path | None = None,
+        immutable: Iterable[str] = (),
     ):
         self.home, self.entity, self.run_id = home, entity, run_id
         fields = list(columns or entity.fields)
         if entity.key not in fields:
             raise ValueError(f"the key field {entity.key!r} must be written")
-        all_fields = [*fields, "_run_id", "_updated_at"]
+        all_fields = [*fields, *_BOOKKEEPING]
         names = ", ".join(_quote(n) for n in all_fields)
-        updates = ", ".join(
-            f"{_quote(n)}=excluded.{_quote(n)}" for n in all_fields if n != entity.key
-        )
         table = _quote(table_name(entity))
         # "WHERE true" lets SQLite tell the upsert clause from a join (its documented quirk).
         self._copy = (
             f"INSERT INTO {table} ({names}) SELECT {names} FROM staging.rows "
             f"WHERE true ORDER BY rowid "
-            f"ON CONFLICT({_quote(entity.key)}) DO UPDATE SET {updates}"
+            f"ON CONFLICT({_quote(entity.key)}) {_on_update(fields, entity.key, immutable)}"
         )
         self._stage_path = staging or staging_path(home, run_id)
         private_dir(self._stage_path.parent)
@@ -151,7 +167,7 @@ def read_rows(
     try:
         ensure_table(db, entity)
         table = _quote(table_name(entity))
-        columns = [*entity.fields, "_run_id", "_updated_at"]
+        columns = [*entity.fields, *_BOOKKEEPING]
         clause, args = "", []
         if where:
             clause = "WHERE " + " OR ".join(f"CAST({_quote(c)} AS TEXT) LIKE ?" for c in columns)
@@ -189,8 +205,10 @@ class SqliteRows:
     def __init__(self, home: Path):
         self.home = home
 
-    def writer(self, entity: Entity, run_id: str, columns: list[str]) -> EntityWriter:
-        return EntityWriter(self.home, entity, run_id, columns)
+    def writer(
+        self, entity: Entity, run_id: str, columns: list[str], *, immutable: Iterable[str] = ()
+    ) -> EntityWriter:
+        return EntityWriter(self.home, entity, run_id, columns, immutable=immutable)
 
     def read(
         self, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""

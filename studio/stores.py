@@ -31,7 +31,12 @@ class RowWriter(Protocol):
 class RowStore(Protocol):
     """The imported rows: one table per entity, upserted by the entity's key."""
 
-    def writer(self, entity: Entity, run_id: str, columns: list[str]) -> RowWriter: ...
+    def writer(
+        self, entity: Entity, run_id: str, columns: list[str], *, immutable: Iterable[str] = ()
+    ) -> RowWriter:
+        """A unit of work writing ``columns``; the ``immutable`` ones are set when a row is
+        created and kept as they are when it is updated."""
+        ...
 
     def read(
         self, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""
