@@ -33,7 +33,7 @@ class CountingSink:
     def __init__(self) -> None:
         self.rows = self.rejects = 0
 
-    def write(self, rows, rejects) -> None:
+    def write(self, rows, rejects, discarded=0) -> None:
         self.rows += len(rows)
         self.rejects += len(rejects)
 

@@ -455,6 +455,7 @@ class Trace:
     records: list[Any] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
+    discarded: int = 0  # records a discard_if_empty field dropped: neither rows nor rejects
     error: str | None = None
     elapsed_ms: float = 0.0
     hints: dict = field(default_factory=dict)  # e.g. the delimiter a file's first lines suggest
@@ -510,6 +511,7 @@ def preview(
                 trace.records.extend(batch)
                 trace.rows.extend(mapped.rows)
                 trace.rejects.extend(r.as_dict() for r in mapped.rejects)
+                trace.discarded += len(mapped.discarded)
         except StudioError as e:
             trace.error = str(e)
             trace.log.append(f"error: {e}")

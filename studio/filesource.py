@@ -159,12 +159,13 @@ def import_files(
 
     def said(result: FileResult) -> None:
         if not result.error:
+            discarded = f", {result.discarded} discarded" if result.discarded else ""
             moved = f", moved to {result.moved_to}" if bulk else ""
             on_event(
                 {
                     "kind": "log",
                     "message": f"{result.path}: {result.records} records, {result.rows} "
-                    f"rows, {result.rejects} rejects{moved}",
+                    f"rows, {result.rejects} rejects{discarded}{moved}",
                 }
             )
 
@@ -217,6 +218,7 @@ def preview_file(
             mapped = Mapper(job.mapping, entity(job.entity), lookups=job.lookups).map(records)
             trace.records, trace.rows = records, mapped.rows
             trace.rejects = [r.as_dict() for r in mapped.rejects]
+            trace.discarded = len(mapped.discarded)
     except StudioError as e:
         trace.error = str(e)
         trace.log.append(f"error: {e}")

@@ -19,23 +19,31 @@ from studio.stores import open_history
 
 
 def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> list[dict]:
-    """Map and write ``records``; one result per record: ``{"statusCode": 200, "_json": row}``
-    or ``{"statusCode": 422, "errors": [{"field", "message"}]}``. Raises ``AlreadyRunning``
+    """Map and write ``records``; one result per record: ``{"statusCode": 200, "_json": row}``,
+    ``{"statusCode": 200, "discarded": true}`` (a ``discard_if_empty`` field was empty) or
+    ``{"statusCode": 422, "errors": [{"field", "message"}]}``. Raises ``AlreadyRunning``
     while a run of the job goes on."""
     spec = store.entities()[job.entity]
     mapper = Mapper(job.mapping, spec, lookups=job.lookups)
     history = open_history(store.home)
     run = history.start_run(job.id, job.name, "api")
     outputs = RunOutputs(
-        store.home, Path(run.folder), spec, run.id, [f.generate for f in job.mapping]
+        store.home,
+        Path(run.folder),
+        spec,
+        run.id,
+        [f.generate for f in job.mapping],
+        immutable=mapper.immutable_fields,
     )
     results = []
     try:
         for index, record in enumerate(records):
             mapped = mapper.map([record], start=index)
-            outputs.write(mapped.rows, mapped.rejects)
+            outputs.write(mapped.rows, mapped.rejects, len(mapped.discarded))
             if mapped.rows:
                 results.append({"statusCode": 200, "_json": mapped.rows[0]})
+            elif mapped.discarded:  # dropped on purpose: no row, and nothing to mend
+                results.append({"statusCode": 200, "discarded": True})
             else:
                 errors = [{"field": r.field, "message": r.reason} for r in mapped.rejects]
                 results.append({"statusCode": 422, "errors": errors})
@@ -47,6 +55,7 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
         history.save(run)
         raise
     run.records, run.rows_written, run.rows_rejected = len(records), outputs.rows, outputs.rejects
+    run.discarded = outputs.discarded
     run.outputs = outputs.close()
     run.status = "partial" if outputs.rejects else "success"
     run.finished_at = now_iso()

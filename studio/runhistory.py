@@ -48,6 +48,7 @@ class Run:
     records: int = 0
     rows_written: int = 0
     rows_rejected: int = 0
+    discarded: int = 0  # records a discard_if_empty field dropped: neither rows nor rejects
     files: int = 0
     error: str = ""
     folder: str = ""
@@ -60,7 +61,16 @@ class Run:
 
 _COLUMNS = [f.name for f in fields(Run)]
 # What a run counts as it goes: saved while it runs, so that its record shows them live.
-COUNTS = ("requests", "attempts", "pages", "records", "rows_written", "rows_rejected", "files")
+COUNTS = (
+    "requests",
+    "attempts",
+    "pages",
+    "records",
+    "rows_written",
+    "rows_rejected",
+    "discarded",
+    "files",
+)
 _HOLDING = ("queued", "running")  # a claimed run keeps its job while in one of these
 
 
@@ -115,6 +125,7 @@ class RunHistory:
                 ("claimed", "INTEGER DEFAULT 0"),  # 1 while the run holds its job
                 ("slot_claim", "TEXT"),  # the slot, for runs recorded by the scheduler
                 ("attempts", "INTEGER DEFAULT 0"),  # 0: recorded before attempts were counted
+                ("discarded", "INTEGER DEFAULT 0"),  # 0: recorded before discards were counted
             ]:
                 if column not in have:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -438,11 +449,13 @@ def requests_text(run: Run) -> str:
 
 def counts_text(run: Run) -> str:
     """A run's counts in one line, as the CLI and the Runs page say them. ``files`` are the
-    source files a file job read, not the files the run wrote."""
+    source files a file job read, not the files the run wrote; discarded records are said only
+    when there are some, as most jobs discard none."""
     parts = [
         plural(run.records, "record"),
         f"{plural(run.rows_written, 'row')} written",
         f"{run.rows_rejected:,} rejected",
+        *([f"{run.discarded:,} discarded"] if run.discarded else []),
         requests_text(run),
         plural(run.pages, "page"),
     ]

@@ -206,21 +206,35 @@ class _JobRun:
         self.saved = now
         counts = {c: getattr(self.run, c) for c in COUNTS}
         if self.outputs is not None:  # rows staged so far; the run's own counts come at commit
-            counts |= {"rows_written": self.outputs.rows, "rows_rejected": self.outputs.rejects}
+            counts |= self._written()
         self.history.save_counts(self.run.id, counts)
 
+    def _written(self) -> dict[str, int]:
+        """What the run's outputs counted: rows, rejects and discarded records."""
+        out = self.outputs
+        return {"rows_written": out.rows, "rows_rejected": out.rejects, "discarded": out.discarded}
+
     def execute(self) -> Run:
-        run = self.run
+        run, job = self.run, self.job
         try:
-            columns = [f.generate for f in self.job.mapping]
+            # Compiled here for the columns the row store keeps on update; a file job's
+            # files compile their own, for their columns.
+            mapper = Mapper(job.mapping, self.spec, lookups=job.lookups)
             self.outputs = RunOutputs(
-                self.store.home, self.folder, self.spec, run.id, columns, raw=self.raw
+                self.store.home,
+                self.folder,
+                self.spec,
+                run.id,
+                [f.generate for f in job.mapping],
+                raw=self.raw,
+                immutable=mapper.immutable_fields,
             )
-            if isinstance(self.job, FileJob):
+            if isinstance(job, FileJob):
                 self._read_files()
             else:
-                self._read_api()
-            run.rows_written, run.rows_rejected = self.outputs.rows, self.outputs.rejects
+                self._read_api(mapper)
+            for count, value in self._written().items():
+                setattr(run, count, value)
             run.outputs = self.outputs.close()
             self.outputs = None  # committed: from here on, nothing may undo the rows
             if self.job.destination.enabled:
@@ -250,7 +264,7 @@ class _JobRun:
         if report.failed:
             run.error = "; ".join(f.error for f in report.failed)
 
-    def _read_api(self) -> None:
+    def _read_api(self, mapper: Mapper) -> None:
         """An API job: one unit, the call chain's record batches, committed at once."""
         job, run = self.job, self.run
         last_success = self.history.last_success(job.id)
@@ -266,7 +280,7 @@ class _JobRun:
                 on_event=self.event,
                 workdir=self.folder,
             )
-            unit = ChainUnit(chain, Mapper(job.mapping, self.spec, lookups=job.lookups))
+            unit = ChainUnit(chain, mapper)
             run_units([unit], self.outputs, on_event=self.event, on_batch=self._counted)
 
     def _deliver(self) -> None:

@@ -78,7 +78,11 @@ class RunOutputs:
     The run's files are for people, who open them in a spreadsheet: a value that would run as
     a formula is written with a quote before it, as the CSV destination writes it. The entity
     store keeps the values as they are, and so does ``raw`` (when given): the committed rows
-    unquoted, from which the job's destination writes its file with its own options."""
+    unquoted, from which the job's destination writes its file with its own options.
+
+    It counts what it was given: rows, rejects, and the records a ``discard_if_empty`` field
+    dropped (``discarded``: neither rows nor rejects, so counted apart). ``immutable``: the
+    columns the entity store keeps on update (``Mapper.immutable_fields``)."""
 
     def __init__(
         self,
@@ -88,19 +92,20 @@ class RunOutputs:
         run_id: str,
         columns: list[str],
         raw: Path | None = None,
+        immutable: Iterable[str] = (),
     ):
         private_dir(folder)
         self.folder = folder
         self.fields = columns
-        self.writer = open_rows(home).writer(entity, run_id, columns)
+        self.writer = open_rows(home).writer(entity, run_id, columns, immutable=immutable)
         self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
         self._rows = _PendingCsv(self.rows_path, columns)
         self._raw = _PendingCsv(raw, columns) if raw else None
         self._rejects = open_private(self.rejects_path, newline="")
         csv.writer(self._rejects).writerow(["record", "field", "reason"])
-        self.rows = self.rejects = 0
+        self.rows = self.rejects = self.discarded = 0
 
-    def write(self, rows: list[dict], rejects: list[Reject]) -> None:
+    def write(self, rows: list[dict], rejects: list[Reject], discarded: int = 0) -> None:
         self.writer.write(rows)
         text = _csv_text(r.values() for r in rows)
         if self._raw:
@@ -113,6 +118,7 @@ class RunOutputs:
         )
         self.rows += len(rows)
         self.rejects += len(rejects)
+        self.discarded += discarded
 
     def _files(self) -> list[_PendingCsv]:
         return [self._rows, *([self._raw] if self._raw else [])]

@@ -22,7 +22,9 @@ Event = dict[str, Any]
 class Sink(Protocol):
     """Where mapped rows go, one unit of work at a time (``sinks.RunOutputs`` in a run)."""
 
-    def write(self, rows: list[dict], rejects: list[Reject]) -> None: ...
+    def write(self, rows: list[dict], rejects: list[Reject], discarded: int = 0) -> None:
+        """``discarded``: how many records of the batch a ``discard_if_empty`` field dropped."""
+        ...
 
     def commit(self) -> None: ...
 
@@ -52,6 +54,7 @@ class UnitResult:
     records: int = 0
     rows: int = 0
     rejects: int = 0
+    discarded: int = 0
     error: str = ""
     moved_to: str = ""
 
@@ -75,7 +78,8 @@ def run_units(
                 result.records += count
                 result.rows += len(mapped.rows)
                 result.rejects += len(mapped.rejects)
-                sink.write(mapped.rows, mapped.rejects)
+                result.discarded += len(mapped.discarded)
+                sink.write(mapped.rows, mapped.rejects, len(mapped.discarded))
                 on_batch(count)
             sink.commit()
         except StudioError as e:

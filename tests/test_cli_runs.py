@@ -229,7 +229,7 @@ def test_a_running_run_shows_its_counts_so_far(store, sandbox):
 
 
 def test_a_history_from_before_attempts_gets_the_column(home):
-    """Runs recorded before attempts were counted say their requests only."""
+    """Runs recorded before attempts (and discards) were counted say their requests only."""
     home.mkdir(parents=True)
     with sqlite3.connect(home / "runs.sqlite") as db:
         db.execute(
@@ -244,7 +244,7 @@ def test_a_history_from_before_attempts_gets_the_column(home):
             " 0, '', '', '[]')"
         )
     old = RunHistory(home).get("abc123def456")
-    assert (old.requests, old.attempts) == (3, 0)
+    assert (old.requests, old.attempts, old.discarded) == (3, 0, 0)
     assert counts_text(old) == "10 records, 10 rows written, 0 rejected, 3 requests, 1 page"
     shown = runner("runs", "show", "abc123", home=home)
     assert "  counts:        10 records, 10 rows written, 0 rejected, 3 requests, 1 page" in (

@@ -27,7 +27,7 @@ class ListSink:
     def __init__(self):
         self.pending, self.committed, self.rejects = [], [], []
 
-    def write(self, rows, rejects):
+    def write(self, rows, rejects, discarded=0):
         self.pending += rows
         self.rejects += rejects
 

@@ -8,11 +8,21 @@ import json
 import sqlite3
 from pathlib import Path
 
+from runner.api.jobs import status_of
 from studio.config.jobs import Param
+from studio.mapping import FieldMap
+from studio.push import push_records
 from studio.rowstore import read_rows
-from studio.runhistory import RunHistory
-from studio.runs import run_job
-from tests.helpers import bulk_suppliers_job, demo, ftp_connection, reject_every_product
+from studio.runhistory import RunHistory, counts_text
+from studio.runs import preview_saved, run_job
+from tests.helpers import (
+    PRODUCTS,
+    bulk_suppliers_job,
+    demo,
+    ftp_connection,
+    reject_every_product,
+    runner,
+)
 
 
 def test_a_run_upserts_rows_writes_its_files_and_its_history(store, sandbox):
@@ -139,3 +149,70 @@ def test_a_destination_that_fails_after_the_rows_are_in_makes_a_partial_run(stor
     assert (run.status, run.rows_written) == ("partial", 4)
     assert run.error.startswith("the destination file was not written: 127.0.0.1:9 refused")
     assert read_rows(store.home, "Suppliers")[1] == 4
+
+
+def _keeping_and_discarding(store, status: str, description: str) -> None:
+    """The demo products with ``status`` kept on update and ``description`` not (both
+    hard-coded, so that a second run can change them), and inactive products (every fifth:
+    19 of 95) discarded by an empty brand."""
+    mapping = [
+        *store.get("jobs", PRODUCTS).mapping[:3],
+        FieldMap(extract=f'"{status}"', generate="status", immutable=True),
+        FieldMap(extract=f'"{description}"', generate="description"),
+        FieldMap(
+            generate="brand", template='{{ "Demo" if active else "" }}', discard_if_empty=True
+        ),
+    ]
+    store.modify(
+        "jobs", PRODUCTS, lambda j: j.model_copy(update={"mapping": mapping}), source="cli"
+    )
+
+
+def test_immutable_fields_are_kept_on_update_and_discarded_records_counted(home, store, sandbox):
+    demo(store, sandbox)
+    _keeping_and_discarding(store, "new", "first")
+    first = run_job(store, PRODUCTS)
+    assert (first.status, first.records, first.rows_written, first.rows_rejected) == (
+        "success",
+        95,
+        76,
+        0,
+    )
+    assert first.discarded == 19 and "76 rows written, 0 rejected, 19 discarded" in counts_text(
+        first
+    )
+    _keeping_and_discarding(store, "changed", "second")
+    second = run_job(store, PRODUCTS)
+    rows = {r["external_id"]: r for r in read_rows(store.home, "Products", limit=100)[0]}
+    assert len(rows) == 76 and "P00005" not in rows  # inactive: discarded, never written
+    assert (rows["P00001"]["status"], rows["P00001"]["description"]) == ("new", "second")
+    assert rows["P00001"]["_run_id"] == second.id
+    recorded = RunHistory(store.home).get(second.id)
+    assert (recorded.discarded, status_of(recorded)["discarded"]) == (19, 19)
+    shown = runner("runs", "show", second.id, home=home)
+    assert "19 discarded" in shown.stdout, shown.stderr
+    trace = preview_saved(store, PRODUCTS, max_pages=1)  # products 1 to 20: 5, 10, 15, 20
+    assert (len(trace.records), len(trace.rows), trace.rejects, trace.discarded) == (20, 16, [], 4)
+
+
+def test_pushed_records_keep_immutable_fields_and_count_discards(store, sandbox):
+    demo(store, sandbox)
+    mapping = [
+        FieldMap(extract="$.supplierId", generate="external_id"),
+        FieldMap(extract="$.companyName", generate="name"),
+        FieldMap(extract="$.email", generate="email", immutable=True),
+        FieldMap(extract="$.country", generate="country", discard_if_empty=True),
+    ]
+    job = store.modify(
+        "jobs", "Demo suppliers", lambda j: j.model_copy(update={"mapping": mapping}), source="cli"
+    )
+    one = {"supplierId": "S9", "companyName": "Pushed", "email": "first@x.example", "country": "FR"}
+    push_records(store, job, [one])
+    again = one | {"companyName": "Pushed Inc", "email": "second@x.example"}
+    results = push_records(store, job, [again, {"supplierId": "S10", "companyName": "No country"}])
+    assert results[1] == {"statusCode": 200, "discarded": True}
+    rows = {r["external_id"]: r for r in read_rows(store.home, "Suppliers")[0]}
+    assert (rows["S9"]["name"], rows["S9"]["email"]) == ("Pushed Inc", "first@x.example")
+    assert "S10" not in rows
+    pushed = RunHistory(store.home).list(job_id=job.id)[0]
+    assert (pushed.status, pushed.rows_written, pushed.discarded) == ("success", 1, 1)

@@ -81,6 +81,7 @@ def status_of(run: Run) -> dict:
         "records": run.records,
         "rows_written": run.rows_written,
         "rows_rejected": run.rows_rejected,
+        "discarded": run.discarded,
         "files": run.files,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
