@@ -150,3 +150,45 @@ def test_a_reload_keeps_the_draft_and_marks_it_unsaved(builder):
     page.get_by_role("button", name="Discard", exact=True).click()
     page.get_by_text("● Unsaved changes").wait_for(state="detached", timeout=20_000)
     expect(page.get_by_label("Path", exact=True)).to_have_value("")
+
+
+def test_a_field_of_ones_own_and_a_lookup_change_the_rows(builder):
+    """Issue 15 in the browser: a field added to the entity from the mapping, and a lookup a
+    field goes through, each changing the rows as they are typed."""
+    page, home = builder
+    page.get_by_role("radio", name="Calls and tests", exact=True).click()
+    page.get_by_label("Path", exact=True).fill("/products")
+    page.get_by_label("Path", exact=True).press("Tab")
+    type_slowly(page.locator("input[placeholder='$.items']"), ".items")
+    page.get_by_role("button", name="Test up to here").click()
+    page.get_by_text("20 records at $.items").wait_for(timeout=30_000)
+    page.get_by_role("radio", name="Records and mapping", exact=True).click()
+    page.get_by_role("button", name="Suggest mapping").click()
+    page.get_by_text("20 rows, 0 rejects").wait_for(timeout=20_000)
+
+    page.get_by_role("button", name="+ Add a field").click()
+    type_slowly(page.get_by_label("Extract").last, "$.stock")
+    type_slowly(page.get_by_label("Generate").last, "stock_level")
+    page.get_by_text("'stock_level' is not a field of Products").wait_for(timeout=20_000)
+    page.get_by_role("button", name="Add 'stock_level' to Products…").click()
+    page.get_by_role("button", name="Add 'stock_level'", exact=True).click()
+    rows = page.get_by_test_id("stDataFrame").last
+    # a column of the rows now (the grid draws on a canvas; its headers are in the DOM too)
+    rows.get_by_text("stock_level").wait_for(state="attached", timeout=20_000)
+    assert "stock_level" in ConfigStore(home).entities()["Products"].fields
+
+    page.get_by_text("Lookups (0)").click()
+    page.get_by_role("button", name="Add a lookup").click()
+    page.get_by_label("Name", exact=True).last.fill("cats")
+    page.get_by_label("Name", exact=True).last.press("Tab")
+    page.get_by_text("Lookups (1)").wait_for(timeout=20_000)
+    expect(page.get_by_label("Extract").nth(2)).to_have_value("$.category.code")
+    page.get_by_label("Settings").nth(2).click()
+    page.get_by_label("Lookup", exact=True).nth(2).select_option("cats")
+    # An empty map that rejects what it does not hold: every record is rejected …
+    page.get_by_text("0 rows, 20 rejects").wait_for(timeout=20_000)
+    page.get_by_role("combobox", name="Value not in the map").click()
+    page.get_by_role("option", name="keep the value as it is").click()
+    page.get_by_text("20 rows, 0 rejects").wait_for(timeout=20_000)  # … or kept as it is
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "builder-transforms.png"), full_page=True)

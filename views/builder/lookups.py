@@ -42,9 +42,10 @@ def lookups_editor(d: Draft) -> list[Lookup]:
 def one_lookup(d: Draft, n: int, lookup: dict) -> Lookup | None:
     box = st.container(border=True)
     cols = box.columns([2, 2, 2, 1], vertical_alignment="bottom")
-    field(d, cols[0], Lookup, "name", lookup, "lk", n)
-    field(d, cols[1], Lookup, "on_miss", lookup, "lk", n, options=MISS)
-    field(d, cols[2], Lookup, "default", lookup, "lk", n)
+    place = f"Lookups {n + 1}"  # where the job's messages put this lookup's problems
+    field(d, cols[0], Lookup, "name", lookup, "lk", n, place=place)
+    field(d, cols[1], Lookup, "on_miss", lookup, "lk", n, options=MISS, place=place)
+    field(d, cols[2], Lookup, "default", lookup, "lk", n, place=place)
     lookup["default"] = lookup.get("default") or None  # no default, not an empty one
     if cols[3].button("✕", key=d.key("lk", n, "remove"), help="Remove this lookup"):
         del d.data["lookups"][n]
