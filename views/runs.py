@@ -95,6 +95,7 @@ def runs_table(shown) -> None:
                 "Records": r.records,
                 "Rows": r.rows_written,
                 "Rejected": r.rows_rejected,
+                "Discarded": r.discarded,
                 "Requests": r.requests,
                 "Attempts": max(r.attempts, r.requests),  # runs recorded before attempts
                 "Files read": r.files,

@@ -144,7 +144,11 @@ def clean(row: dict) -> dict:
 
 def preview(spec, batch, columns: list[str], key) -> None:
     """The rows and the rejects the mapping makes of the records."""
-    st.markdown(f"**{plural(len(batch.rows), 'row')}**, **{plural(len(batch.rejects), 'reject')}**")
+    dropped = f", {len(batch.discarded):,} dropped (empty)" if batch.discarded else ""
+    st.markdown(
+        f"**{plural(len(batch.rows), 'row')}**, **{plural(len(batch.rejects), 'reject')}**"
+        + dropped
+    )
     frame = pd.DataFrame(batch.rows[:SHOWN], columns=columns)
     st.dataframe(frame, width="stretch", height=220, key=key(f"rows.{spec.name}"))
     if batch.rejects:
