@@ -1,8 +1,8 @@
 """The REST control API (FastAPI), served by the runner beside its schedule loop.
 
-Imports (Celigo's ``/imports`` resource), connections, and Contentserv-style job control, one
-router each; same store, same validation, same engine and the same run queue as the rest of the
-runner, so a job started here never runs twice at once either. Every call needs
+Imports (Celigo's ``/imports`` resource), connections, target entities, and Contentserv-style
+job control, one router each; same store, same validation, same engine and the same run queue
+as the rest of the runner, so a job started here never runs twice at once either. Every call needs
 ``Authorization: Bearer <token>``; errors are ``{"error": …, "errors": […]}``. The OpenAPI
 document describes every body with the config models' own JSON Schema, every answer each
 operation can give, and the bearer scheme, so that clients can be generated from it.
@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
-from runner.api import connections, imports, jobs
+from runner.api import connections, entities, imports, jobs
 from runner.api.common import Runner, Unauthorized
 from runner.api.schemas import config_schemas, for_generators
 from studio.config.store import ConfigStore
@@ -26,8 +26,9 @@ from studio.errors import ConfigError, Conflict, NotFound, StudioError
 
 TITLE = "Connector Studio control API"
 DESCRIPTION = (
-    "Manage imports and connections; start, watch and download job runs. Every call needs "
-    "`Authorization: Bearer <token>` (tokens from `python -m runner api-token create NAME`). "
+    "Manage imports, connections and target entities; start, watch and download job runs. "
+    "Every call needs `Authorization: Bearer <token>` (tokens from `python -m runner "
+    "api-token create NAME`). "
     "Bodies use the config files' snake_case names, except the names the seed APIs give: "
     "Celigo's `debugUntil`, `assistantMetadata`, `_connectionId`, `statusCode`, `_json`, and "
     'Contentserv\'s `processId` and `SyncState`. Errors are `{"error": sentence, "errors": '
@@ -40,7 +41,7 @@ def create_app(store: ConfigStore, daemon, *, synchron_timeout: float = 3600.0) 
     """``daemon`` is the runner's ``Daemon``: its queue runs what the API starts."""
     app = FastAPI(title=TITLE, version="1", description=DESCRIPTION)
     app.state.runner = Runner(store, daemon, synchron_timeout)
-    for part in (imports, connections, jobs):
+    for part in (imports, connections, entities, jobs):
         app.include_router(part.router)
     app.add_exception_handler(StudioError, studio_error)
     app.add_exception_handler(RequestValidationError, bad_request)

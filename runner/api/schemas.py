@@ -1,6 +1,6 @@
 """What the REST API's bodies look like, for its OpenAPI document.
 
-Imports and connections are the config models themselves (the same JSON Schema as
+Imports, connections and entity configs are the config models themselves (the same JSON Schema as
 ``docs/config-schema.json``), added to the document's components by ``openapi()``; the small
 bodies of the API's own (errors, process ids, statuses, push results) are pydantic models here.
 Names follow the config files (snake_case), except where the seed manuals name a field: Celigo's
@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from runner.entityviews import EntityView
 from studio.config.connections import Connection
+from studio.config.entities import EntityConfig
 from studio.config.jobs import Job
 from studio.runhistory import Run
 
@@ -161,10 +163,11 @@ BODIES = (
 
 
 def config_schemas() -> dict[str, dict]:
-    """The Import, Connection and Run schemas, the API's own bodies, and every model they use,
-    as OpenAPI components."""
+    """The Import, Connection, EntityConfig, Entity (an entity as a whole) and Run schemas,
+    the API's own bodies, and every model they use, as OpenAPI components."""
     out: dict[str, dict] = {}
-    named = {"Import": Job, "Connection": Connection} | {m.__name__: m for m in BODIES}
+    named = {"Import": Job, "Connection": Connection, "EntityConfig": EntityConfig}
+    named |= {"Entity": EntityView} | {m.__name__: m for m in BODIES}
     for name, annotation in named.items():
         schema = TypeAdapter(annotation).json_schema(
             ref_template="#/components/schemas/{model}", by_alias=True
@@ -198,7 +201,7 @@ def answers(ok: int, schema: dict | None, *errors: int, description: str = "OK")
         out[ok] = {"description": description, "content": {"application/json": {"schema": schema}}}
     reasons = {
         401: "No valid bearer token",
-        404: "No such import, connection or run",
+        404: "No such import, connection, entity or run",
         409: "In the way of another config or run",
         422: "The body or a value is not valid",
         424: "The run failed: the error says why",
