@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.docsgen import PROG, docs_command
+from runner.entitiescli import add_entity_commands
 from runner.output import exchange_text, print_json, print_list, when
 from runner.runscli import runs_download, runs_list, runs_log, runs_show
 from studio.config.connections import KIND_LABELS
 from studio.config.files import export_configs, import_configs
+from studio.config.kinds import KINDS
 from studio.config.schedules import next_runs
 from studio.config.store import ConfigStore, change_text
 from studio.connectivity import check_connection
@@ -100,25 +102,41 @@ def _add_up(sub) -> None:
 
 
 def _add_configs(sub) -> None:
-    for kind in ("connections", "jobs"):
-        label = kind[:-1]
-        actions = _group(sub, kind, f"list, show, activate, disable, delete {kind}")
-        c = _command(actions, "list", f"a table of {kind}", _config_list)
-        _json_flag(c, "print JSON (secrets masked)")
-        c.set_defaults(kind=kind)
-        refused = " (refused while jobs use it)" if label == "connection" else ""
+    """The same actions on every kind of config; entities are never activated or disabled,
+    list and show built-in ones too, and are created from a file or a field at a time
+    (``runner/entitiescli.py``)."""
+    for kind in ("connections", "jobs", "entities"):
+        label = KINDS[kind].label
+        if kind == "entities":
+            actions = _group(sub, kind, "list, show, create, add-field, delete, audit entities")
+            add_entity_commands(actions, _command)
+            verbs = []
+        else:
+            actions = _group(sub, kind, f"list, show, activate, disable, delete {kind}")
+            c = _command(actions, "list", f"a table of {kind}", _config_list)
+            _json_flag(c, "print JSON (secrets masked)")
+            c.set_defaults(kind=kind)
+            refused = " (refused while jobs use it)" if label == "connection" else ""
+            verbs = [
+                ("show", f"one {label}, secrets masked", _config_show),
+                ("activate", f"activate a {label}", _config_status),
+                ("disable", f"disable a {label}", _config_status),
+                ("delete", f"delete a {label}{refused}", _config_delete),
+            ]
         for action, text, handler in [
-            ("show", f"one {label}, secrets masked", _config_show),
-            ("activate", f"activate a {label}", _config_status),
-            ("disable", f"disable a {label}", _config_status),
-            ("delete", f"delete a {label}{refused}", _config_delete),
-            ("audit", f"the audit trail of a {label}, newest first", _config_audit),
+            *verbs,
+            ("audit", f"the audit trail of {_a(label)} {label}, newest first", _config_audit),
         ]:
             c = _command(actions, action, text, handler)
             c.add_argument("name", metavar="NAME", help=f"{label} name or id")
             if action in ("show", "audit"):
                 _json_flag(c)
             c.set_defaults(kind=kind)
+
+
+def _a(word: str) -> str:
+    """The article, so that help reads "an entity" as well as "a job"."""
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _add_test_connection(sub) -> None:
@@ -285,9 +303,9 @@ def _add_import(sub) -> None:
         "import",
         "create or update configs by name from a folder",
         _import,
-        description="Create or update configs by name from DIR/connections/*.json and "
-        "DIR/jobs/*.json (the layout `export` writes), all in one transaction: if any file is "
-        "wrong, every file is reported and nothing is imported.",
+        description="Create or update configs by name from DIR/entities/*.json, "
+        "DIR/connections/*.json and DIR/jobs/*.json (the layout `export` writes), all in one "
+        "transaction: if any file is wrong, every file is reported and nothing is imported.",
     )
     p.add_argument("folder", metavar="DIR", type=Path)
     p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
