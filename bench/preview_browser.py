@@ -1,6 +1,6 @@
 """Benchmark: keystroke to redrawn preview in a real browser, on 10,000 cached records.
 
-    python bench/preview_browser.py [--rounds 20]
+    python bench/preview_browser.py [--rounds 20] [--transforms]
 
 Starts the demo sandbox and the studio (``python -m runner up`` on a temporary home), opens the
 job builder in headless Chromium, tests a job that pulls 10,000 products (10 pages of 1,000),
@@ -53,7 +53,24 @@ def wait(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def seed(home: Path, sandbox: str) -> None:
+PLAIN = [
+    {"extract": "$.id", "generate": "external_id"},
+    {"extract": "$.title", "generate": "name"},
+    {"extract": "$.category.code", "generate": "classification_category_id"},
+    {"extract": "$.description", "generate": "description"},
+    {"extract": "$.updatedAt", "generate": "updated_at", "type": "datetime"},
+]
+# The same with a template and a lookup (--transforms): the preview must stay as live.
+TRANSFORMED = [
+    PLAIN[0],
+    {"template": "{{ title | upper }} ({{ stock }})", "generate": "name"},
+    {**PLAIN[2], "lookup": "categories"},
+    *PLAIN[3:],
+]
+LOOKUPS = [{"name": "categories", "map": {"cat-1": "Shoes", "cat-2": "Bags"}, "on_miss": "keep"}]
+
+
+def seed(home: Path, sandbox: str, transforms: bool = False) -> None:
     """The sandbox connection and a paginated job of 5 mapped fields."""
     store = ConfigStore(home)
     conn = store.create(
@@ -84,13 +101,8 @@ def seed(home: Path, sandbox: str) -> None:
                 }
             ],
             "content_finder": "$.items",
-            "mapping": [
-                {"extract": "$.id", "generate": "external_id"},
-                {"extract": "$.title", "generate": "name"},
-                {"extract": "$.category.code", "generate": "classification_category_id"},
-                {"extract": "$.description", "generate": "description"},
-                {"extract": "$.updatedAt", "generate": "updated_at", "type": "datetime"},
-            ],
+            "mapping": TRANSFORMED if transforms else PLAIN,
+            "lookups": LOOKUPS if transforms else [],
         },
         source="cli",
     )
@@ -171,6 +183,9 @@ def measure(port: int, args) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--transforms", action="store_true", help="a template and a lookup in the mapping"
+    )
     parser.add_argument("--records", type=int, default=10_000)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench-browser-"))
@@ -204,10 +219,12 @@ def main() -> None:
                 headers={"Content-Type": "application/json"},
             )
         )
-        seed(home, sandbox)
+        seed(home, sandbox, args.transforms)
         series = measure(port, args)
         print(
-            f"{args.records:,} cached records, 5 mapped fields, headless Chromium, "
+            f"{args.records:,} cached records, 5 mapped fields"
+            f"{' (a template and a lookup among them)' if args.transforms else ''}, headless "
+            "Chromium, "
             f"{args.rounds} keystrokes each; the input reports {DEBOUNCE_MS} ms after the "
             "last keystroke, then the page redraws (target: 150 ms after that pause)"
         )

@@ -4,6 +4,8 @@ becomes, filled by hand or from a two-column CSV file."""
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 from pydantic import ValidationError
 
@@ -19,16 +21,27 @@ MISS = {
 }
 
 
+def valid_lookups(draft: dict) -> list[Lookup]:
+    """The draft's lookups that are lookups (the editor says what is wrong with the others)."""
+    out = []
+    for lookup in draft.get("lookups") or []:
+        with contextlib.suppress(ValidationError):
+            out.append(Lookup.model_validate(lookup))
+    return out
+
+
 def lookups_editor(d: Draft) -> list[Lookup]:
-    """The lookups, drawn and written back into the draft; returns the valid ones (for the
-    preview), and says under each what is wrong with it."""
+    """The lookups, drawn and written back into the draft; returns the valid ones, and says
+    under each what is wrong with it. Drawn outside the live preview's fragments: a lookup
+    changes seldom, and its tables would otherwise be drawn again at every keystroke of the
+    mapping; a change here reruns the page, preview included."""
     draft = d.data
     lookups = draft.setdefault("lookups", [])
     valid = []
     with st.expander(f"Lookups ({len(lookups)})", expanded=bool(lookups)):
         st.caption(
             'A lookup turns values into others ("A" → active); a field uses it by name, in '
-            "its settings (⋯) in the table below."
+            "its settings (⋯) in the mapping above."
         )
         for n, lookup in enumerate(list(lookups)):
             if (checked := one_lookup(d, n, lookup)) is not None:

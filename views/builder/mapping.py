@@ -19,7 +19,7 @@ from studio.runhistory import plural
 from views.builder.draft import Draft
 from views.builder.files import SHOWN
 from views.builder.grid import grid_rows, live_text, mapping_grid, replace
-from views.builder.lookups import lookups_editor
+from views.builder.lookups import lookups_editor, valid_lookups
 
 TYPED = ("extract", "generate", "template")  # a row holding none of them is a blank row
 
@@ -191,8 +191,18 @@ def new_fields(d: Draft, spec, rows: list[dict], problems: dict) -> None:
                     st.rerun(scope="app")  # every page now knows the field
 
 
-@st.fragment
 def records_and_mapping(d: Draft, entities: dict) -> None:
+    """The live part (records and mapping, in fragments), and the job's lookups under it,
+    drawn first: a lookup renamed is in the draft before the mapping reads it."""
+    above, below = st.container(), st.container()
+    with below:
+        lookups_editor(d)
+    with above:
+        live(d, entities)
+
+
+@st.fragment
+def live(d: Draft, entities: dict) -> None:
     """The content finder and its records; a finder typed reruns this and the mapping."""
     spec = entities[d.data["entity"]]
     result = records(d)
@@ -205,7 +215,7 @@ def mapping(d: Draft, spec, result: dict) -> None:
     """The mapping and its rows; a field typed reruns only this, not the records above."""
     draft = d.data
     required_slot = st.empty()  # filled once the mapping below is known
-    lookups = lookups_editor(d)
+    lookups = valid_lookups(draft)
     rows = tools(d, spec, result, grid_rows(d, draft["mapping"]))
     fields, problems = typed_fields(rows, spec, lookups)
     draft["mapping"] = [clean(r) for r in rows if any(r.get(k) for k in TYPED)]
