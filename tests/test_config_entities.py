@@ -166,3 +166,10 @@ def test_one_field_is_added_to_a_built_in_entity_then_to_its_config(store):
         add_field(store, "Offers", {"name": "origin"}, source="studio")
     with pytest.raises(NotFound, match="no entity called 'Nowhere'"):
         add_field(store, "Nowhere", {"name": "x"}, source="studio")
+
+
+@pytest.mark.parametrize("name", ["products", "PRODUCTS", "Feed_items", "feed-items"])
+def test_a_name_that_would_share_a_table_with_another_entity_is_refused(store, name):
+    store.create("entities", FEED, source="cli")
+    with pytest.raises(ConfigError, match="too close to the entity"):
+        store.create("entities", {**FEED, "name": name}, source="cli")

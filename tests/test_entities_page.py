@@ -52,7 +52,7 @@ def test_an_entity_of_ones_own_is_created_listed_and_refused_when_wrong(home):
         False,
     )
     kinds = dict(zip(at.dataframe[0].value["Entity"], at.dataframe[0].value["Kind"], strict=True))
-    assert kinds["Feed items"] == "yours"
+    assert kinds["Feed items"] == "custom"
 
 
 def test_fields_of_ones_own_on_a_built_in_entity(home):
@@ -63,6 +63,6 @@ def test_fields_of_ones_own_on_a_built_in_entity(home):
     assert [s.value for s in at.success] == ["Saved entity 'Offers'."]
     assert ConfigStore(home).entities()["Offers"].fields["lead_time"].type == "integer"
     kinds = dict(zip(at.dataframe[0].value["Entity"], at.dataframe[0].value["Kind"], strict=True))
-    assert kinds["Offers"] == "built-in + your fields"
+    assert kinds["Offers"] == "built-in + custom fields"
     next(b for b in at.button if b.label == "Delete").click().run()
     assert "lead_time" not in ConfigStore(home).entities()["Offers"].fields

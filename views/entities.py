@@ -30,8 +30,8 @@ builtin = catalog()
 
 def kind_of(name: str) -> str:
     if name not in builtin:
-        return "yours"
-    return "built-in + your fields" if name in configs else "built-in"
+        return "custom"
+    return "built-in + custom fields" if name in configs else "built-in"
 
 
 st.dataframe(

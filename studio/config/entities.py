@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from studio.config.base import ConfigModel, Stamped
-from studio.entities import FieldType, catalog
+from studio.entities import FieldType, catalog, load_entities
 from studio.errors import Conflict, NotFound
+from studio.rowstore import table_name
 
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -55,6 +56,16 @@ class EntityConfig(Stamped):
                 raise ValueError(f"{f.name!r} is listed twice")
             seen.add(f.name.casefold())
         return v
+
+    @model_validator(mode="after")
+    def _own_table(self) -> EntityConfig:
+        """Rows live in a table named after the entity ("Feed items" → feed_items): two names
+        that make one table would mix their rows."""
+        table = table_name(self.name)
+        for other in load_entities():
+            if other != self.name and table_name(other) == table:
+                raise ValueError(f"Name: too close to the entity {other!r} (one table, {table})")
+        return self
 
     @model_validator(mode="after")
     def _fits_the_catalog(self) -> EntityConfig:
