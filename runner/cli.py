@@ -28,6 +28,7 @@ from studio.errors import ConfigError, StudioError
 from studio.runhistory import (
     STATUSES,
     counts_text,
+    plural,
 )
 from studio.runs import preview_saved, run_job
 
@@ -395,9 +396,10 @@ def _preview(store: ConfigStore, args: argparse.Namespace) -> int:
         print(exchange_text(e, e["elapsed_ms"]))
     for line in trace.log:
         print(f"  {line}")
+    dropped = f", {trace.discarded:,} discarded" if trace.discarded else ""
     print(
-        f"{len(trace.records)} records, {len(trace.rows)} rows, {len(trace.rejects)} rejects "
-        f"in {trace.elapsed_ms:.0f} ms"
+        f"{plural(len(trace.records), 'record')}, {plural(len(trace.rows), 'row')}, "
+        f"{plural(len(trace.rejects), 'reject')}{dropped} in {trace.elapsed_ms:.0f} ms"
     )
     for r in trace.rejects[:20]:
         print(f"  reject record {r['record']}: {r['reason']}")

@@ -159,7 +159,7 @@ def test_test_connection_and_preview_of_a_file_job(home, request, fixture):
     )
     out = runner("preview", "Suppliers CSV", home=home)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1].startswith("1 records, 1 rows, 0 rejects in ")
+    assert out.stdout.splitlines()[-1].startswith("1 record, 1 row, 0 rejects in ")
     store.modify(
         "connections", "Files", lambda c: c.model_copy(update={"password": "bad"}), source="cli"
     )

@@ -85,6 +85,7 @@ class JobStatus(BaseModel):
     records: int
     rows_written: int
     rows_rejected: int
+    discarded: int = Field(default=0, description="Records dropped for an empty field")
     files: int
     started_at: str
     finished_at: str
@@ -113,6 +114,9 @@ class PushResult(BaseModel):
     statusCode: int
     json_: dict | None = Field(default=None, alias="_json")
     errors: list[FieldError] | None = None
+    discarded: bool | None = Field(
+        default=None, description="True when the record was dropped for an empty field"
+    )
 
 
 class PushBody(BaseModel):
