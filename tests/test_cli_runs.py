@@ -176,6 +176,7 @@ def test_every_listing_command_prints_a_json_array(store, sandbox):
     assert sorted(lists) == [
         ("api-token", "list"),
         ("connections", "list"),
+        ("entities", "list"),
         ("jobs", "list"),
         ("runs", "list"),
     ]
