@@ -18,7 +18,7 @@ import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -421,17 +421,28 @@ def data_files(run: Run) -> list[Path]:
 def run_archive(run: Run, *, data_only: bool = False) -> tuple[str, bytes, str]:
     """One download for a run's output: the file itself when there is one, a ZIP when there
     are several (file name, content, MIME type)."""
-    import io
-    import zipfile
+    name, mime, content = archive_of(run, data_only=data_only)
+    return name, content(), mime
 
+
+def archive_of(run: Run, *, data_only: bool = False) -> tuple[str, str, Callable[[], bytes]]:
+    """The download's name and MIME type now, and its content when asked (``content()``): a
+    page that redraws every second names the file without zipping it each time."""
     files = run_files(run, data_only=data_only)
     if len(files) == 1:
-        return files[0].name, files[0].read_bytes(), "text/csv"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for f in files:
-            archive.write(f, f.name)
-    return f"run-{run.id}.zip", buffer.getvalue(), "application/zip"
+        return files[0].name, "text/csv", files[0].read_bytes
+
+    def zipped() -> bytes:
+        import io
+        import zipfile
+
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for f in files:
+                archive.write(f, f.name)
+        return buffer.getvalue()
+
+    return f"run-{run.id}.zip", "application/zip", zipped
 
 
 def plural(count: int, noun: str, nouns: str = "") -> str:

@@ -12,11 +12,11 @@ import streamlit as st
 from studio.config.store import ConfigStore
 from studio.runhistory import (
     AlreadyRunning,
+    archive_of,
     counts_text,
     duration_seconds,
     ended_text,
     plural,
-    run_archive,
     run_files,
 )
 from studio.runlog import timeline
@@ -147,8 +147,16 @@ def show_log(path) -> None:
 def show_files(run) -> None:
     files = run_files(run)
     if files:
-        name, data, mime = run_archive(run)
-        st.download_button(f"Download {name}", data, file_name=name, mime=mime, key="runs_download")
+        # Zipped when clicked, not at every redraw (this part redraws every second while a
+        # run goes on).
+        name, mime, content = archive_of(run)
+        st.download_button(
+            f"Download {name}",
+            content,
+            file_name=name,
+            mime=mime,
+            key="runs_download",
+        )
     rejects = next((f for f in files if f.name == "rejects.csv"), None)
     if rejects and run.rows_rejected:
         st.markdown("**Rejects**")
