@@ -105,8 +105,9 @@ class EntityWriter:
         names = ", ".join(_quote(n) for n in all_fields)
         table = _quote(table_name(entity))
         # "WHERE true" lets SQLite tell the upsert clause from a join (its documented quirk).
+        # ``{stage}``: the name the stage is attached under for the commit.
         self._copy = (
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM staging.rows "
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {{stage}}.rows "
             f"WHERE true ORDER BY rowid "
             f"ON CONFLICT({_quote(entity.key)}) {_on_update(fields, entity.key, immutable)}"
         )
@@ -129,23 +130,7 @@ class EntityWriter:
 
     def commit(self) -> None:
         """Copy the staged rows into the store, in one transaction, and empty the stage."""
-        self.stage.execute("COMMIT")
-        db = connect(self.home)
-        try:
-            ensure_table(db, self.entity)
-            db.execute("ATTACH DATABASE ? AS staging", (str(self._stage_path),))
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(self._copy)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("DETACH DATABASE staging")
-        finally:
-            db.close()
-        self.stage.execute("DELETE FROM rows")
-        self.stage.execute("BEGIN")
+        commit_together(self.home, [self])
 
     def rollback(self) -> None:
         self.stage.execute("ROLLBACK")
@@ -155,6 +140,53 @@ class EntityWriter:
     def close(self) -> None:
         self.stage.close()
         self._stage_path.unlink(missing_ok=True)
+
+
+def commit_together(home: Path, writers: list[EntityWriter]) -> None:
+    """Copy the staged rows of several writers (a job's entity and its children's) into the
+    store in one ``BEGIN IMMEDIATE … COMMIT``: readers see all of them or none. Each stage is
+    attached under its own name; the stages are emptied once the copy is committed."""
+    for w in writers:
+        w.stage.execute("COMMIT")
+    db = connect(home)
+    try:
+        for n, w in enumerate(writers):
+            ensure_table(db, w.entity)
+            db.execute(f"ATTACH DATABASE ? AS staging{n}", (str(w._stage_path),))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for n, w in enumerate(writers):
+                db.execute(w._copy.format(stage=f"staging{n}"))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for n in range(len(writers)):
+            db.execute(f"DETACH DATABASE staging{n}")
+    finally:
+        db.close()
+    for w in writers:
+        w.stage.execute("DELETE FROM rows")
+        w.stage.execute("BEGIN")
+
+
+class WriterGroup:
+    """Writers of several entities as one unit of work: ``commit`` makes all their rows
+    visible in one transaction, ``rollback`` drops all of them."""
+
+    def __init__(self, home: Path, writers: list[EntityWriter]):
+        self.home, self.writers = home, writers
+
+    def commit(self) -> None:
+        commit_together(self.home, self.writers)
+
+    def rollback(self) -> None:
+        for w in self.writers:
+            w.rollback()
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
 
 
 def read_rows(
@@ -206,9 +238,21 @@ class SqliteRows:
         self.home = home
 
     def writer(
-        self, entity: Entity, run_id: str, columns: list[str], *, immutable: Iterable[str] = ()
+        self,
+        entity: Entity,
+        run_id: str,
+        columns: list[str],
+        *,
+        immutable: Iterable[str] = (),
+        part: str = "",
     ) -> EntityWriter:
-        return EntityWriter(self.home, entity, run_id, columns, immutable=immutable)
+        staging = staging_path(self.home, f"{run_id}.{table_name(part)}") if part else None
+        return EntityWriter(
+            self.home, entity, run_id, columns, staging=staging, immutable=immutable
+        )
+
+    def together(self, writers: list[EntityWriter]) -> WriterGroup:
+        return WriterGroup(self.home, writers)
 
     def read(
         self, entity_name: str, *, limit: int = 100, offset: int = 0, where: str = ""

@@ -28,14 +28,36 @@ class RowWriter(Protocol):
     def close(self) -> None: ...
 
 
+class RowGroup(Protocol):
+    """Several writers committed (or rolled back) as one."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class RowStore(Protocol):
     """The imported rows: one table per entity, upserted by the entity's key."""
 
     def writer(
-        self, entity: Entity, run_id: str, columns: list[str], *, immutable: Iterable[str] = ()
+        self,
+        entity: Entity,
+        run_id: str,
+        columns: list[str],
+        *,
+        immutable: Iterable[str] = (),
+        part: str = "",
     ) -> RowWriter:
         """A unit of work writing ``columns``; the ``immutable`` ones are set when a row is
-        created and kept as they are when it is updated."""
+        created and kept as they are when it is updated. ``part``: a name that sets this
+        writer apart from the run's other writers (a child entity's)."""
+        ...
+
+    def together(self, writers: list[RowWriter]) -> RowGroup:
+        """Writers of several entities (a job's and its children's, made by ``writer``) as
+        one unit of work: their rows become visible in one transaction, or not at all."""
         ...
 
     def read(
