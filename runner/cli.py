@@ -401,6 +401,8 @@ def _preview(store: ConfigStore, args: argparse.Namespace) -> int:
         f"{plural(len(trace.records), 'record')}, {plural(len(trace.rows), 'row')}, "
         f"{plural(len(trace.rejects), 'reject')}{dropped} in {trace.elapsed_ms:.0f} ms"
     )
+    for name, rows in trace.children.items():  # a job's child entities (nested arrays)
+        print(f"  {name}: {plural(len(rows), 'row')}")
     for r in trace.rejects[:20]:
         print(f"  reject record {r['record']}: {r['reason']}")
     if trace.error:

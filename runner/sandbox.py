@@ -1,10 +1,11 @@
 """The demo sandbox API: something real to import from, for new users and for the tests.
 
 ``python -m runner up`` serves it on 127.0.0.1:8765; the demo connection and jobs in
-``configs/examples`` point at it. It has paginated products in five styles, suppliers, a product
-detail endpoint, an OAuth 2.0 token endpoint with a demo client, an asynchronous export (POST to
-start it, poll its status, download the file), and switches for the failures an importer must
-survive: 429 with Retry-After, 503, slow answers and malformed JSON.
+``configs/examples`` point at it. It has paginated products in five styles (and with nested
+variants), suppliers, a product detail endpoint, an OAuth 2.0 token endpoint with a demo
+client, an asynchronous export (POST to start it, poll its status, download the file), and
+switches for the failures an importer must survive: 429 with Retry-After, 503, slow answers
+and malformed JSON.
 
 Credentials it accepts: OAuth 2.0 client ``demo-client`` / ``demo-secret`` (client credentials)
 or user ``demo`` / ``demo`` (password grant), HTTP basic ``demo`` / ``demo``, bearer token
@@ -77,6 +78,16 @@ def product(i: int) -> dict:
         "description": f"A sturdy demo product number {i}, made for importing.",
         "supplierId": f"S{1 + i % 4:03d}",
     }
+
+
+def variants(i: int) -> list[dict]:
+    """Product ``i``'s variants: 1 to 3 (``i % 3 + 1``), each with a sku but the second of
+    product 7, whose missing sku makes a reject of a job that maps variants."""
+    return [
+        {"id": f"P{i:05d}-{n}", "name": f"Product {i} / {color}", "color": color}
+        | ({} if (i, n) == (7, 2) else {"sku": f"SKU-{i:05d}-{n}"})
+        for n, color in enumerate(["red", "blue", "green"][: i % 3 + 1], 1)
+    ]
 
 
 SUPPLIERS = [
@@ -268,6 +279,23 @@ def _products(state: SandboxState) -> APIRouter:
     return router
 
 
+def _variants(state: SandboxState) -> APIRouter:
+    """Products with a nested array, for jobs that write a second entity from it."""
+    router = APIRouter()
+
+    @router.get("/api/products-variants")
+    def products_with_variants(page: int = 1, size: int = 20) -> Response:
+        """Page numbers, as /api/products, each product with its ``variants`` array."""
+        size = max(1, min(size, 1000))
+        items = [
+            p | {"variants": variants(int(p["id"][1:]))}
+            for p in page_of(state, (page - 1) * size, size)
+        ]
+        return dumps({"items": items, "page": page, "total_pages": -(-state.products // size)})
+
+    return router
+
+
 def _tools(state: SandboxState) -> APIRouter:
     """The index, suppliers, and what tests of headers, redirects and several files need."""
     router = APIRouter()
@@ -283,6 +311,7 @@ def _tools(state: SandboxState) -> APIRouter:
                     "/api/products-cursor",
                     "/api/products-links",
                     "/api/products-next",
+                    "/api/products-variants",
                     "/api/products/{id}",
                     "/api/suppliers",
                     "/api/exports",
@@ -431,7 +460,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     app = FastAPI(title="Connector Studio demo sandbox", docs_url="/docs")
     app.state.sandbox = state
     _switches(app, state)
-    for part in (_oauth, _products, _tools, _exports, _control):
+    for part in (_oauth, _products, _variants, _tools, _exports, _control):
         app.include_router(part(state))
     return app
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from studio.children import job_mapper
 from studio.config.connections import ApiConnection
 from studio.config.jobs import (
     PLACEHOLDER,
@@ -36,8 +37,7 @@ from studio.config.jobs import (
 from studio.entities import entity
 from studio.errors import StudioError
 from studio.http import Exchange, HttpClient, HttpError, Response
-from studio.jsonpath import CompiledPath, JsonPathError, compile_path, leaf_paths
-from studio.mapping import Mapper
+from studio.jsonpath import JsonPathError, compile_path, leaf_paths, records_of
 from studio.paginators import Page, paginator_for
 from studio.readers import CsvOptions, read_file
 from studio.readers import Limits as ReadLimits
@@ -55,15 +55,6 @@ class Limits:
     max_pages: int | None = None
     max_records: int | None = None
     max_fanout: int | None = None
-
-
-def records_of(doc: Any, finder: CompiledPath) -> list[Any]:
-    """What a content finder selects: ``$.items`` (one list) and ``$.items[*]`` give the same
-    records; ``$`` on a list gives its items; a single object gives one record."""
-    found = finder.values(doc)
-    if len(found) == 1 and isinstance(found[0], list):
-        return found[0]
-    return found
 
 
 def render_json(template: str, values: dict[str, Any]) -> str:
@@ -456,6 +447,7 @@ class Trace:
     rows: list[dict] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
     discarded: int = 0  # records a discard_if_empty field dropped: neither rows nor rejects
+    children: dict[str, list[dict]] = field(default_factory=dict)  # child entity → its rows
     error: str | None = None
     elapsed_ms: float = 0.0
     hints: dict = field(default_factory=dict)  # e.g. the delimiter a file's first lines suggest
@@ -504,7 +496,7 @@ def preview(
     with HttpClient(conn, retries=2, retry_after_max=5.0, on_exchange=exchange) as client:
         mask = client.mask
         chain = Chain(job, conn, client, limits, last_success_at=last_success_at, on_event=record)
-        mapper = Mapper(job.mapping, entity(job.entity), lookups=job.lookups)
+        mapper = job_mapper(job, entity(job.entity))
         try:
             for batch in chain.batches(up_to_call):
                 mapped = mapper.map(batch, start=len(trace.records))
@@ -512,6 +504,8 @@ def preview(
                 trace.rows.extend(mapped.rows)
                 trace.rejects.extend(r.as_dict() for r in mapped.rejects)
                 trace.discarded += len(mapped.discarded)
+                for name, rows in mapped.children.items():
+                    trace.children.setdefault(name, []).extend(rows)
         except StudioError as e:
             trace.error = str(e)
             trace.log.append(f"error: {e}")

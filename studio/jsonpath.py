@@ -197,3 +197,12 @@ def leaf_paths(doc: Any, prefix: str = "$", limit: int = 500) -> list[tuple[str,
 
     walk(doc, prefix)
     return out
+
+
+def records_of(doc: Any, finder: CompiledPath) -> list[Any]:
+    """What a content finder selects: ``$.items`` (one list) and ``$.items[*]`` give the same
+    records; ``$`` on a list gives its items; a single object gives one record."""
+    found = finder.values(doc)
+    if len(found) == 1 and isinstance(found[0], list):
+        return found[0]
+    return found

@@ -200,11 +200,13 @@ class Reject:
 @dataclass
 class MappedBatch:
     """A batch's rows and rejects, and the indexes of the records a ``discard_if_empty``
-    field dropped (neither rows nor rejects: counted apart)."""
+    field dropped (neither rows nor rejects: counted apart); with a job's children
+    (``studio.children``), their rows by entity."""
 
     rows: list[dict] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     discarded: list[int] = field(default_factory=list)
+    children: dict[str, list[dict]] = field(default_factory=dict)
 
 
 class _Field(NamedTuple):

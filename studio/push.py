@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio.children import child_outputs, job_mapper
 from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
-from studio.mapping import Mapper
 from studio.runhistory import now_iso
 from studio.sinks import RunOutputs
 from studio.stores import open_history
@@ -24,7 +24,7 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
     ``{"statusCode": 422, "errors": [{"field", "message"}]}``. Raises ``AlreadyRunning``
     while a run of the job goes on."""
     spec = store.entities()[job.entity]
-    mapper = Mapper(job.mapping, spec, lookups=job.lookups)
+    mapper = job_mapper(job, spec)
     history = open_history(store.home)
     run = history.start_run(job.id, job.name, "api")
     outputs = RunOutputs(
@@ -34,12 +34,13 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
         run.id,
         [f.generate for f in job.mapping],
         immutable=mapper.immutable_fields,
+        children=child_outputs(mapper),
     )
     results = []
     try:
         for index, record in enumerate(records):
             mapped = mapper.map([record], start=index)
-            outputs.write(mapped.rows, mapped.rejects, len(mapped.discarded))
+            outputs.write(mapped.rows, mapped.rejects, len(mapped.discarded), mapped.children)
             if mapped.rows:
                 results.append({"statusCode": 200, "_json": mapped.rows[0]})
             elif mapped.discarded:  # dropped on purpose: no row, and nothing to mend
@@ -55,7 +56,7 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
         history.save(run)
         raise
     run.records, run.rows_written, run.rows_rejected = len(records), outputs.rows, outputs.rejects
-    run.discarded = outputs.discarded
+    run.discarded, run.child_rows = outputs.discarded, outputs.child_rows
     run.outputs = outputs.close()
     run.status = "partial" if outputs.rejects else "success"
     run.finished_at = now_iso()

@@ -49,6 +49,7 @@ class Run:
     rows_written: int = 0
     rows_rejected: int = 0
     discarded: int = 0  # records a discard_if_empty field dropped: neither rows nor rejects
+    child_rows: int = 0  # rows of the job's child entities (studio.children), apart from rows
     files: int = 0
     error: str = ""
     folder: str = ""
@@ -69,6 +70,7 @@ COUNTS = (
     "rows_written",
     "rows_rejected",
     "discarded",
+    "child_rows",
     "files",
 )
 _HOLDING = ("queued", "running")  # a claimed run keeps its job while in one of these
@@ -126,6 +128,7 @@ class RunHistory:
                 ("slot_claim", "TEXT"),  # the slot, for runs recorded by the scheduler
                 ("attempts", "INTEGER DEFAULT 0"),  # 0: recorded before attempts were counted
                 ("discarded", "INTEGER DEFAULT 0"),  # 0: recorded before discards were counted
+                ("child_rows", "INTEGER DEFAULT 0"),  # 0: no children, or recorded before them
             ]:
                 if column not in have:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -460,13 +463,14 @@ def requests_text(run: Run) -> str:
 
 def counts_text(run: Run) -> str:
     """A run's counts in one line, as the CLI and the Runs page say them. ``files`` are the
-    source files a file job read, not the files the run wrote; discarded records are said only
-    when there are some, as most jobs discard none."""
+    source files a file job read, not the files the run wrote; discarded records and the rows of
+    child entities are said only when there are some, as most jobs have none."""
     parts = [
         plural(run.records, "record"),
         f"{plural(run.rows_written, 'row')} written",
         f"{run.rows_rejected:,} rejected",
         *([f"{run.discarded:,} discarded"] if run.discarded else []),
+        *([f"{plural(run.child_rows, 'child row')} written"] if run.child_rows else []),
         requests_text(run),
         plural(run.pages, "page"),
     ]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from studio.children import WithChildren, child_outputs, job_mapper
 from studio.config.connections import ApiConnection, FileServerConnection
 from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
@@ -210,16 +211,21 @@ class _JobRun:
         self.history.save_counts(self.run.id, counts)
 
     def _written(self) -> dict[str, int]:
-        """What the run's outputs counted: rows, rejects and discarded records."""
+        """What the run's outputs counted: rows, rejects, discarded records and child rows."""
         out = self.outputs
-        return {"rows_written": out.rows, "rows_rejected": out.rejects, "discarded": out.discarded}
+        return {
+            "rows_written": out.rows,
+            "rows_rejected": out.rejects,
+            "discarded": out.discarded,
+            "child_rows": out.child_rows,
+        }
 
     def execute(self) -> Run:
         run, job = self.run, self.job
         try:
             # Compiled here for the columns the row store keeps on update; a file job's
             # files compile their own, for their columns.
-            mapper = Mapper(job.mapping, self.spec, lookups=job.lookups)
+            mapper = job_mapper(job, self.spec)
             self.outputs = RunOutputs(
                 self.store.home,
                 self.folder,
@@ -228,6 +234,7 @@ class _JobRun:
                 [f.generate for f in job.mapping],
                 raw=self.raw,
                 immutable=mapper.immutable_fields,
+                children=child_outputs(mapper),
             )
             if isinstance(job, FileJob):
                 self._read_files()
@@ -264,7 +271,7 @@ class _JobRun:
         if report.failed:
             run.error = "; ".join(f.error for f in report.failed)
 
-    def _read_api(self, mapper: Mapper) -> None:
+    def _read_api(self, mapper: Mapper | WithChildren) -> None:
         """An API job: one unit, the call chain's record batches, committed at once."""
         job, run = self.job, self.run
         last_success = self.history.last_success(job.id)

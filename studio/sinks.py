@@ -82,7 +82,11 @@ class RunOutputs:
 
     It counts what it was given: rows, rejects, and the records a ``discard_if_empty`` field
     dropped (``discarded``: neither rows nor rejects, so counted apart). ``immutable``: the
-    columns the entity store keeps on update (``Mapper.immutable_fields``)."""
+    columns the entity store keeps on update (``Mapper.immutable_fields``).
+
+    ``children``: a job's child entities, as (entity, columns, immutable columns); their rows
+    go to the entity store only (not to the run's files), committed in the same transaction
+    as the parent rows, and are counted apart (``child_rows``)."""
 
     def __init__(
         self,
@@ -93,20 +97,39 @@ class RunOutputs:
         columns: list[str],
         raw: Path | None = None,
         immutable: Iterable[str] = (),
+        children: Iterable[tuple[Entity, list[str], list[str]]] = (),
     ):
         private_dir(folder)
         self.folder = folder
         self.fields = columns
-        self.writer = open_rows(home).writer(entity, run_id, columns, immutable=immutable)
+        store = open_rows(home)
+        self.writer = store.writer(entity, run_id, columns, immutable=immutable)
+        self.children = {
+            child.name: store.writer(child, run_id, cols, immutable=keep, part=child.name)
+            for child, cols, keep in children
+        }
+        # One unit of work for the entity and its children; the writer itself when alone.
+        self.unit = (
+            store.together([self.writer, *self.children.values()]) if self.children else self.writer
+        )
         self.rows_path, self.rejects_path = folder / "rows.csv", folder / "rejects.csv"
         self._rows = _PendingCsv(self.rows_path, columns)
         self._raw = _PendingCsv(raw, columns) if raw else None
         self._rejects = open_private(self.rejects_path, newline="")
         csv.writer(self._rejects).writerow(["record", "field", "reason"])
-        self.rows = self.rejects = self.discarded = 0
+        self.rows = self.rejects = self.discarded = self.child_rows = 0
 
-    def write(self, rows: list[dict], rejects: list[Reject], discarded: int = 0) -> None:
+    def write(
+        self,
+        rows: list[dict],
+        rejects: list[Reject],
+        discarded: int = 0,
+        children: dict[str, list[dict]] | None = None,
+    ) -> None:
         self.writer.write(rows)
+        for name, child_rows in (children or {}).items():
+            self.children[name].write(child_rows)
+            self.child_rows += len(child_rows)
         text = _csv_text(r.values() for r in rows)
         if self._raw:
             self._raw.write(text)
@@ -124,17 +147,17 @@ class RunOutputs:
         return [self._rows, *([self._raw] if self._raw else [])]
 
     def commit(self) -> None:
-        self.writer.commit()
+        self.unit.commit()
         for f in self._files():
             f.commit()
 
     def rollback(self) -> None:
-        self.writer.rollback()
+        self.unit.rollback()
         for f in self._files():
             f.rollback()
 
     def close(self) -> list[str]:
-        self.writer.close()
+        self.unit.close()
         for f in self._files():
             f.close()
         self._rejects.close()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from studio.errors import StudioError
-from studio.mapping import MappedBatch, Mapper, Reject
+from studio.mapping import MappedBatch, Reject
 
 Event = dict[str, Any]
 
@@ -22,8 +22,15 @@ Event = dict[str, Any]
 class Sink(Protocol):
     """Where mapped rows go, one unit of work at a time (``sinks.RunOutputs`` in a run)."""
 
-    def write(self, rows: list[dict], rejects: list[Reject], discarded: int = 0) -> None:
-        """``discarded``: how many records of the batch a ``discard_if_empty`` field dropped."""
+    def write(
+        self,
+        rows: list[dict],
+        rejects: list[Reject],
+        discarded: int = 0,
+        children: dict[str, list[dict]] | None = None,
+    ) -> None:
+        """``discarded``: how many records of the batch a ``discard_if_empty`` field dropped;
+        ``children``: the rows of the job's child entities, by entity (``studio.children``)."""
         ...
 
     def commit(self) -> None: ...
@@ -79,7 +86,10 @@ def run_units(
                 result.rows += len(mapped.rows)
                 result.rejects += len(mapped.rejects)
                 result.discarded += len(mapped.discarded)
-                sink.write(mapped.rows, mapped.rejects, len(mapped.discarded))
+                if mapped.children:
+                    sink.write(mapped.rows, mapped.rejects, len(mapped.discarded), mapped.children)
+                else:  # most jobs: and sinks written before children need not know them
+                    sink.write(mapped.rows, mapped.rejects, len(mapped.discarded))
                 on_batch(count)
             sink.commit()
         except StudioError as e:
@@ -100,7 +110,8 @@ class ChainUnit:
 
     name, isolated = "calls", False
 
-    def __init__(self, chain, mapper: Mapper):
+    def __init__(self, chain, mapper):
+        """``mapper``: the job's (``children.job_mapper``), with or without children."""
         self.chain, self.mapper = chain, mapper
 
     def batches(self) -> Iterator[tuple[int, MappedBatch]]:

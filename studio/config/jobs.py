@@ -24,9 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from studio.children import ChildMapping, child_problems, known_entity
 from studio.config.base import ConfigModel, Stamped, one_line
 from studio.config.schedules import Schedule
-from studio.entities import entity, load_entities
+from studio.entities import entity
 from studio.errors import ConfigError, readable
 from studio.jsonpath import check
 from studio.mapping import FieldMap, field_problems, lookup_problems, unmapped_required
@@ -349,6 +350,13 @@ class JobBase(Stamped):
         description="Named value maps that mapping fields apply by name (lookup: status_map)",
     )
     mapping: list[FieldMap] = Field(default_factory=list, title="Mapping")
+    children: list[ChildMapping] = Field(
+        default_factory=list,
+        title="Children",
+        description="Rows of other entities from an array inside each record (a product's "
+        "$.variants[*] to Variants), linked by the parent row's key, written in the same "
+        "transaction",
+    )
     destination: CsvDestination = Field(default_factory=CsvDestination, title="Destination")
     debug_until: datetime | None = Field(
         default=None,
@@ -363,9 +371,7 @@ class JobBase(Stamped):
     @field_validator("entity")
     @classmethod
     def _known_entity(cls, v: str) -> str:
-        if v not in load_entities():
-            raise ValueError(f"{v!r} is not one of {', '.join(load_entities())}")
-        return v
+        return known_entity(v)
 
     @model_validator(mode="after")
     def _lookups_used(self) -> JobBase:
@@ -397,7 +403,9 @@ class JobBase(Stamped):
             )
         for n, column, message in field_problems(self.mapping, spec):
             problems.append(f"Mapping {n + 1} › {column.capitalize()}: {message}")
-        return problems
+        if self.children and not draft and spec.key not in {f.generate for f in self.mapping}:
+            problems.append(f"Children: the key {spec.key} of {self.entity} links them: map it")
+        return problems + child_problems(self.children, self.lookups, draft)
 
 
 class ApiJob(JobBase):
@@ -508,6 +516,12 @@ class FileJob(JobBase):
     @model_validator(mode="after")
     def _whole_job(self, info: ValidationInfo) -> FileJob:
         problems = self.mapping_problems(bool(info.context and info.context.get("draft")))
+        if self.children:  # a CSV row is flat: there is no array in it to read children from
+            problems.insert(
+                0,
+                "Children: are read from arrays inside JSON records; a CSV file's "
+                "records have none",
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self
