@@ -710,3 +710,44 @@ def test_lookups_templates_and_a_new_field_from_the_mapping(conn, home):
     assert texts(at, "success") == ["Saved job 'Products by page'."], texts(at, "error")
     saved = ConfigStore(home).get("jobs", "Products by page")
     assert saved.lookups[0].map == {"cat-1": "Shoes"} and saved.mapping[1].template
+
+
+def test_a_nested_array_maps_to_a_second_entity_with_both_tables_previewed(conn, home):
+    at = open_builder()
+    go(at, CALLS)
+    uid = first_call(at)
+    at.text_input(key=f"jb.new.c.{uid}.path").input("/products-variants").run()
+    type_finder(at, "$.items")
+    at.button(key=f"jb.new.c.{uid}.test").click().run()
+    go(at, RECORDS)
+    type_mapping(at, MAPPING[:3])
+    at.button(key="jb.new.child_add").click().run()
+    at.session_state["_st_keyup_jb.new.ch.0.path.v.0"] = {"value": "$.variants[*]"}
+    at.run()
+    at.selectbox(key="jb.new.ch.0.parent_key").select("product_external_id").run()
+    variant = [
+        {"extract": "$.id", "generate": "external_id"},
+        {"extract": "$.sku", "generate": "sku"},
+        {"extract": "$.color", "generate": "color"},
+    ]
+    at.session_state["jb.new.ch0_grid"] = {"rows": {"version": 0, "rows": variant}}
+    at.run()
+    assert not at.exception
+    markdown = texts(at, "markdown")
+    assert "**20 rows**, **1 reject**" in markdown  # product 7's second variant has no sku
+    assert "**Variants: 40 rows**" in markdown  # 41 variants on the first page, one rejected
+    child = next(f.value for f in at.dataframe if "product_external_id" in f.value.columns)
+    assert child.iloc[0].to_dict() == {
+        "external_id": "P00001-1",
+        "sku": "SKU-00001-1",
+        "color": "red",
+        "product_external_id": "P00001",
+    }
+    at.button(key="jb_save").click().run()
+    assert texts(at, "success") == ["Saved job 'draft'."] or texts(at, "error")
+    children = (
+        at.session_state["jb_drafts"]["new"]["children"]
+        if "new" in at.session_state["jb_drafts"]
+        else None
+    )
+    assert children is None or children[0]["parent_key"] == "product_external_id"

@@ -53,15 +53,15 @@ def live_text(d: Draft, name: str, label: str, value: str, placeholder: str = ""
     )
 
 
-def grid_key(d: Draft) -> str:
+def grid_key(d: Draft, name: str = "mapping") -> str:
     """Where the grid keeps what it last reported (AppTest sets it there too)."""
-    return d.key("mapping_grid")
+    return d.key(f"{name}_grid")
 
 
-def grid_rows(d: Draft, saved: list[dict]) -> list[dict]:
+def grid_rows(d: Draft, saved: list[dict], name: str = "mapping") -> list[dict]:
     """The mapping's rows as last typed in the grid (blanks included), else ``saved``."""
-    reported = (d.state.get(grid_key(d)) or {}).get("rows")
-    if reported and reported.get("version") == version(d, "mapping"):
+    reported = (d.state.get(grid_key(d, name)) or {}).get("rows")
+    if reported and reported.get("version") == version(d, name):
         return reported["rows"]
     return saved
 
@@ -74,6 +74,7 @@ def mapping_grid(
     problems: dict,
     summary: str,
     lookups: list[str] = (),
+    name: str = "mapping",
 ) -> None:
     """The grid over ``rows``, with each row's ``problems`` (``{row index: {column:
     message}}``) under its cells, the entity's fields offered for Generate and ``paths`` (the
@@ -90,8 +91,8 @@ def mapping_grid(
     ]
     _GRID(
         data={
-            "id": d.key("grid").replace(".", "-"),
-            "version": version(d, "mapping"),
+            "id": d.key(name, "grid").replace(".", "-"),
+            "version": version(d, name),
             "rows": rows,
             "fields": fields,
             "entity": spec.name,
@@ -103,6 +104,6 @@ def mapping_grid(
             "debounce": DEBOUNCE_MS,
         },
         default={"rows": None},
-        key=grid_key(d),
+        key=grid_key(d, name),
         on_rows_change=lambda: None,
     )

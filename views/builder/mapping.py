@@ -10,12 +10,14 @@ import re
 import pandas as pd
 import streamlit as st
 
+from studio.children import WithChildren
 from studio.config.entities import FIELD_NAME, add_field
 from studio.config.store import ConfigStore
 from studio.engine import find_records
 from studio.errors import StudioError
 from studio.mapping import Mapper, profile, suggest, typed_fields, unmapped_required
 from studio.runhistory import plural
+from views.builder.children import child_previews, children_editor
 from views.builder.draft import Draft
 from views.builder.files import SHOWN
 from views.builder.grid import grid_rows, live_text, mapping_grid, replace
@@ -207,11 +209,11 @@ def live(d: Draft, entities: dict) -> None:
     spec = entities[d.data["entity"]]
     result = records(d)
     st.subheader(f"Mapping to {spec.name}")
-    mapping(d, spec, result)
+    mapping(d, spec, result, entities)
 
 
 @st.fragment
-def mapping(d: Draft, spec, result: dict) -> None:
+def mapping(d: Draft, spec, result: dict, entities: dict) -> None:
     """The mapping and its rows; a field typed reruns only this, not the records above."""
     draft = d.data
     required_slot = st.empty()  # filled once the mapping below is known
@@ -219,10 +221,6 @@ def mapping(d: Draft, spec, result: dict) -> None:
     rows = tools(d, spec, result, grid_rows(d, draft["mapping"]))
     fields, problems = typed_fields(rows, spec, lookups)
     draft["mapping"] = [clean(r) for r in rows if any(r.get(k) for k in TYPED)]
-    batch = None
-    if result["records"] and fields:
-        batch = Mapper(fields, spec, lookups=lookups).map(result["records"])
-    d.persist()
     # The page's unsaved mark is drawn outside this fragment: the grid says it too, so that a
     # keystroke never costs a rerun of the whole page.
     summary = " · ".join(
@@ -231,6 +229,18 @@ def mapping(d: Draft, spec, result: dict) -> None:
     )
     mapping_grid(d, spec, rows, result["paths"], problems, summary, [lk.name for lk in lookups])
     new_fields(d, spec, rows, problems)
+    children = (
+        children_editor(d, entities, result["records"], lookups)
+        if d.data.get("kind") == "api"
+        else []
+    )
+    mapper = Mapper(fields, spec, lookups=lookups)
+    if children:
+        if spec.key not in {f.generate for f in fields}:
+            st.warning(f"Map {spec.name}'s key ({spec.key}) to link the nested arrays' rows")
+        mapper = WithChildren(mapper, spec.key, children)
+    batch = mapper.map(result["records"]) if result["records"] and fields else None
+    d.persist()
     missing = unmapped_required(fields, spec)
     required_slot.caption(
         f"Required fields of {spec.name}: "
@@ -238,3 +248,4 @@ def mapping(d: Draft, spec, result: dict) -> None:
     )
     if batch is not None:
         preview(spec, batch, [f.generate for f in fields], lambda name: d.key(f"{name}_table"))
+        child_previews(batch)
