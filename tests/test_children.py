@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.api.jobs import status_of
 from runner.sandbox import product, variants
 from studio.children import ChildMapping, job_mapper
 from studio.config.jobs import JOB, draft_job, job_problems
@@ -51,6 +52,7 @@ def test_a_run_writes_products_and_their_variants_linked_by_the_products_key(sto
     assert (run.status, run.rows_written, run.rows_rejected) == ("partial", 95, 1)
     assert run.child_rows == ALL_VARIANTS - 1  # product 7's second variant has no sku
     assert open_history(store.home).get(run.id).child_rows == run.child_rows
+    assert status_of(run)["child_rows"] == run.child_rows  # the REST API's run status
     rows, total = read_rows(store.home, "Variants", limit=1000)
     assert total == ALL_VARIANTS - 1
     by_id = {r["external_id"]: r for r in rows}

@@ -82,6 +82,7 @@ def status_of(run: Run) -> dict:
         "rows_written": run.rows_written,
         "rows_rejected": run.rows_rejected,
         "discarded": run.discarded,
+        "child_rows": run.child_rows,
         "files": run.files,
         "started_at": run.started_at,
         "finished_at": run.finished_at,

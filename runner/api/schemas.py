@@ -86,6 +86,7 @@ class JobStatus(BaseModel):
     rows_written: int
     rows_rejected: int
     discarded: int = Field(default=0, description="Records dropped for an empty field")
+    child_rows: int = Field(default=0, description="Rows of the job's nested-array entities")
     files: int
     started_at: str
     finished_at: str
