@@ -78,6 +78,11 @@ class ChildMapping(ConfigModel):
                 f"Parent key field: {self.parent_key!r} is not a field of {self.entity} "
                 f"(its fields: {', '.join(spec.fields)})"
             )
+        if self.parent_key == spec.key:
+            raise ValueError(
+                f"Parent key field: {self.parent_key} is {self.entity}'s own key; every child of "
+                "a record would be one row. Choose the field that names the parent"
+            )
         if self.parent_key in {f.generate for f in self.mapping}:
             raise ValueError(
                 f"Parent key field: {self.parent_key} is filled with the parent's key; "
@@ -92,7 +97,7 @@ class ChildMapping(ConfigModel):
 
 
 def child_problems(
-    children: list[ChildMapping], lookups: Iterable[Lookup], draft: bool
+    children: list[ChildMapping], lookups: Iterable[Lookup], draft: bool, parent: str = ""
 ) -> list[str]:
     """Each child's mapping checked against its entity as the job's is against the job's
     ("Children 1 › Mapping 2 › Generate: …"); the parent key counts as mapped."""
@@ -106,6 +111,8 @@ def child_problems(
                 f"{seen[child.entity]} already"
             )
         seen.setdefault(child.entity, n)
+        if child.entity == parent:
+            problems.append(f"{where} › Target entity: the job writes {parent} itself")
         fields = [*child.mapping, FieldMap(generate=child.parent_key)]
         missing = [] if draft else unmapped_required(fields, spec)
         if missing:

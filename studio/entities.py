@@ -68,25 +68,27 @@ def merged(docs: list[dict]) -> dict[str, Entity]:
 def _merged(docs_json: str) -> dict[str, Entity]:
     out = dict(catalog())
     for doc in json.loads(docs_json):
-        fields = {
-            f["name"]: EntityField(
-                type=f.get("type", "string"),
-                required=f.get("required", False),
-                description=f.get("description", ""),
-            )
-            for f in doc.get("fields", [])
-        }
-        base = out.get(doc["name"])
-        if base is not None:  # fields of one's own on a built-in entity
-            out[doc["name"]] = base.model_copy(update={"fields": base.fields | fields}, deep=True)
-        else:
-            out[doc["name"]] = Entity(
-                name=doc["name"],
-                description=doc.get("description", ""),
-                key=doc["key"],
-                fields=fields,
-            )
+        with contextlib.suppress(KeyError, TypeError, ValidationError):  # one bad config
+            _merge_one(out, doc)  # (hand-edited, say) does not take every entity down
     return out
+
+
+def _merge_one(out: dict[str, Entity], doc: dict) -> None:
+    fields = {
+        f["name"]: EntityField(
+            type=f.get("type", "string"),
+            required=f.get("required", False),
+            description=f.get("description", ""),
+        )
+        for f in doc.get("fields", [])
+    }
+    base = out.get(doc["name"])
+    if base is not None:  # fields of one's own on a built-in entity
+        out[doc["name"]] = base.model_copy(update={"fields": base.fields | fields}, deep=True)
+    else:
+        out[doc["name"]] = Entity(
+            name=doc["name"], description=doc.get("description", ""), key=doc["key"], fields=fields
+        )
 
 
 _SCOPE: ContextVar[dict[str, Entity] | None] = ContextVar("entities", default=None)

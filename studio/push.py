@@ -13,6 +13,7 @@ from pathlib import Path
 from studio.children import child_outputs, job_mapper
 from studio.config.jobs import ApiJob, FileJob
 from studio.config.store import ConfigStore
+from studio.entities import entity_scope
 from studio.runhistory import now_iso
 from studio.sinks import RunOutputs
 from studio.stores import open_history
@@ -23,8 +24,10 @@ def push_records(store: ConfigStore, job: ApiJob | FileJob, records: list) -> li
     ``{"statusCode": 200, "discarded": true}`` (a ``discard_if_empty`` field was empty) or
     ``{"statusCode": 422, "errors": [{"field", "message"}]}``. Raises ``AlreadyRunning``
     while a run of the job goes on."""
-    spec = store.entities()[job.entity]
-    mapper = job_mapper(job, spec)
+    entities = store.entities()
+    spec = entities[job.entity]
+    with entity_scope(entities):  # the children's entities, as this home defines them
+        mapper = job_mapper(job, spec)
     history = open_history(store.home)
     run = history.start_run(job.id, job.name, "api")
     outputs = RunOutputs(

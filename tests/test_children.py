@@ -197,3 +197,10 @@ def test_runner_preview_counts_the_child_rows(store, sandbox):
     assert "20 records, 20 rows, 1 reject" in out.stdout, out.stderr
     assert "  Variants: 40 rows" in out.stdout
     assert "Variants of record 6, item 2: $.sku: is required but empty" in out.stdout
+
+
+def test_a_child_keyed_by_its_parent_key_or_of_the_jobs_own_entity_is_refused(store, sandbox):
+    with pytest.raises(ConfigError, match="is Variants's own key"):
+        with_variants(store, sandbox, parent_key="external_id")
+    with pytest.raises(ConfigError, match="the job writes Products itself"):
+        with_variants(store, sandbox, entity="Products", parent_key="description")

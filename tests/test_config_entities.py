@@ -173,3 +173,64 @@ def test_a_name_that_would_share_a_table_with_another_entity_is_refused(store, n
     store.create("entities", FEED, source="cli")
     with pytest.raises(ConfigError, match="too close to the entity"):
         store.create("entities", {**FEED, "name": name}, source="cli")
+
+
+def test_a_change_that_would_leave_a_job_invalid_is_refused_naming_it(store, sandbox):
+    """Found in review: a field made required, or a field a child mapping uses, removed."""
+    store.create("entities", FEED, source="cli")
+    feed_job(store, sandbox, mapping=[{"extract": "$.id", "generate": "id"}])
+    required = [{**f, "required": f["name"] in ("id", "title")} for f in FEED["fields"]]
+    with pytest.raises(Conflict, match="Job 'Feed' would no longer be valid: Mapping: required"):
+        store.update("entities", "Feed items", {**FEED, "fields": required}, source="cli")
+    assert [j.name for j in store.list("jobs")] == ["Feed"]  # every job still loads
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ([{"name": "EAN"}], "Products has EAN already"),
+        ([{"name": "_run_id"}], "kept for the row store's own use"),
+        ([{"name": "ROWID"}], "kept for the row store's own use"),
+    ],
+)
+def test_a_field_whose_column_would_clash_is_refused(store, fields, message):
+    with pytest.raises(ConfigError) as e:
+        store.create("entities", {"name": "Products", "fields": fields}, source="cli")
+    assert any(message in m for m in e.value.messages), e.value.messages
+
+
+def test_an_entity_named_like_sqlites_own_tables_is_refused(store):
+    with pytest.raises(ConfigError, match="sqlite_ are SQLite's own"):
+        store.create("entities", {**FEED, "name": "sqlite_stat1"}, source="cli")
+
+
+def test_a_renamed_case_is_its_own_name_and_fields_of_a_used_built_in_go(store, sandbox):
+    store.create("entities", FEED, source="cli")
+    store.update("entities", "Feed items", {**FEED, "name": "FEED ITEMS"}, source="cli")
+    from studio.config.entities import add_field
+
+    add_field(store, "Products", {"name": "stock", "type": "integer"}, source="cli")
+    mapping = [
+        {"extract": "$.id", "generate": "external_id"},
+        {"extract": "$.title", "generate": "name"},
+        {"extract": "$.category.code", "generate": "classification_category_id"},
+    ]
+    feed_job(store, sandbox, "Products", mapping)
+    store.delete("entities", "Products", source="cli")  # Products itself stays: jobs keep it
+    assert "stock" not in store.entities()["Products"].fields
+
+
+def test_entities_are_not_cloned_and_a_bad_stored_one_takes_no_other_down(store):
+    store.create("entities", FEED, source="cli")
+    with pytest.raises(Conflict, match="is not cloned"):
+        store.clone("entities", "Feed items", source="cli")
+    from studio.entities import merged
+
+    assert "Products" in merged([{"name": "Broken", "fields": [{"name": "x"}]}])  # no key
+
+
+def test_a_job_made_inside_a_transaction_reads_back_with_its_new_entity(store, sandbox):
+    with store.transaction():
+        store.create("entities", FEED, source="cli")
+        job = feed_job(store, sandbox)
+        assert store.get("jobs", job.id).entity == "Feed items"

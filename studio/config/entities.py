@@ -21,6 +21,8 @@ from studio.errors import Conflict, NotFound
 from studio.rowstore import table_name
 
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+# Columns the row store keeps for itself, and names SQLite gives a meaning of its own.
+RESERVED = {"rowid", "oid", "_rowid_", "_run_id", "_updated_at"}
 
 
 class CustomField(ConfigModel):
@@ -34,6 +36,13 @@ class CustomField(ConfigModel):
     type: FieldType = Field(default="string", title="Type")
     required: bool = Field(default=False, title="Required")
     description: str = Field(default="", title="Description")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v.casefold() in RESERVED:
+            raise ValueError(f"{v!r} is kept for the row store's own use: choose another name")
+        return v
 
 
 class EntityConfig(Stamped):
@@ -62,8 +71,11 @@ class EntityConfig(Stamped):
         """Rows live in a table named after the entity ("Feed items" → feed_items): two names
         that make one table would mix their rows."""
         table = table_name(self.name)
+        if table.startswith("sqlite_"):
+            raise ValueError("Name: names starting with sqlite_ are SQLite's own")
         for other in load_entities():
-            if other != self.name and table_name(other) == table:
+            itself = other.casefold() == self.name.casefold() and other not in catalog()
+            if other != self.name and not itself and table_name(other) == table:
                 raise ValueError(f"Name: too close to the entity {other!r} (one table, {table})")
         return self
 
@@ -72,7 +84,8 @@ class EntityConfig(Stamped):
         builtin = catalog().get(self.name)
         names = [f.name for f in self.fields]
         if builtin is not None:
-            clash = [n for n in names if n in builtin.fields]
+            have = {f.casefold() for f in builtin.fields}  # one column per name, whatever case
+            clash = [n for n in names if n.casefold() in have]
             if clash:
                 raise ValueError(
                     f"{self.name} has {', '.join(clash)} already: add fields it does not have"
@@ -101,7 +114,8 @@ def guard_entity_change(
     assert old is not None
     name = old.name
     users = [j for j in jobs if str(j.get("entity", "")).casefold() == name.casefold()]
-    if new is None or new.name != name:
+    builtin = catalog().get(name) is not None
+    if (new is None and not builtin) or (new is not None and new.name != name):
         if users:
             what = "renamed" if new is not None else "deleted"
             raise Conflict(
@@ -109,12 +123,12 @@ def guard_entity_change(
                 f"cannot be {what} while jobs import into it"
             )
         gone = list(_fields(old))
-        if catalog().get(name) is None and (count := rows.count(name)):
+        if not builtin and (count := rows.count(name)):
             raise Conflict(f"Entity {name!r} holds {count:,} imported rows; it cannot go away")
     else:
         now = _fields(new)
         gone = [n for n, f in _fields(old).items() if n not in now or now[n].type != f.type]
-        if old.key and new.key != old.key and (count := rows.count(name)):
+        if new is not None and old.key and new.key != old.key and (count := rows.count(name)):
             raise Conflict(
                 f"Key field: {name} holds {count:,} rows keyed by {old.key!r}; the key of an "
                 "entity with rows does not change"

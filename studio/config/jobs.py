@@ -405,7 +405,7 @@ class JobBase(Stamped):
             problems.append(f"Mapping {n + 1} › {column.capitalize()}: {message}")
         if self.children and not draft and spec.key not in {f.generate for f in self.mapping}:
             problems.append(f"Children: the key {spec.key} of {self.entity} links them: map it")
-        return problems + child_problems(self.children, self.lookups, draft)
+        return problems + child_problems(self.children, self.lookups, draft, self.entity)
 
 
 class ApiJob(JobBase):

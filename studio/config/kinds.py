@@ -36,6 +36,10 @@ class ResourceKind:
     # Called before a change is written, (old, new or None for a delete, the stored jobs, the
     # row store): refuses what would strand data (an entity's fields with rows).
     guard: Callable | None = None
+    # Kinds whose configs are checked again against a change of this one (jobs, against a
+    # changed entity), and whether a config of this kind may be cloned.
+    revalidates: tuple[str, ...] = ()
+    clonable: bool = True
 
     @functools.cached_property
     def adapter(self) -> TypeAdapter:
@@ -54,7 +58,12 @@ JOBS = ResourceKind(
     unique=("name", "external_key"),
 )
 ENTITIES = ResourceKind(
-    table="entities", label="entity", annotation=EntityConfig, guard=guard_entity_change
+    table="entities",
+    label="entity",
+    annotation=EntityConfig,
+    guard=guard_entity_change,
+    revalidates=("jobs",),
+    clonable=False,
 )
 API_TOKENS = ResourceKind(
     table="api_tokens", label="API token", annotation=ApiToken, exported=False

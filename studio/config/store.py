@@ -135,7 +135,8 @@ class ConfigStore:
         ``transaction()`` every read and change goes to the transaction's snapshot."""
         open_tx = getattr(self._local, "db", None)
         if open_tx is not None:
-            yield open_tx
+            with entity_scope(self._entities(open_tx)):  # as changed so far in the transaction
+                yield open_tx
             return
         private_dir(self.home)  # 0700: it holds the key, the configs and the imported data
         lock = file_lock(self.home / f"{CONFIG_FILE}.lock") if write else contextlib.nullcontext()
@@ -190,11 +191,30 @@ class ConfigStore:
             raise ConfigError(readable(e, roots_of(kind.annotation))) from None
 
     def _guard(self, db: TinyDB, kind: ResourceKind, old, new) -> None:
+        """Refuse a change that would strand data (the kind's guard) or leave a config that
+        depends on it invalid (``kind.revalidates``: every job, checked against the entities
+        as they would be), naming what is in the way."""
         if kind.guard is not None:
             from studio.stores import open_rows  # the row store imports the entities
 
             jobs = [dict(d) for d in db.table("jobs", cache_size=0).all()]
             kind.guard(old, new, jobs, open_rows(self.home))
+        if not kind.revalidates:
+            return
+        docs = [d for d in db.table(kind.table, cache_size=0).all() if d.get("id") != old.id]
+        after = merged([*docs, *([new.model_dump(mode="json")] if new is not None else [])])
+        with entity_scope(after):
+            for table in kind.revalidates:
+                other = self.kinds[table]
+                for doc in db.table(table, cache_size=0).all():
+                    try:
+                        other.validate_config(dict(doc))
+                    except ValidationError as e:
+                        problem = readable(e, roots_of(other.annotation))[0]
+                        raise Conflict(
+                            f"{other.label.capitalize()} {doc.get('name')!r} would no longer be "
+                            f"valid: {problem}"
+                        ) from None
 
     def _load(self, kind: ResourceKind, doc: dict) -> ConfigModel:
         try:
@@ -442,6 +462,8 @@ class ConfigStore:
         """A copy named "Copy of …" (made unique), disabled so that it never runs beside its
         original, with its other unique fields (an external key) left empty."""
         k = self._kind(kind)
+        if not k.clonable:
+            raise Conflict(f"A {k.label} is not cloned: create another one")
         with self._db(write=True) as db:
             _, original = self._require(db, k, ref)
             names = {
