@@ -14,11 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from studio.entities import Entity, load_entities
+from studio.errors import StudioError
 from studio.private import private_dir, private_file
 
 DB_FILE = "entities.sqlite"
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
 _BOOKKEEPING = ("_run_id", "_updated_at")  # which run last wrote a row, and when
+# The stage's order of arrival: a name no field can have (fields are identifiers), so no
+# column named ``rowid`` (or anything else) can change the order the rows are copied in.
+_SEQ = '"#seq"'
 
 
 def table_name(entity: Entity | str) -> str:
@@ -44,31 +48,78 @@ def connect(home: Path) -> sqlite3.Connection:
     return db
 
 
+def _columns(db: sqlite3.Connection, table: str) -> dict[str, int]:
+    """A table's columns in the store (``main``, not a stage attached beside it) and where
+    each stands in its primary key (0: not in it); empty when there is no such table."""
+    return {row[1]: row[5] for row in db.execute(f"PRAGMA main.table_info({table})")}
+
+
 def ensure_table(db: sqlite3.Connection, entity: Entity) -> None:
-    """Create the entity's table, and add columns for fields added to the catalog since."""
+    """Create the entity's table, and add columns for fields added to the catalog since.
+
+    A table whose primary key is not the entity's key (the entity was re-keyed, or deleted and
+    made again under the same name with another key) is made again when it holds no rows; one
+    that holds rows is refused, since its rows were keyed by another field."""
     table = _quote(table_name(entity))
-    columns = [f"{_quote(n)} {_SQL_TYPES.get(f.type, 'TEXT')}" for n, f in entity.fields.items()]
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)}, "
-        f"_run_id TEXT, _updated_at TEXT, PRIMARY KEY ({_quote(entity.key)}))"
-    )
-    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    have = _columns(db, table)
+    key = [name for name, at in sorted(have.items(), key=lambda c: c[1]) if at]
+    if have and key == [entity.key] and all(n in have for n in entity.fields):
+        return  # as it should be: nothing to write, no lock to take
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")  # the check and the change as one
+        try:
+            ensure_table(db, entity)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return
+    if have and key != [entity.key]:
+        if db.execute(f"SELECT EXISTS (SELECT 1 FROM main.{table})").fetchone()[0]:
+            raise StudioError(
+                f"the table of entity {entity.name!r} is keyed by {', '.join(key) or 'no field'}, "
+                f"not {entity.key!r}, and holds rows: delete them before changing the key"
+            )
+        db.execute(f"DROP TABLE main.{table}")
+        have = {}
+    if not have:
+        columns = [
+            f"{_quote(n)} {_SQL_TYPES.get(f.type, 'TEXT')}" for n, f in entity.fields.items()
+        ]
+        db.execute(
+            f"CREATE TABLE main.{table} ({', '.join(columns)}, "
+            f"_run_id TEXT, _updated_at TEXT, PRIMARY KEY ({_quote(entity.key)}))"
+        )
+        return
     for name, f in entity.fields.items():
         if name not in have:
             db.execute(
-                f"ALTER TABLE {table} ADD COLUMN {_quote(name)} {_SQL_TYPES.get(f.type, 'TEXT')}"
+                f"ALTER TABLE main.{table} ADD COLUMN {_quote(name)} "
+                f"{_SQL_TYPES.get(f.type, 'TEXT')}"
             )
 
 
 def _on_update(fields: list[str], key: str, immutable: Iterable[str]) -> str:
     """What the upsert does to a row that exists: set its mutable columns (and the run that
-    wrote them), or nothing when every column but the key is immutable."""
-    keep = {key, *immutable}
-    mutable = [n for n in fields if n not in keep]
-    if not mutable:
+    wrote them), and fill its immutable columns that are NULL (NULL is no value to keep).
+    When every column but the key is immutable, a row is touched only when one of them is
+    filled."""
+    keep = set(immutable) - {key}
+    mutable = [n for n in fields if n != key and n not in keep]
+    fixed = [n for n in fields if n in keep]
+    if not mutable and not fixed:
         return "DO NOTHING"
-    updates = ", ".join(f"{_quote(n)}=excluded.{_quote(n)}" for n in [*mutable, *_BOOKKEEPING])
-    return f"DO UPDATE SET {updates}"
+    sets = [f"{_quote(n)}=excluded.{_quote(n)}" for n in mutable]
+    sets += [f"{_quote(n)}=COALESCE(target.{_quote(n)}, excluded.{_quote(n)})" for n in fixed]
+    sets += [f"{_quote(n)}=excluded.{_quote(n)}" for n in _BOOKKEEPING]
+    where = ""
+    if not mutable:
+        filled = " OR ".join(
+            f"(target.{_quote(n)} IS NULL AND excluded.{_quote(n)} IS NOT NULL)" for n in fixed
+        )
+        where = f" WHERE {filled}"
+    return f"DO UPDATE SET {', '.join(sets)}{where}"
 
 
 class EntityWriter:
@@ -83,10 +134,13 @@ class EntityWriter:
     this one does not map. Rows must hold exactly those columns, in that order (as the mapper
     makes them), which lets a row become its SQL parameters without a lookup per field.
 
-    The ``immutable`` columns (``Mapper.immutable_fields``) are written when a row is inserted
-    and left as they are when it exists: the upsert updates only the other columns, and a row
-    whose mapped columns are all immutable is not touched at all (not even the run that last
-    wrote it, since no run changed it)."""
+    The ``immutable`` columns (``Mapper.immutable_fields``) are written when a row is inserted,
+    and when it exists are filled only where they are NULL: the upsert updates the other
+    columns, and a row whose mapped columns are all immutable and set is not touched at all
+    (not even the run that last wrote it, since no run changed it).
+
+    The rows are copied in the order they were written, so of two rows with the same key the
+    last one wins."""
 
     def __init__(
         self,
@@ -107,8 +161,8 @@ class EntityWriter:
         # "WHERE true" lets SQLite tell the upsert clause from a join (its documented quirk).
         # ``{stage}``: the name the stage is attached under for the commit.
         self._copy = (
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM {{stage}}.rows "
-            f"WHERE true ORDER BY rowid "
+            f"INSERT INTO main.{table} AS target ({names}) SELECT {names} FROM {{stage}}.rows "
+            f"WHERE true ORDER BY {{stage}}.rows.{_SEQ} "
             f"ON CONFLICT({_quote(entity.key)}) {_on_update(fields, entity.key, immutable)}"
         )
         self._stage_path = staging or staging_path(home, run_id)
@@ -117,8 +171,9 @@ class EntityWriter:
         self.stage = sqlite3.connect(private_file(self._stage_path), isolation_level=None)
         self.stage.execute("PRAGMA journal_mode=OFF")
         self.stage.execute("PRAGMA synchronous=OFF")
-        self.stage.execute(f"CREATE TABLE rows ({names})")
-        self._insert = f"INSERT INTO rows VALUES ({', '.join('?' for _ in all_fields)})"
+        self.stage.execute(f"CREATE TABLE rows ({_SEQ} INTEGER PRIMARY KEY, {names})")
+        marks = ", ".join("?" for _ in all_fields)
+        self._insert = f"INSERT INTO rows ({names}) VALUES ({marks})"
         self.stage.execute("BEGIN")
         self.written = 0
 
@@ -133,7 +188,10 @@ class EntityWriter:
         commit_together(self.home, [self])
 
     def rollback(self) -> None:
-        self.stage.execute("ROLLBACK")
+        """Drop the staged rows (whether the stage's transaction is open or a failed commit
+        left them committed in the stage)."""
+        if self.stage.in_transaction:
+            self.stage.execute("ROLLBACK")
         self.stage.execute("DELETE FROM rows")
         self.stage.execute("BEGIN")
 
@@ -145,26 +203,39 @@ class EntityWriter:
 def commit_together(home: Path, writers: list[EntityWriter]) -> None:
     """Copy the staged rows of several writers (a job's entity and its children's) into the
     store in one ``BEGIN IMMEDIATE … COMMIT``: readers see all of them or none. Each stage is
-    attached under its own name; the stages are emptied once the copy is committed."""
+    attached under its own name; the stages are emptied once the copy is committed.
+
+    A copy that fails (a constraint, a busy store, a table keyed otherwise) changes nothing:
+    the error propagates, and each stage is back in a transaction with its rows, for the
+    caller's ``rollback`` to drop."""
     for w in writers:
-        w.stage.execute("COMMIT")
-    db = connect(home)
+        if w.stage.in_transaction:
+            w.stage.execute("COMMIT")  # so that the store's connection can read the stage
     try:
-        for n, w in enumerate(writers):
-            ensure_table(db, w.entity)
-            db.execute(f"ATTACH DATABASE ? AS staging{n}", (str(w._stage_path),))
-        db.execute("BEGIN IMMEDIATE")
+        db = connect(home)
         try:
             for n, w in enumerate(writers):
-                db.execute(w._copy.format(stage=f"staging{n}"))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        for n in range(len(writers)):
-            db.execute(f"DETACH DATABASE staging{n}")
-    finally:
-        db.close()
+                db.execute(f"ATTACH DATABASE ? AS staging{n}", (str(w._stage_path),))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for w in writers:
+                    ensure_table(db, w.entity)
+                for n, w in enumerate(writers):
+                    db.execute(w._copy.format(stage=f"staging{n}"))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            for n in range(len(writers)):
+                db.execute(f"DETACH DATABASE staging{n}")
+        finally:
+            db.close()
+    except BaseException:
+        for w in writers:
+            if not w.stage.in_transaction:
+                w.stage.execute("BEGIN")
+        raise
     for w in writers:
         w.stage.execute("DELETE FROM rows")
         w.stage.execute("BEGIN")

@@ -302,7 +302,10 @@ class _JobRun:
     def _fail(self, message: str) -> None:
         """The run stopped: its uncommitted rows are dropped and the reason recorded."""
         if self.outputs is not None:
-            self.outputs.rollback()
+            try:
+                self.outputs.rollback()
+            except Exception as e:  # the reason stays the run's error, recorded failed
+                message = f"{message} (and its rows could not be dropped: {e})"
             self.run.outputs = self.outputs.close()
             self.outputs = None
         self.run.status, self.run.error = "failed", message

@@ -216,3 +216,39 @@ def test_pushed_records_keep_immutable_fields_and_count_discards(store, sandbox)
     assert "S10" not in rows
     pushed = RunHistory(store.home).list(job_id=job.id)[0]
     assert (pushed.status, pushed.rows_written, pushed.discarded) == ("success", 1, 1)
+
+
+def test_a_copy_that_fails_fails_the_run_and_the_push_with_its_error(store, sandbox):
+    """A real SQLite error when the rows are copied in (a CHECK on the key column): the run and
+    the push are recorded failed with that error, not a rollback's, and the next ones go."""
+    import pytest
+
+    from studio.rowstore import connect
+
+    demo(store, sandbox)
+    connect(store.home).close()
+    with sqlite3.connect(store.home / "entities.sqlite") as db:
+        db.execute(
+            "CREATE TABLE suppliers (external_id TEXT CHECK (external_id = 'never'), name TEXT, "
+            "email TEXT, phone TEXT, country TEXT, status TEXT, _run_id TEXT, _updated_at TEXT, "
+            "PRIMARY KEY (external_id))"
+        )
+    db.close()
+    run = run_job(store, "Demo suppliers")
+    assert run.status == "failed" and "CHECK constraint failed" in run.error, run.error
+    assert "rollback" not in run.error
+    job = store.get("jobs", "Demo suppliers")
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+        push_records(store, job, [{"supplierId": "S9", "companyName": "Pushed"}])
+    pushed = RunHistory(store.home).list(job_id=job.id)[0]
+    assert pushed.status == "failed" and "CHECK constraint failed" in pushed.error
+    with sqlite3.connect(store.home / "entities.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM suppliers").fetchone()[0] == 0
+        db.execute("DROP TABLE suppliers")  # mended: the next run and push are not refused
+    db.close()
+    assert run_job(store, "Demo suppliers").status in ("success", "partial")
+    assert (
+        push_records(store, job, [{"supplierId": "S9", "companyName": "Pushed"}])[0]["statusCode"]
+        == 200
+    )
+    assert "S9" in {r["external_id"] for r in read_rows(store.home, "Suppliers", limit=1000)[0]}
