@@ -16,7 +16,7 @@ import io
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from studio.config.base import ConfigModel
 from studio.converters import MISSING, ValueRejected
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from studio.mapping import FieldMap
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_LOOKUP_VALUES = 100_000  # values a lookup may map
+MAX_LOOKUP_BYTES = 10_000_000  # bytes (UTF-8) of a lookup's values and what they become
 
 
 class StepRejected(ValueRejected):
@@ -44,7 +46,11 @@ class Lookup(ConfigModel):
     """A named value map of the job (Celigo's static ``lookups``: a ``name``, a ``map`` and a
     ``default``); a field uses it by name (``lookup: "status_map"``). Where Celigo has
     ``allowFailures``, ``on_miss`` says what a value the map does not hold becomes: the
-    ``default``, the value itself (``keep``), or a reject naming the value and the lookup."""
+    ``default``, the value itself (``keep``), or a reject naming the value and the lookup.
+
+    A lookup maps at most 100,000 values in 10,000,000 bytes (UTF-8), and no empty value (the
+    mapper never looks one up, so mapping it would mean nothing, and the fast and careful paths
+    could differ on it)."""
 
     name: str = Field(title="Name", pattern=IDENT)
     map: dict[str, str] = Field(default_factory=dict, title="Values")
@@ -62,6 +68,25 @@ class Lookup(ConfigModel):
         if isinstance(data, dict) and "on_miss" not in data and data.get("default") is not None:
             return {**data, "on_miss": "default"}
         return data
+
+    @field_validator("map")
+    @classmethod
+    def _map_within_limits(cls, v: dict[str, str]) -> dict[str, str]:
+        if "" in v:
+            raise ValueError(
+                "a value to replace is empty: an empty value is never looked up (it stays "
+                "empty, or takes the field's default), so it cannot be mapped"
+            )
+        if len(v) > MAX_LOOKUP_VALUES:
+            raise ValueError(
+                f"has {len(v):,} values, more than the {MAX_LOOKUP_VALUES:,} a lookup may map"
+            )
+        size = sum(len(k.encode()) + len(x.encode()) for k, x in v.items())
+        if size > MAX_LOOKUP_BYTES:
+            raise ValueError(
+                f"holds {size:,} bytes, more than the {MAX_LOOKUP_BYTES:,} a lookup may hold"
+            )
+        return v
 
     @model_validator(mode="after")
     def _default_given(self) -> Lookup:
@@ -93,6 +118,19 @@ def _delimiter(first_line: str) -> str:
     )
 
 
+def _csv_rows(rows: Any) -> Iterable[list[str]]:
+    """The reader's rows, with what the csv module refuses (a cell over its field size limit,
+    a stray quote in strict mode) as a ``LookupCsvError`` naming the line."""
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise LookupCsvError(f"line {rows.line_num}: {e}") from None
+        yield row
+
+
 def lookup_from_csv(name: str, text: str, header: bool = True, **options: Any) -> Lookup:
     """A lookup from a two-column CSV text: the value, and what it becomes.
 
@@ -100,8 +138,14 @@ def lookup_from_csv(name: str, text: str, header: bool = True, **options: Any) -
     jobs' CSV settings); pass False for a file that starts with data, since no rule can tell a
     header from a first pair reliably. The delimiter (, ; tab or |) is the one that splits the
     first line in two. Blank lines are skipped; a line without exactly two columns, an empty
-    value, or a value given twice with two meanings is an error naming the line. ``options``
+    value, or a value given twice with two meanings is an error naming the line, as is a cell
+    the csv module refuses (over its field size limit), more than ``MAX_LOOKUP_VALUES`` values;
+    a text over ``MAX_LOOKUP_BYTES`` is refused before it is read. ``options``
     (``default``, ``on_miss``) go to the lookup."""
+    if len(text) > MAX_LOOKUP_BYTES or len(text.encode()) > MAX_LOOKUP_BYTES:
+        raise LookupCsvError(
+            f"the file is larger than the {MAX_LOOKUP_BYTES:,} bytes a lookup may hold"
+        )
     lines = text.removeprefix("\ufeff").splitlines()
     first = next((line for line in lines if line.strip()), None)
     if first is None:
@@ -110,7 +154,7 @@ def lookup_from_csv(name: str, text: str, header: bool = True, **options: Any) -
     values: dict[str, str] = {}
     where: dict[str, int] = {}
     skip_header = header
-    for number, row in enumerate(rows, 1):
+    for number, row in enumerate(_csv_rows(rows), 1):
         if not any(cell.strip() for cell in row):
             continue
         if skip_header:
@@ -127,6 +171,10 @@ def lookup_from_csv(name: str, text: str, header: bool = True, **options: Any) -
                 f"(line {where[key]}), not {value!r}"
             )
         values[key], where[key] = value, number
+        if len(values) > MAX_LOOKUP_VALUES:
+            raise LookupCsvError(
+                f"line {number}: more than the {MAX_LOOKUP_VALUES:,} values a lookup may map"
+            )
     if not values:
         raise LookupCsvError("the file has a header and no values")
     return Lookup.model_validate({"name": name, "map": values, **options})

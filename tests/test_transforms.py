@@ -5,6 +5,9 @@ rejects, discards; the fast path never changes a result), a real run and the CLI
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 from pydantic import ValidationError
@@ -14,8 +17,13 @@ from studio.entities import entity
 from studio.mapping import FieldMap, Lookup, Mapper, typed_fields
 from studio.rowstore import read_rows
 from studio.runs import run_job
-from studio.templates import ENV, compile_template, shortcut
-from studio.transforms import LookupCsvError, lookup_from_csv
+from studio.templates import ENV, compile_template, shortcut, template_problem
+from studio.transforms import (
+    MAX_LOOKUP_BYTES,
+    MAX_LOOKUP_VALUES,
+    LookupCsvError,
+    lookup_from_csv,
+)
 from tests.helpers import PRODUCTS, demo, runner
 
 STATUS = Lookup(name="status_map", map={"A": "active", "I": "inactive", "1": "one"})
@@ -119,6 +127,29 @@ def test_a_lookup_from_a_two_column_csv():
         assert str(e.value).startswith(message), (text, str(e.value))
 
 
+def test_a_lookup_has_limits_and_no_empty_value():
+    with pytest.raises(ValidationError) as e:
+        Lookup(name="m", map={str(i): "x" for i in range(MAX_LOOKUP_VALUES + 1)})
+    assert "has 100,001 values, more than the 100,000 a lookup may map" in str(e.value)
+    with pytest.raises(ValidationError) as e:
+        Lookup(name="m", map={"a": "x" * MAX_LOOKUP_BYTES})
+    assert "holds 10,000,001 bytes, more than the 10,000,000 a lookup may hold" in str(e.value)
+    for empty in ("", "  "):
+        with pytest.raises(ValidationError) as e:
+            Lookup(name="m", map={empty: "blank", "A": "active"})
+        assert "a value to replace is empty" in str(e.value)
+    big = "code,status\n" + "".join(f"{i},x\n" for i in range(MAX_LOOKUP_VALUES + 1))
+    problems = {
+        big: "line 100002: more than the 100,000 values a lookup may map",
+        "x" * (MAX_LOOKUP_BYTES + 1): "the file is larger than the 10,000,000 bytes",
+        "code,status\nA," + "x" * 200_000 + "\n": "line 2: field larger than field limit",
+    }
+    for text, message in problems.items():
+        with pytest.raises(LookupCsvError) as e:
+            lookup_from_csv("m", text)
+        assert str(e.value).startswith(message), str(e.value)[:200]
+
+
 # --- templates -----------------------------------------------------------------------------
 
 
@@ -194,10 +225,134 @@ def test_templates_are_sandboxed():
         "{{ range(10**9) | list }}",
     ):
         batch = mapped([fm(generate="x", template=source)], records)
-        assert batch.rows == [] and batch.rejects[0].reason.startswith("x: the template failed"), (
-            source,
-            batch.rows,
-        )
+        assert batch.rows == [] and batch.rejects[0].reason.startswith(
+            ("x: the template failed", "x: the template went over its limit of ")
+        ), (source, batch.rows)
+
+
+# Each pinned a CPU for more than 30 s, or took hundreds of megabytes to gigabytes, before
+# templates had limits; now each is a reject naming the field, at once.
+HOSTILE_TEMPLATES = {
+    "{{ ((10**1000)**1000)**100 > 1 }}": "10,000 bits in a number",
+    "{{ lipsum(n=1000000)|length }}": "20 paragraphs of 200 words for lipsum",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}": (
+        "10,000 items in a range"
+    ),
+    "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}": (
+        "20,000 loop iterations and calls in one render"
+    ),
+    "{% for c in s*100000 %}{% for d in s*100000 %}{% endfor %}{% endfor %}": (
+        "20,000 loop iterations and calls in one render"
+    ),
+    "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}": (
+        "20,000 loop iterations and calls in one render"
+    ),
+    "{{ 'x'|center(200000000) }}": "100,000 characters or items in a value",
+    "{{ ('%200000000s') % 1 }}": "100,000 for a width or precision in a format",
+    "{{ '%.200000000f' % 1.0 }}": "100,000 for a width or precision in a format",
+    "{{ '%*d' % (200000000, 1) }}": "100,000 for a width or precision in a format",
+    "{{ '%200000000s'|format(1) }}": "100,000 for a width or precision in a format",
+    "{{ '{:200000000}'.format(1) }}": "100,000 for a width or precision in a format",
+    "{{ '{x:>200000000}'.format_map({'x': 1}) }}": "100,000 for a width or precision in a format",
+    "{{ ('x'*100000)|replace('', 'y'*2000) }}": "100,000 characters or items in a value",
+    "{{ ('x'*100000).replace('', 'y'*2000) }}": "100,000 characters or items in a value",
+    "{{ 'x'|indent(200000000) }}": "100,000 characters or items in a value",
+    "{{ ('x\n'*50000)|indent('y'*1000) }}": "100,000 characters or items in a value",
+    "{{ 'x'.center(200000000) }}": "100,000 characters or items in a value",
+    "{{ ('x'*100000)|join('y'*100000) }}": "100,000 characters or items in a value",
+    "{{ ('y'*100000).join('x'*100000) }}": "100,000 characters or items in a value",
+    "{{ ['x'*100000]*100000 }}": "100,000 characters or items in a value",
+    "{{ ('x'*60000) ~ ('x'*60000) }}": "100,000 characters or items in a value",
+    "{{ ('x'*60000) + ('x'*60000) }}": "100,000 characters or items in a value",
+    "{{ [1]|batch(1000000000, 'x')|list }}": "100,000 characters or items in a value",
+    "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}"
+    "{% endfor %}{{ ns.s }}": "100,000 characters or items in a value",
+    "{% for i in range(100000) %}{{ 'x'*100000 }}{% endfor %}": "10,000 items in a range",
+    "{% for i in range(10000) %}{{ 'x'*100000 }}{% endfor %}": "100,000 characters of output",
+    "{% for i in range(10000) %}{% set y = 'x'*99999 %}{% endfor %}": (
+        "5,000,000 characters or items handled in one render"
+    ),
+}
+
+
+def test_hostile_templates_reject_the_record_at_once_naming_the_field_and_the_limit():
+    records = [{"s": "x"}]
+    for source, limit in HOSTILE_TEMPLATES.items():
+        started = time.process_time()
+        batch = mapped([fm(generate="name", template=source)], records)
+        assert time.process_time() - started < 1, source
+        assert reasons(batch) == [(0, "name", f"name: the template went over its limit of {limit}")]
+
+
+def test_hostile_templates_take_no_memory():
+    """In a process of its own, so that its peak memory is theirs."""
+    program = (
+        "import resource, sys, json\n"
+        "from studio.templates import compile_template, TemplateRejected\n"
+        "for source in json.loads(sys.stdin.read()):\n"
+        "    try:\n"
+        "        compile_template(source)({'s': 'x'})\n"
+        "    except TemplateRejected:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit(source)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        input=json.dumps(list(HOSTILE_TEMPLATES)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert int(done.stdout) < 150_000  # KiB: the interpreter and Jinja2 take about 40 MB
+
+
+def test_templates_within_the_limits_work_as_before():
+    source = (
+        "{% set ns = namespace(n=0) %}{% for t in tags %}{% set ns.n = ns.n + loop.index %}"
+        "{{ t|upper }}{{ ',' if not loop.last }}{% endfor %} {{ ns.n }} "
+        "{{ range(3)|join('-') }} {{ '%05.1f'|format(price) }} {{ '{:>4}'.format(sku) }} "
+        "{{ sku|center(6)|replace(' ', '.') }} {{ 2**10 }} {{ lipsum(1, false, 3, 5)|length > 0 }}"
+    )
+    batch = mapped(
+        [fm(generate="x", template=source)], [{"tags": ["a", "b"], "price": 3.14159, "sku": "ab"}]
+    )
+    assert batch.rows == [{"x": "A,B 3 0-1-2 003.1   ab ..ab.. 1024 True"}]
+    long = {"a": "x" * 100_000, "b": "x" * 100_001}
+    batch = mapped(
+        [fm(generate="x", template="{{ a }}"), fm(generate="y", template="{{ b }}")], [long]
+    )
+    assert reasons(batch) == [
+        (0, "y", "y: the template went over its limit of 100,000 characters or items in a value")
+    ]
+    assert len(compile_template("{{ a }}")(long)) == 100_000
+    batch = mapped([fm(generate="x", template="{{ a }}{{ a }}")], [long])  # the shortcut too
+    assert reasons(batch) == [
+        (0, "x", "x: the template went over its limit of 100,000 characters of output")
+    ]
+
+
+def test_recursive_loops_are_refused_when_saved():
+    source = "{% for i in l recursive %}{{ loop(i) }}{% endfor %}"
+    assert template_problem(source) == (
+        "line 1: recursive loops are not allowed in a field template"
+    )
+
+
+def test_templates_cannot_change_the_record():
+    record = {"id": 1, "sku": "a", "tags": ["x"]}
+    for source in (
+        "{{ record.pop('id') }}",
+        "{{ record.clear() }}",
+        "{{ (record|attr('pop'))('sku') }}",
+        "{{ tags.append(1) }}",
+        "{{ record.update({'id': 2}) }}",
+    ):
+        batch = mapped([fm(generate="x", template=source)], [record])
+        assert batch.rows == [] and "is unsafe" in batch.rejects[0].reason, source
+    assert record == {"id": 1, "sku": "a", "tags": ["x"]}
 
 
 def test_a_template_error_is_refused_at_save_naming_the_field_and_the_line():

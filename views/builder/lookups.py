@@ -88,6 +88,8 @@ def one_lookup(d: Draft, n: int, lookup: dict) -> Lookup | None:
                 )
             except (StudioError, UnicodeDecodeError) as e:
                 box.error(str(e))
+            except ValidationError as e:  # the lookup's name, as the form below shows it
+                box.error("; ".join(readable(e, [Lookup])))
             else:
                 lookup["map"] = read.map
                 d.replace_table(
