@@ -193,5 +193,17 @@ def test_a_field_of_ones_own_and_a_lookup_change_the_rows(builder):
     miss.press_sequentially("keep")
     miss.press("Enter")
     page.get_by_text("20 rows, 0 rejects").wait_for(timeout=20_000)  # … or kept as it is
+    # The map from a two-column CSV file, as an analyst keeps one.
+    csv_file = home / "categories.csv"
+    csv_file.write_text("code;label\ncat-1;Shoes\ncat-2;Bags\n", "utf-8")
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(csv_file))
+    page.get_by_role("button", name="Use this file").click()
+    key = page.url.split("draft=")[1]
+
+    def mapped() -> bool:
+        lookups = (DraftStore(home).get(key) or {}).get("lookups") or [{}]
+        return lookups[0].get("map") == {"cat-1": "Shoes", "cat-2": "Bags"}
+
+    wait_for(mapped, 20, "the lookup's map read from the CSV file")
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "builder-transforms.png"), full_page=True)
