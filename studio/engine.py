@@ -27,6 +27,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from studio.children import job_mapper
 from studio.config.connections import ApiConnection
 from studio.config.jobs import (
+    CREDENTIAL_NAME,
     PLACEHOLDER,
     ApiJob,
     Call,
@@ -262,6 +263,14 @@ class Chain:
             parts["data"] = fill(body.content, values).encode()
             if body.content_type:
                 parts["headers"].setdefault("Content-Type", body.content_type)
+        # A credential typed into the call itself (?api_key=…, a password form field) is a
+        # secret of the trace as the connection's are: masked wherever it would show.
+        pairs = [*parts["params"], *parts["headers"].items()]
+        if isinstance(parts.get("data"), dict):
+            pairs += list(parts["data"].items())
+        for name, value in pairs:
+            if value and CREDENTIAL_NAME.search(str(name)):
+                self.client.mask.add(str(value))
         return parts
 
     def _send(self, label: str, call: Call, parts: dict, note: str = "", **extra) -> Response:
