@@ -17,6 +17,7 @@ from runner.docsgen import PROG, docs_command
 from runner.entitiescli import add_entity_commands
 from runner.output import exchange_text, print_json, print_list, when
 from runner.runscli import runs_download, runs_list, runs_log, runs_show
+from runner.userscli import add_user_commands
 from studio.config.connections import KIND_LABELS
 from studio.config.files import export_configs, import_configs
 from studio.config.kinds import KINDS
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_runs,
         _add_next_runs,
         _add_api_token,
+        _add_users,
         _add_sandbox,
         _add_export,
         _add_import,
@@ -100,6 +102,10 @@ def _add_up(sub) -> None:
     )
     p.add_argument("--no-sandbox", action="store_true", help="do not start the demo sandbox API")
     p.add_argument("--api-port", type=int, default=8780, help="the runner's REST API port (8780)")
+
+
+def _add_users(sub) -> None:
+    add_user_commands(sub, _group, _command)
 
 
 def _add_configs(sub) -> None:

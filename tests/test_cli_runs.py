@@ -179,8 +179,12 @@ def test_every_listing_command_prints_a_json_array(store, sandbox):
         ("entities", "list"),
         ("jobs", "list"),
         ("runs", "list"),
+        ("users", "list"),
     ]
     demo(store, sandbox)
+    from studio.users import add_user
+
+    add_user(store, "ana", "a password of ana's", "editor")
     run_job(store, "Demo suppliers")
     from studio.apitokens import create_token
 
@@ -191,6 +195,7 @@ def test_every_listing_command_prints_a_json_array(store, sandbox):
         items = json.loads(out.stdout)
         assert items and all(isinstance(item, dict) for item in items), path
         assert "demo-secret" not in out.stdout and token not in out.stdout
+        assert "argon2" not in out.stdout and "a password of ana's" not in out.stdout
     tokens = json.loads(runner("api-token", "list", "--json", home=store.home).stdout)
     assert tokens == [
         {

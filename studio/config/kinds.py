@@ -17,6 +17,7 @@ from studio.config.base import ConfigModel
 from studio.config.connections import Connection
 from studio.config.entities import EntityConfig, guard_entity_change
 from studio.config.jobs import Job
+from studio.users import User
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,13 @@ ENTITIES = ResourceKind(
 API_TOKENS = ResourceKind(
     table="api_tokens", label="API token", annotation=ApiToken, exported=False
 )
+USERS = ResourceKind(table="users", label="user", annotation=User, exported=False)
 KINDS: dict[str, ResourceKind] = {
     "entities": ENTITIES,
     "connections": CONNECTIONS,
     "jobs": JOBS,
     "api_tokens": API_TOKENS,
+    "users": USERS,
 }
 
 

@@ -1,0 +1,120 @@
+"""The people who sign in to the studio, and what each may do (the first part of issue 16).
+
+Roles, least to most: a **viewer** sees jobs, runs and data; an **editor** also creates, edits,
+tests and runs (secrets stay masked); an **admin** also manages users and API tokens and deletes
+connections. Users are configs of the store (audited, never exported: an export is shared, a
+password hash is not).
+
+Passwords are hashed with Argon2id through ``argon2-cffi``, the field's maintained binding of
+the reference implementation, with its default parameters (RFC 9106's second recommended
+option); a hash made with older parameters is replaced at the next sign-in. A failed sign-in
+says the same whether the name or the password was wrong, is slowed down, and after
+``MAX_FAILURES`` in a row locks the account for ``LOCK_MINUTES``: guessing online gets a few
+tries a quarter of an hour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import Field
+
+from studio.config.base import Stamped
+from studio.errors import StudioError
+
+Role = Literal["viewer", "editor", "admin"]
+ROLES: tuple[str, ...] = ("viewer", "editor", "admin")
+MIN_PASSWORD = 10
+MAX_FAILURES = 5
+LOCK_MINUTES = 15
+SLOWDOWN = 0.5  # seconds per failure in a row, at most 2 s: a script guesses slowly
+_HASHER = PasswordHasher()
+
+
+class User(Stamped):
+    """A person who signs in. ``password_hash`` is never shown: the CLI and pages leave it out."""
+
+    kind: Literal["user"] = "user"
+    role: Role = Field(default="viewer", title="Role")
+    email: str = Field(default="", title="E-mail")
+    password_hash: str = Field(default="", title="Password (Argon2 hash)")
+    failures: int = Field(default=0, ge=0, title="Failed sign-ins in a row")
+    locked_until: datetime | None = Field(default=None, title="Locked until")
+
+
+class SignInRefused(StudioError):
+    """A sign-in that failed; the message never says whether the name exists."""
+
+
+def _checked(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise StudioError(f"Password: at least {MIN_PASSWORD} characters")
+    return password
+
+
+def add_user(
+    store, name: str, password: str, role: str = "viewer", email: str = "", *, source="cli"
+) -> User:
+    if role not in ROLES:
+        raise StudioError(f"Role: one of {', '.join(ROLES)}, not {role!r}")
+    data = {"name": name, "role": role, "email": email}
+    return store.create(
+        "users", data | {"password_hash": _HASHER.hash(_checked(password))}, source=source
+    )
+
+
+def set_role(store, name: str, role: str, *, source="cli") -> User:
+    if role not in ROLES:
+        raise StudioError(f"Role: one of {', '.join(ROLES)}, not {role!r}")
+    return store.modify("users", name, lambda u: u.model_copy(update={"role": role}), source=source)
+
+
+def reset_password(store, name: str, password: str, *, source="cli") -> User:
+    """A new password; it also lifts a lock, as an admin resetting one means."""
+    hashed = _HASHER.hash(_checked(password))
+    update = {"password_hash": hashed, "failures": 0, "locked_until": None}
+    return store.modify("users", name, lambda u: u.model_copy(update=update), source=source)
+
+
+def sign_in(
+    store,
+    name: str,
+    password: str,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> User:
+    """The user ``name`` if ``password`` is theirs and the account is open; else
+    ``SignInRefused`` with one sentence for every wrong name or password."""
+    wrong = SignInRefused("Wrong name or password")
+    user = next((u for u in store.list("users") if u.name.casefold() == name.casefold()), None)
+    if user is None:
+        _HASHER.hash(password or "-")  # as long as a real check: timing tells nothing
+        raise wrong
+    if user.locked_until and user.locked_until > now():
+        raise SignInRefused(
+            f"Too many failed sign-ins: try again after {user.locked_until:%H:%M} UTC, or ask an "
+            "admin to reset the password"
+        )
+    if user.status != "active":
+        raise wrong
+    try:
+        _HASHER.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        failures = user.failures + 1
+        locked = now() + timedelta(minutes=LOCK_MINUTES) if failures >= MAX_FAILURES else None
+        update = {"failures": 0 if locked else failures, "locked_until": locked}
+        store.modify("users", user.id, lambda u: u.model_copy(update=update), source="studio")
+        sleep(min(SLOWDOWN * failures, 2.0))
+        raise wrong from None
+    update: dict = {"failures": 0, "locked_until": None}
+    if _HASHER.check_needs_rehash(user.password_hash):
+        update["password_hash"] = _HASHER.hash(password)
+    if user.failures or user.locked_until or "password_hash" in update:
+        store.modify("users", user.id, lambda u: u.model_copy(update=update), source="studio")
+    return user

@@ -1,0 +1,111 @@
+"""Users of the studio (issue 16, first part): Argon2 hashes, roles, failed sign-ins slowed and
+locked, and ``runner users`` as a subprocess. The store is a real one in a temporary home."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from studio.errors import Conflict, StudioError
+from studio.users import (
+    LOCK_MINUTES,
+    MAX_FAILURES,
+    SignInRefused,
+    add_user,
+    reset_password,
+    set_role,
+    sign_in,
+)
+from tests.helpers import ROOT
+
+PASSWORD = "correct horse battery"
+
+
+def test_a_password_is_kept_only_as_an_argon2_hash(store):
+    user = add_user(store, "ana", PASSWORD, "editor", "ana@example.com")
+    assert user.password_hash.startswith("$argon2id$")
+    text = (store.home / "configs.json").read_text()
+    assert PASSWORD not in text and "$argon2id$" in text
+    assert sign_in(store, "ANA", PASSWORD, sleep=lambda _s: None).role == "editor"
+    with pytest.raises(StudioError, match="at least 10 characters"):
+        add_user(store, "bo", "short")
+    with pytest.raises(StudioError, match="Role: one of viewer, editor, admin"):
+        add_user(store, "bo", PASSWORD, "root")
+    with pytest.raises(Conflict, match="a user called 'ana' exists already"):
+        add_user(store, "Ana", PASSWORD)  # names are unique, whatever their case
+    assert "users" not in [k for k, kind in store.kinds.items() if kind.exported]
+
+
+def test_a_wrong_name_or_password_says_the_same_is_slowed_and_locks_after_a_few(store):
+    add_user(store, "ana", PASSWORD)
+    clock = [datetime(2026, 11, 23, 9, 0, tzinfo=UTC)]
+    waits: list[float] = []
+
+    def attempt(name: str, password: str):
+        return sign_in(store, name, password, now=lambda: clock[0], sleep=waits.append)
+
+    with pytest.raises(SignInRefused) as nobody:
+        attempt("nobody", PASSWORD)
+    for n in range(MAX_FAILURES):
+        with pytest.raises(SignInRefused) as wrong:
+            attempt("ana", "not the password")
+        if n == 0:
+            assert str(wrong.value) == str(nobody.value) == "Wrong name or password"
+    assert waits == [0.5, 1.0, 1.5, 2.0, 2.0]  # slower and slower, at most 2 s
+    with pytest.raises(SignInRefused, match="Too many failed sign-ins: try again after 09:15"):
+        attempt("ana", PASSWORD)  # even the right password, while locked
+    clock[0] += timedelta(minutes=LOCK_MINUTES, seconds=1)
+    assert attempt("ana", PASSWORD).name == "ana"
+    assert store.get("users", "ana").failures == 0
+
+
+def test_roles_and_a_reset_that_lifts_the_lock(store):
+    add_user(store, "ana", PASSWORD)
+    assert set_role(store, "ana", "admin").role == "admin"
+    for _ in range(MAX_FAILURES):
+        with pytest.raises(SignInRefused):
+            sign_in(store, "ana", "not the password", sleep=lambda _s: None)
+    reset_password(store, "ana", "another good password")
+    assert sign_in(store, "ana", "another good password").role == "admin"
+    store.set_status("users", "ana", "disabled", source="cli")
+    with pytest.raises(SignInRefused, match="Wrong name or password"):
+        sign_in(store, "ana", "another good password", sleep=lambda _s: None)
+    actions = [e["action"] for e in store.audit("users", "ana")]
+    assert actions[-1] == "create" and "disable" in actions
+
+
+def cli(home, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {"STUDIO_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "users", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_runner_users_adds_lists_sets_roles_resets_and_removes(store):
+    home = store.home
+    out = cli(home, "add", "ana", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert out.returncode == 0 and out.stdout.strip() == "added admin 'ana'", out.stderr
+    assert PASSWORD not in out.stdout + out.stderr
+    listed = json.loads(cli(home, "list", "--json").stdout)
+    assert listed == [
+        {"name": "ana", "role": "admin", "email": "", "status": "active", "locked_until": None}
+    ]
+    assert "argon2" not in cli(home, "list").stdout
+    assert cli(home, "set-role", "ana", "viewer").stdout.strip() == "'ana' is viewer"
+    out = cli(home, "reset-password", "ana", "--password-stdin", stdin="a new long password\n")
+    assert out.returncode == 0, out.stderr
+    assert sign_in(store, "ana", "a new long password").role == "viewer"
+    bad = cli(home, "add", "bo", "--password-stdin", stdin="short\n")
+    assert bad.returncode != 0 and "at least 10 characters" in bad.stderr
+    assert cli(home, "remove", "ana").stdout.strip() == "removed 'ana'"
+    assert json.loads(cli(home, "list", "--json").stdout) == []
