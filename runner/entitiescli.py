@@ -1,7 +1,7 @@
 """``runner entities …``: target entities from the command line. ``list`` and ``show`` give
 built-in entities too, saying what each is; ``create`` and ``replace`` take a config file (the
 format ``runner export`` writes to ``entities/``); ``add-field`` adds one field, the analyst's
-most common change. The handlers only parse and print: ``runner.entityviews`` does the rest,
+most common change. The handlers only parse and print: ``studio.entityviews`` does the rest,
 as it does for the REST API."""
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
-from runner.entityviews import (
+from runner.output import print_json, print_list, print_table, when
+from studio.config.store import ConfigStore
+from studio.entities import FieldType, catalog
+from studio.entityviews import (
     KIND_TEXT,
     EntityView,
     add_entity_field,
@@ -19,9 +22,6 @@ from runner.entityviews import (
     entity_views,
     replace_entity,
 )
-from runner.output import print_json, print_list, print_table, when
-from studio.config.store import ConfigStore
-from studio.entities import FieldType, catalog
 from studio.errors import StudioError
 
 FIELD_TYPES = FieldType.__args__

@@ -234,3 +234,10 @@ def test_a_job_made_inside_a_transaction_reads_back_with_its_new_entity(store, s
         store.create("entities", FEED, source="cli")
         job = feed_job(store, sandbox)
         assert store.get("jobs", job.id).entity == "Feed items"
+
+
+def test_a_field_added_with_a_name_kept_for_the_row_store_is_refused_with_a_sentence(store):
+    from studio.config.entities import add_field
+
+    with pytest.raises(ConfigError, match="kept for the row store's own use"):
+        add_field(store, "Products", {"name": "_run_id"}, source="studio")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from studio.config.store import ConfigStore
 from studio.entities import catalog
+from studio.entityviews import KIND_TEXT, entity_views
 from studio.errors import StudioError
 from views.common import flash, show_error, show_flash
 
@@ -28,24 +29,18 @@ configs = {c.name: c for c in store.list("entities")}
 builtin = catalog()
 
 
-def kind_of(name: str) -> str:
-    if name not in builtin:
-        return "custom"
-    return "built-in + custom fields" if name in configs else "built-in"
-
-
 st.dataframe(
     pd.DataFrame(
         [
             {
                 "Entity": e.name,
-                "Kind": kind_of(e.name),
+                "Kind": KIND_TEXT[e.kind],
                 "Key": e.key,
                 "Fields": len(e.fields),
-                "Required": ", ".join(e.required),
+                "Required": ", ".join(f.name for f in e.fields if f.required),
                 "Description": e.description,
             }
-            for e in entities.values()
+            for e in entity_views(store)
         ]
     ),
     hide_index=True,

@@ -2,7 +2,7 @@
 replace, delete, audit, and add one field, the analyst's most common change.
 
 ``{ref}`` is an entity's name (whatever its case) or its config's id. Every answer is the whole
-entity (``runner.entityviews.EntityView``); bodies are the stored config (``EntityConfig``) or
+entity (``studio.entityviews.EntityView``); bodies are the stored config (``EntityConfig``) or
 one field. A change that would strand imported rows or a job's mapping is 409 with the guard's
 sentence saying what is in the way.
 """
@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from runner.api.common import AUTH, RunnerDep, object_body
 from runner.api.schemas import answers, component, json_body
-from runner.entityviews import (
+from studio.entityviews import (
     EntityView,
     add_entity_field,
     delete_entity,

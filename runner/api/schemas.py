@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from runner.entityviews import EntityView
 from studio.config.connections import Connection
 from studio.config.entities import EntityConfig
 from studio.config.jobs import Job
+from studio.entityviews import EntityView
 from studio.runhistory import Run
 
 IMPORT = {"$ref": "#/components/schemas/Import"}

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from studio.config.base import ConfigModel, Stamped
 from studio.entities import FieldType, catalog, load_entities
-from studio.errors import Conflict, NotFound
+from studio.errors import ConfigError, Conflict, NotFound, readable
 from studio.rowstore import table_name
 
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -149,8 +149,12 @@ def guard_entity_change(
 
 def add_field(store, entity_name: str, field: dict, *, source: str) -> EntityConfig:
     """Add one field to an entity: to its config, or to a new config of a built-in entity (the
-    analyst's most common change, from the builder's mapping, the CLI or the REST API)."""
-    new = CustomField.model_validate(field)
+    analyst's most common change, from the builder's mapping, the CLI or the REST API). A field
+    that cannot be is refused naming what is wrong with it, as any config change is."""
+    try:
+        new = CustomField.model_validate(field)
+    except ValidationError as e:
+        raise ConfigError(readable(e, [CustomField])) from None
     if any(e.name == entity_name for e in store.list("entities")):
 
         def added(config: EntityConfig) -> EntityConfig:

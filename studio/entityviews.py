@@ -1,23 +1,24 @@
-"""Target entities as the CLI and the REST API show them: every entity of a home, the built-in
-catalog merged with the home's own, each saying what it is (built in, the home's own, or built
-in with fields of the home's own) with all its fields and, when it has one, its config.
+"""Target entities as the studio, the CLI and the REST API show them: every entity of a home,
+the built-in catalog merged with the home's own, each saying what it is (built in, the home's
+own, or built in with fields of the home's own) with all its fields and, when it has one, its
+config.
 
 The store keeps only the configs (an entity of one's own, or the fields added to a built-in
 one); a caller asking for "Products" wants the whole entity, whichever part of it is stored, so
-both front ends look entities up and describe them here, without FastAPI (the CLI starts
-without it).
+every front end looks entities up and describes them here (without FastAPI, which the CLI
+starts without, and without Streamlit).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from studio.config.entities import CustomField, EntityConfig, add_field
+from studio.config.entities import EntityConfig, add_field
 from studio.config.store import ConfigStore
 from studio.entities import Entity, FieldType, catalog
-from studio.errors import ConfigError, Conflict, NotFound, readable
+from studio.errors import ConfigError, Conflict, NotFound
 
 EntityKind = Literal["built-in", "custom", "extended"]
 KIND_TEXT = {
@@ -136,8 +137,4 @@ def add_entity_field(store: ConfigStore, ref: str, field: dict, *, source) -> En
     """Add one field to an entity (to a new config, for a built-in entity without one); a
     field that cannot be is refused naming what is wrong with it."""
     name, _ = find_entity(store, ref)
-    try:
-        model = add_field(store, name, field, source=source)
-    except ValidationError as e:
-        raise ConfigError(readable(e, [CustomField])) from None
-    return entity_view(store, model.id)
+    return entity_view(store, add_field(store, name, field, source=source).id)
