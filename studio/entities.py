@@ -118,9 +118,19 @@ def load_entities(home: Path | None = None) -> dict[str, Entity]:
 
 def _stored(home: Path) -> list[dict]:
     """The entity configs of a home, read from its config file without taking its lock (the
-    file is replaced whole, never written in place)."""
+    file is replaced whole, never written in place), and read again only once it changed."""
+    path = home / "configs.json"
     try:
-        data = json.loads((home / "configs.json").read_text("utf-8"))
+        st = path.stat()
+    except FileNotFoundError:
+        return []
+    return _read_stored(path, (st.st_mtime_ns, st.st_ino, st.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_stored(path: Path, _version: tuple) -> list[dict]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return []
     return list((data.get("entities") or {}).values())
