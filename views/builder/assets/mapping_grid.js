@@ -98,6 +98,16 @@ function input(name, value, list) {
   return i;
 }
 
+function button(text, title, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "remove";
+  b.textContent = text;
+  b.title = title;
+  b.setAttribute("aria-label", label);
+  return b;
+}
+
 function rowOf(el, r) {
   const data = el._data;
   const tr = document.createElement("tr");
@@ -131,18 +141,12 @@ function rowOf(el, r) {
   req.setAttribute("aria-label", "Required");
   req.dataset.own = r.required ? "1" : "0";
   td(req, "center");
-  const remove = document.createElement("button");
-  remove.type = "button";
-  remove.className = "remove";
-  remove.textContent = "✕";
-  remove.title = "Remove this field";
-  remove.setAttribute("aria-label", "Remove this field");
-  const more = document.createElement("button");
-  more.type = "button";
-  more.className = "remove";
-  more.textContent = "⋯";
-  more.title = "This field's settings: template, lookup, cleanup, decimal mark, time zone";
-  more.setAttribute("aria-label", "Settings");
+  const remove = button("✕", "Remove this field", "Remove this field");
+  const more = button(
+    "⋯",
+    "This field's settings: template, lookup, cleanup, decimal mark, time zone",
+    "Settings",
+  );
   more.addEventListener("click", () => {
     tr._more.hidden = !tr._more.hidden;
   });
