@@ -24,11 +24,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import Field
 
+from studio.access import ROLES
 from studio.config.base import Stamped
 from studio.errors import StudioError
 
 Role = Literal["viewer", "editor", "admin"]
-ROLES: tuple[str, ...] = ("viewer", "editor", "admin")
 MIN_PASSWORD = 10
 MAX_FAILURES = 5
 LOCK_MINUTES = 15

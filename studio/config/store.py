@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 
+from studio.access import acting_name
 from studio.config.base import ConfigModel, new_id
 from studio.config.connections import KIND_LABELS
 from studio.config.jsonfile import AtomicJSONStorage, file_lock
@@ -298,6 +299,7 @@ class ConfigStore:
             {
                 "at": utcnow().isoformat(),
                 "source": source,
+                "user": acting_name(),
                 "action": action,
                 "kind": kind.table,
                 "id": model.id,
