@@ -13,7 +13,15 @@ import pytest
 
 from studio.config.store import ConfigStore
 from tests.helpers import CHROMIUM, FLAGS, ROOT, server_folder, wait_http
-from tests.servers import FtpServer, Sandbox, SshServer, Vsftpd, free_port, need
+from tests.servers import (
+    FtpServer,
+    OidcProvider,
+    Sandbox,
+    SshServer,
+    Vsftpd,
+    free_port,
+    need,
+)
 
 
 @pytest.fixture
@@ -96,6 +104,17 @@ def server(request, home):
     """(connection, local folder) for a fresh folder on one of the file servers."""
     protocol, fixture = FILE_SERVERS[request.param]
     return server_folder(request.getfixturevalue(fixture), protocol)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """The issuer URL (``http://127.0.0.1:PORT``) of a real OpenID Connect provider, once per
+    session; ``ISSUER + "/.well-known/openid-configuration"`` is Streamlit's
+    ``server_metadata_url``. tests/oidc.py signs a browser in through it."""
+    provider = OidcProvider()
+    wait_http(f"{provider.issuer}/.well-known/openid-configuration")
+    yield provider.issuer
+    provider.stop()
 
 
 @pytest.fixture(scope="session")

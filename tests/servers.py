@@ -1,7 +1,8 @@
 """The real servers the tests run against, all on 127.0.0.1: the demo sandbox and the REST API
-(uvicorn), pyftpdlib for FTP and FTPS, Debian's vsftpd, OpenSSH's sshd; and the certificates
-they serve. The hostile API is in tests/hostile.py; the fixtures that start these once per
-session are in tests/conftest.py. Every wait for a server to come up has a deadline."""
+(uvicorn), pyftpdlib for FTP and FTPS, Debian's vsftpd, OpenSSH's sshd, an OpenID Connect
+provider (oidc-provider-mock) for single sign-on; and the certificates they serve. The hostile
+API is in tests/hostile.py; the fixtures that start these once per session are in
+tests/conftest.py. Every wait for a server to come up has a deadline."""
 
 from __future__ import annotations
 
@@ -425,3 +426,30 @@ LogLevel ERROR
         self.process.terminate()
         self.process.wait(timeout=10)
         self.log.close()
+
+
+# --- OpenID Connect: a real provider for single sign-on -----------------------------------------
+
+
+class OidcProvider:
+    """``oidc-provider-mock`` (PyPI) on 127.0.0.1 in a thread: a real OpenID Connect provider
+    (Authlib's server side: discovery, authorize, token, userinfo, signed ID tokens). It takes
+    any client id and secret, and its authorize page asks only for a subject: the claims of a
+    subject are set beforehand with ``PUT /users/<sub>`` (tests/oidc.py does both)."""
+
+    def __init__(self) -> None:
+        import oidc_provider_mock
+        import werkzeug.serving
+
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.server = werkzeug.serving.make_server(
+            "127.0.0.1", self.port, oidc_provider_mock.app(), threaded=True
+        )
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        self.server.server_close()
