@@ -212,7 +212,7 @@ def test_api_tokens_are_shown_once_and_stored_as_a_hash(home):
     assert token not in (home / "configs.json").read_text()
     from studio.apitokens import verify
 
-    assert verify(ConfigStore(home), token) == "erp"
+    assert verify(ConfigStore(home), token).name == "erp"  # no user: an admin named "erp"
     listed = runner("api-token", "list", home=home).stdout
     assert "erp" in listed and token[:7] + "…" in listed and token not in listed
     assert runner("api-token", "revoke", "erp", home=home).returncode == 0

@@ -201,7 +201,11 @@ def test_every_listing_command_prints_a_json_array(store, sandbox):
         {
             "name": "erp",
             "prefix": token[:7],
+            "user": "",
+            "role": "admin",  # a token with no user was made by someone with the machine
             "status": "active",
+            "expires_at": None,
+            "expired": False,
             "created_at": tokens[0]["created_at"],
         }
     ]

@@ -126,7 +126,7 @@ def test_settings_creates_a_token_shown_once_and_revokes_it(store):
     at.text_input(key="token_name").input("erp")
     at.button[0].click().run()  # the form's submit
     [made] = [c.value for c in at.code]
-    assert verify(store, made) == "erp"
+    assert verify(store, made).name == "erp"
     assert "Copy it now: it is not shown again." in at.success[0].value
     at.run()  # any rerun: the token is gone from the page
     assert not at.code and at.dataframe[0].value.iloc[0]["Name"] == "erp"
