@@ -199,9 +199,17 @@ class Daemon:
                 self.log("skipped", job=job.name, slot=slot, reason=str(e))
 
     def submit(
-        self, job_id: str, name: str, trigger: str, slot: datetime | None, on_overlap: str = "queue"
+        self,
+        job_id: str,
+        name: str,
+        trigger: str,
+        slot: datetime | None,
+        on_overlap: str = "queue",
+        started_by: str = "",
     ) -> tuple[str, str | None]:
         """Start a run, or queue or skip it when the job is running: (what happened, run id).
+        ``started_by``: the user recorded as starting it (the REST API's caller); "" for the
+        schedule. A start that joins a run queued already leaves that run's starter.
 
         The run is recorded at once (queued, and holding the job), so a caller of the REST API
         gets its id. Raises ``AlreadyRunning`` when a run started elsewhere holds the job (it
@@ -210,7 +218,7 @@ class Daemon:
         with self.lock:
             if job_id in self.running:
                 if on_overlap == "skip":
-                    run = self.history.start(job_id, name, trigger, stamp)
+                    run = self.history.start(job_id, name, trigger, stamp, started_by=started_by)
                     run.status, run.finished_at = "skipped", now_iso()
                     run.error = "the previous run was still running (skip)"
                     self.history.save(run)
@@ -218,13 +226,15 @@ class Daemon:
                     return "skipped", None
                 if job_id in self.queued:  # queued once, not once per trigger
                     return "queued", self.queued[job_id][1]
-                run = self.history.start(job_id, name, trigger, stamp)
+                run = self.history.start(job_id, name, trigger, stamp, started_by=started_by)
                 run.status = "queued"
                 self.history.save(run)
                 self.queued[job_id] = (slot, run.id)
                 self.log("queued", job=name, slot=slot, run=run.id)
                 return "queued", run.id
-            run = self.history.start_run(job_id, name, trigger, slot=stamp, status="queued")
+            run = self.history.start_run(
+                job_id, name, trigger, slot=stamp, status="queued", started_by=started_by
+            )
             self.running[job_id] = self.pool.submit(self._run, job_id, name, trigger, slot, run.id)
             return "started", run.id
 

@@ -27,6 +27,7 @@ def _run_row(run: Run) -> dict:
         "started": _utc(run.started_at),
         "job": run.job_name,
         "trigger": run.trigger,
+        "by": run.started_by,  # who started it ("" for the schedule and the CLI)
         "status": run.status,
         "seconds": "" if seconds is None else f"{seconds:g}",
         "records": run.records,
@@ -64,6 +65,7 @@ def runs_show(store: ConfigStore, args: argparse.Namespace) -> int:
     running = run.status in ("queued", "running")
     lines = {
         "trigger": run.trigger + (f", slot {_utc(run.slot)}" if run.slot else ""),
+        "started by": run.started_by,
         "started": _utc(run.started_at),
         "finished": f"{_utc(run.finished_at)} ({seconds:g} s)" if seconds is not None else "—",
         "counts so far" if running else "counts": counts_text(run),

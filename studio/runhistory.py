@@ -8,6 +8,10 @@ The history is also where a job is claimed, so that the rule "a job never runs t
 holds whoever starts it (the daemon, ``runner run``, the studio's Run now, the REST API) and
 from whichever process: ``start_run`` takes the job under SQLite's write lock, and a unique
 index allows one claimed run per job. A scheduled slot is claimed the same way, once per job.
+
+A run records who started it (``started_by``): a user's name given by the caller, or else the
+one ``studio.access.acting`` holds (the signed-in user of a page, the token's user of a REST
+call); "" for the schedule and the CLI, whose ``trigger`` already says how it started.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from studio.access import acting_name
 from studio.errors import Conflict, NotFound
 from studio.private import private_dir, private_file
 from studio.rowstore import staging_path
@@ -38,6 +43,7 @@ class Run:
     job_id: str
     job_name: str
     trigger: str  # schedule, manual, api, catch-up
+    started_by: str = ""  # the user who started it; "" for the schedule, the CLI, older runs
     status: str = "running"
     started_at: str = ""
     finished_at: str = ""
@@ -129,6 +135,7 @@ class RunHistory:
                 ("attempts", "INTEGER DEFAULT 0"),  # 0: recorded before attempts were counted
                 ("discarded", "INTEGER DEFAULT 0"),  # 0: recorded before discards were counted
                 ("child_rows", "INTEGER DEFAULT 0"),  # 0: no children, or recorded before them
+                ("started_by", "TEXT DEFAULT ''"),  # '': no user, or recorded before users
             ]:
                 if column not in have:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -162,13 +169,21 @@ class RunHistory:
         finally:
             db.close()
 
-    def new(self, job_id: str, job_name: str, trigger: str, slot: str = "") -> Run:
-        """A run not yet recorded."""
+    def new(
+        self,
+        job_id: str,
+        job_name: str,
+        trigger: str,
+        slot: str = "",
+        started_by: str | None = None,
+    ) -> Run:
+        """A run not yet recorded; ``started_by`` None: the acting user (``acting_name``)."""
         run = Run(
             id=uuid.uuid4().hex[:12],
             job_id=job_id,
             job_name=job_name,
             trigger=trigger,
+            started_by=acting_name() if started_by is None else started_by,
             started_at=now_iso(),
             slot=slot,
             owner=OWNER,
@@ -176,11 +191,19 @@ class RunHistory:
         run.folder = str(self.home / "runs" / run.id)
         return run
 
-    def start(self, job_id: str, job_name: str, trigger: str, slot: str = "") -> Run:
+    def start(
+        self,
+        job_id: str,
+        job_name: str,
+        trigger: str,
+        slot: str = "",
+        *,
+        started_by: str | None = None,
+    ) -> Run:
         """Record a run (``running``) without claiming its job: for what ``start_run`` does not
         start, such as a skipped or queued slot or records pushed to the REST API. A ``slot``
         is claimed: recording one twice raises ``SlotTaken``."""
-        run = self.new(job_id, job_name, trigger, slot)
+        run = self.new(job_id, job_name, trigger, slot, started_by)
         with self._tx() as db:
             self._put(db, run)
         return run
@@ -194,18 +217,20 @@ class RunHistory:
         slot: str = "",
         run: Run | None = None,
         status: str = "running",
+        started_by: str | None = None,
     ) -> Run:
         """Claim the job for a run, or refuse: the one way every caller starts a run.
 
         ``run`` is a run recorded earlier (queued by the daemon) or claimed already (by the
         studio before its thread runs it); otherwise a new one is recorded. ``status``
-        "queued" claims the job for a run waiting for a worker. The job's current holder
+        "queued" claims the job for a run waiting for a worker. ``started_by``: see ``new`` (a
+        ``run`` given keeps its own). The job's current holder
         blocks the claim while its process lives; a holder whose process is gone is recorded
         as interrupted and the claim goes ahead, so a crash never blocks a job for good.
 
         A refused run is recorded as ``skipped`` with the reason (the history says someone
         tried), then ``AlreadyRunning`` is raised with the same sentence."""
-        run = run or self.new(job_id, job_name, trigger, slot)
+        run = run or self.new(job_id, job_name, trigger, slot, started_by)
         refused = None
         with self._tx() as db:
             holder = self._select(db, "WHERE job_id = ? AND claimed = 1", (job_id,))

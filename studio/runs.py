@@ -81,8 +81,10 @@ def run_job(
     timeout: float | None = None,
     run: Run | None = None,
     on_event: Callable[[Event], None] | None = None,
+    started_by: str | None = None,
 ) -> Run:
     """Run a saved job now: source → mapping → entity store, run files and destination.
+    ``started_by``: the user recorded as starting it (None: the acting one, "" for none).
 
     Success when every record became a row; partial when some were rejected (or some bulk
     files failed); failed when the run stopped, in which case the entity store is unchanged
@@ -91,12 +93,16 @@ def run_job(
     history = open_history(store.home)
     # ``run``: one recorded when it was queued (the REST API's processId), or claimed already.
     stamp = slot.isoformat() if slot else ""
-    run = history.start_run(job.id, job.name, trigger, slot=stamp, run=run)  # or AlreadyRunning
+    run = history.start_run(
+        job.id, job.name, trigger, slot=stamp, run=run, started_by=started_by
+    )  # or AlreadyRunning
     with entity_scope(store.entities()):  # the job's entity, as this home defines it
         return _JobRun(store, job, conn, history, run, timeout, on_event).execute()
 
 
-def start_in_background(store: ConfigStore, ref: str, *, trigger: str = "manual") -> Run:
+def start_in_background(
+    store: ConfigStore, ref: str, *, trigger: str = "manual", started_by: str | None = None
+) -> Run:
     """Start a saved job (name or id) now in a thread of this process, and return its run as
     soon as it is claimed (``running``): follow it with ``open_history(home).get(run.id)``.
 
@@ -104,9 +110,13 @@ def start_in_background(store: ConfigStore, ref: str, *, trigger: str = "manual"
     wait for the run. The job is claimed here, before the thread starts, so a job that is
     already running is refused to the caller (``AlreadyRunning``, the attempt recorded as
     skipped) rather than in a thread where no one would see it. The thread ends with the
-    process; a run it leaves unfinished is marked interrupted when the runner next starts."""
+    process; a run it leaves unfinished is marked interrupted when the runner next starts.
+
+    ``started_by``: who pressed Run now (None: the page's acting user, ``studio.access``); the
+    run records it before the thread starts, where the page's context would be gone."""
     job = store.get("jobs", ref)
-    run = open_history(store.home).start_run(job.id, job.name, trigger)  # or AlreadyRunning
+    history = open_history(store.home)
+    run = history.start_run(job.id, job.name, trigger, started_by=started_by)  # or AlreadyRunning
     threading.Thread(
         target=_run_claimed, args=(store, job.id, run), daemon=True, name=f"run-{run.id}"
     ).start()

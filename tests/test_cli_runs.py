@@ -58,7 +58,7 @@ def test_runs_list_filters_and_prints_json(store, sandbox):
     products = run_job(store, PRODUCTS)
     table = runner("runs", "list", home=store.home).stdout.splitlines()
     assert table[0].split() == [
-        *("RUN", "STARTED", "JOB", "TRIGGER", "STATUS", "SECONDS", "RECORDS", "ROWS"),
+        *("RUN", "STARTED", "JOB", "TRIGGER", "BY", "STATUS", "SECONDS", "RECORDS", "ROWS"),
         *("REJECTED", "REQUESTS", "ERROR"),
     ]
     assert [line.split()[0] for line in table[1:]] == [products.id, failed.id, ok.id]
@@ -254,7 +254,7 @@ def test_a_history_from_before_attempts_gets_the_column(home):
             " 0, '', '', '[]')"
         )
     old = RunHistory(home).get("abc123def456")
-    assert (old.requests, old.attempts, old.discarded) == (3, 0, 0)
+    assert (old.requests, old.attempts, old.discarded, old.started_by) == (3, 0, 0, "")
     assert counts_text(old) == "10 records, 10 rows written, 0 rejected, 3 requests, 1 page"
     shown = runner("runs", "show", "abc123", home=home)
     assert "  counts:        10 records, 10 rows written, 0 rejected, 3 requests, 1 page" in (
