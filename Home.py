@@ -5,7 +5,10 @@ such as /jobs then opened without this navigation (with ``common`` listed as a p
 
 import streamlit as st
 
+from views.access import gate, identity
+
 st.set_page_config(page_title="Connector Studio", page_icon="🔌", layout="wide")
+who = gate()  # signed out: a way to sign in, and no pages
 
 navigation = st.navigation(
     [
@@ -18,4 +21,5 @@ navigation = st.navigation(
         st.Page("views/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
+identity(who)
 navigation.run()

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from runner.daemon import hold_home
@@ -22,23 +23,66 @@ from studio.config.store import ConfigStore
 from studio.errors import StudioError
 from studio.private import private_dir
 from studio.runhistory import plural
+from studio.sessions import is_local
+from studio.sso import sso_configured
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SANDBOX = "http://127.0.0.1:8765"  # where the shipped demo connections point
 
 
-def studio_command(host: str, port: int) -> list[str]:
+def secrets_files(home: Path) -> list[Path]:
+    """Where the studio reads Streamlit's secrets (``[auth]`` for single sign-on, ``[access]``
+    for its roles): Streamlit's own two places, then ``secrets.toml`` in the home, which wins."""
+    return [Path.home() / ".streamlit" / "secrets.toml", ROOT / ".streamlit" / "secrets.toml",
+            home / "secrets.toml"]  # fmt: skip
+
+
+def read_secrets(home: Path) -> dict:
+    """The secrets as the studio will see them (later files win, section by section)."""
+    merged: dict = {}
+    for path in secrets_files(home):
+        if path.is_file():
+            try:
+                merged |= tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, OSError) as e:
+                raise StudioError(f"{path}: {e}") from None
+    return merged
+
+
+def refusal(store: ConfigStore, host: str) -> str | None:
+    """Why ``up`` must not start: a studio that answers the network with nobody to sign in
+    would let anyone who reaches it change connections, run jobs and read the data."""
+    sso = sso_configured(read_secrets(store.home))
+    if is_local(host) or sso or store.list("users"):
+        return None
+    return (
+        f"the studio would listen on {host} with no users and no single sign-on, open to "
+        "anyone who reaches it. Add an admin first: python -m runner users add NAME --role "
+        "admin (or listen on 127.0.0.1)"
+    )
+
+
+def print_access(store: ConfigStore) -> None:
+    if not store.list("users"):
+        print(
+            "No users yet: the studio is open on this machine only. To share it, add the first "
+            "admin (python -m runner users add NAME --role admin) and see docs/team.md"
+        )
+
+
+def studio_command(host: str, port: int, home: Path) -> list[str]:
     # No file watcher: Streamlit's watchdog observer watches the folder of Home.py recursively,
     # so it walked (and logged) all of .venv and data/ whatever server.folderWatchBlacklist says
     # (that list only filters which imported modules are watched). Watching only serves
     # rerun-on-save while editing the code; pages are found when the studio starts.
     return [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "Home.py"),
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
         "--server.address", host,
         "--server.port", str(port),
         "--server.headless", "true",
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
+        *(a for f in secrets_files(home) for a in ("--secrets.files", str(f))),
     ]  # fmt: skip
 
 
@@ -97,6 +141,8 @@ def up(
     api_port: int = 8780,
 ) -> int:
     try:  # say it here, before the studio starts, rather than as a child's last words
+        if why := refusal(store, host):
+            raise StudioError(why)
         os.close(hold_home(private_dir(store.home)))
     except StudioError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -110,7 +156,7 @@ def up(
             print(f"{name!r} points at the demo sandbox on port {sandbox_port}")
     env = {**os.environ, "STUDIO_HOME": str(store.home)}
     children = [
-        subprocess.Popen(studio_command(host, port), cwd=ROOT, env=env),
+        subprocess.Popen(studio_command(host, port, store.home), cwd=ROOT, env=env),
         subprocess.Popen(
             [sys.executable, "-m", "runner", "serve", "--grace", "8", "--api-port", str(api_port)],
             cwd=ROOT,
@@ -122,6 +168,7 @@ def up(
         children.append(subprocess.Popen(sandbox, cwd=ROOT, env=env))
     print(f"Connector Studio: http://{host}:{port}  (data in {store.home}; Ctrl-C stops)")
     print(f"REST API: http://127.0.0.1:{api_port}/v1 (tokens: python -m runner api-token create)")
+    print_access(store)
 
     stopping = False
 

@@ -11,7 +11,7 @@ import sys
 
 from runner.output import print_list, when
 from studio.config.store import ConfigStore
-from studio.users import ROLES, add_user, reset_password, set_role
+from studio.users import ROLES, add_user, remove_user, reset_password, set_role
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -65,7 +65,7 @@ def users_reset_password(store: ConfigStore, args: argparse.Namespace) -> int:
 
 
 def users_remove(store: ConfigStore, args: argparse.Namespace) -> int:
-    user = store.delete("users", args.name, source="cli")
+    user = remove_user(store, args.name)
     print(f"removed {user.name!r}")
     return 0
 

@@ -12,6 +12,7 @@ what, without every call between a page and the store passing it on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -46,6 +47,9 @@ class Who:
 LOCAL = Who(name="", role="admin", via="local")
 
 acting: ContextVar[Who | None] = ContextVar("acting", default=None)
+# Where else the caller may be found when ``acting`` is unset: the studio registers one that
+# reads the browser session, since Streamlit runs a fragment in a thread the page's run left.
+fallbacks: list[Callable[[], Who | None]] = []
 
 
 def require(who: Who | None, role: str, doing: str) -> Who:
@@ -58,9 +62,19 @@ def require(who: Who | None, role: str, doing: str) -> Who:
     return who
 
 
+def acting_who() -> Who | None:
+    """The current caller: ``acting``, else the first fallback that knows one."""
+    who = acting.get()
+    for fallback in fallbacks:
+        if who is not None:
+            break
+        who = fallback()
+    return who
+
+
 def acting_name() -> str:
     """The name the audit trail and run history record for the current caller ('' if none)."""
-    who = acting.get()
+    who = acting_who()
     return who.name if who else ""
 
 

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from studio.access import ROLES
 from studio.config.base import Stamped
-from studio.errors import StudioError
+from studio.errors import Conflict, StudioError
 
 Role = Literal["viewer", "editor", "admin"]
 MIN_PASSWORD = 10
@@ -45,6 +45,9 @@ class User(Stamped):
     password_hash: str = Field(default="", title="Password (Argon2 hash)")
     failures: int = Field(default=0, ge=0, title="Failed sign-ins in a row")
     locked_until: datetime | None = Field(default=None, title="Locked until")
+    sessions_since: datetime | None = Field(
+        default=None, title="Sessions signed in before this are ended"
+    )
 
 
 class SignInRefused(StudioError):
@@ -68,16 +71,41 @@ def add_user(
     )
 
 
+def _keeps_an_admin(store, name: str, after: User | None) -> None:
+    """Refuse to leave users without an active admin (nobody could then manage them from the
+    studio); removing the very last user is allowed: the studio is then open on 127.0.0.1 only,
+    as on a laptop."""
+    users = store.list("users")
+    target = store.get("users", name)
+    rest = [u for u in users if u.id != target.id] + ([after] if after else [])
+    if rest and not any(u.role == "admin" and u.status == "active" for u in rest):
+        raise Conflict(f"{target.name!r} is the last active admin: make someone else admin first")
+
+
 def set_role(store, name: str, role: str, *, source="cli") -> User:
     if role not in ROLES:
         raise StudioError(f"Role: one of {', '.join(ROLES)}, not {role!r}")
+    _keeps_an_admin(store, name, store.get("users", name).model_copy(update={"role": role}))
     return store.modify("users", name, lambda u: u.model_copy(update={"role": role}), source=source)
 
 
+def set_user_status(store, name: str, status: str, *, source="cli") -> User:
+    """Disable (no sign-in, sessions and tokens end at once) or activate a user."""
+    _keeps_an_admin(store, name, store.get("users", name).model_copy(update={"status": status}))
+    return store.set_status("users", name, status, source=source)
+
+
+def remove_user(store, name: str, *, source="cli") -> User:
+    _keeps_an_admin(store, name, None)
+    return store.delete("users", name, source=source)
+
+
 def reset_password(store, name: str, password: str, *, source="cli") -> User:
-    """A new password; it also lifts a lock, as an admin resetting one means."""
+    """A new password; it also lifts a lock, as an admin resetting one means, and ends the
+    user's sessions (a reset is what one does when a password leaked)."""
     hashed = _HASHER.hash(_checked(password))
-    update = {"password_hash": hashed, "failures": 0, "locked_until": None}
+    now = datetime.now(UTC)
+    update = {"password_hash": hashed, "failures": 0, "locked_until": None, "sessions_since": now}
     return store.modify("users", name, lambda u: u.model_copy(update=update), source=source)
 
 
@@ -118,3 +146,11 @@ def sign_in(
     if user.failures or user.locked_until or "password_hash" in update:
         store.modify("users", user.id, lambda u: u.model_copy(update=update), source="studio")
     return user
+
+
+def end_sessions(store, name: str, *, source="studio") -> User:
+    """Sign ``name`` out everywhere: every session made before now ends at its next click."""
+    now = datetime.now(UTC)
+    return store.modify(
+        "users", name, lambda u: u.model_copy(update={"sessions_since": now}), source=source
+    )

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit import config as streamlit_config
 
 from studio.config.store import ConfigStore
 from tests.helpers import CHROMIUM, FLAGS, ROOT, server_folder, wait_http
@@ -22,6 +23,10 @@ from tests.servers import (
     free_port,
     need,
 )
+
+# AppTest runs the pages in this process: they see the studio as ``up`` starts it by default, on
+# 127.0.0.1 (with no users, open as on a laptop; the access tests add users to their home).
+streamlit_config.set_option("server.address", "127.0.0.1")
 
 
 @pytest.fixture

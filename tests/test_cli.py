@@ -252,5 +252,5 @@ def test_up_points_the_demo_connections_at_its_sandbox_unless_someone_moved_them
     assert point_demo_at_sandbox(store, 9123) == []
     assert store.get("connections", "Demo sandbox").base_url == "http://127.0.0.1:7000/api"
     # Streamlit is started without its file watcher (it walked .venv and data/).
-    command = studio_command("127.0.0.1", 8501)
+    command = studio_command("127.0.0.1", 8501, home)
     assert command[command.index("--server.fileWatcherType") + 1] == "none"

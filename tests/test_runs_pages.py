@@ -124,15 +124,19 @@ def test_settings_creates_a_token_shown_once_and_revokes_it(store):
 
     at = page("views/settings.py")
     at.text_input(key="token_name").input("erp")
-    at.button[0].click().run()  # the form's submit
+    button(at, "Create token").click().run()
     [made] = [c.value for c in at.code]
-    assert verify(store, made).name == "erp"
+    assert verify(store, made).name == "erp"  # no users yet: it acts for nobody in particular
     assert "Copy it now: it is not shown again." in at.success[0].value
     at.run()  # any rerun: the token is gone from the page
     assert not at.code and at.dataframe[0].value.iloc[0]["Name"] == "erp"
     at.selectbox(key="token_pick").select("erp")
-    at.button[1].click().run()
+    button(at, "Revoke").click().run()
     assert store.list("api_tokens") == [] and verify(store, made) is None
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
 
 
 # --- a page that reports runs by itself (issue 14, item 4) ------------------------------------

@@ -101,6 +101,9 @@ def test_runner_users_adds_lists_sets_roles_resets_and_removes(store):
         {"name": "ana", "role": "admin", "email": "", "status": "active", "locked_until": None}
     ]
     assert "argon2" not in cli(home, "list").stdout
+    last = cli(home, "set-role", "ana", "viewer")  # nobody could manage the users any more
+    assert last.returncode != 0 and "'ana' is the last active admin" in last.stderr
+    cli(home, "add", "cy", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
     assert cli(home, "set-role", "ana", "viewer").stdout.strip() == "'ana' is viewer"
     out = cli(home, "reset-password", "ana", "--password-stdin", stdin="a new long password\n")
     assert out.returncode == 0, out.stderr
@@ -108,4 +111,5 @@ def test_runner_users_adds_lists_sets_roles_resets_and_removes(store):
     bad = cli(home, "add", "bo", "--password-stdin", stdin="short\n")
     assert bad.returncode != 0 and "at least 10 characters" in bad.stderr
     assert cli(home, "remove", "ana").stdout.strip() == "removed 'ana'"
+    assert cli(home, "remove", "cy").stdout.strip() == "removed 'cy'"  # the last one may go
     assert json.loads(cli(home, "list", "--json").stdout) == []

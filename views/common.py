@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from studio.access import Forbidden, Who, require
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
 
@@ -23,6 +24,18 @@ def show_error(e: StudioError, where=st) -> None:
         where.error(message)
 
 
+def allowed(who: Who, role: str, doing: str) -> bool:
+    """The server's check before a change, for an action a page already hides from lower
+    roles: True if ``who`` may, else False after an error saying why (a page left open while
+    an admin lowered the role gets this far)."""
+    try:
+        require(who, role, doing)
+    except Forbidden as e:
+        st.error(str(e))
+        return False
+    return True
+
+
 def flash(prefix: str, message: str) -> None:
     """Show ``message`` after the rerun that follows a change."""
     st.session_state[f"{prefix}_flash"] = message
@@ -34,11 +47,18 @@ def show_flash(prefix: str) -> None:
 
 
 def config_actions(
-    store: ConfigStore, kind: str, model, prefix: str, on_deleted: Callable[[], None]
+    store: ConfigStore,
+    kind: str,
+    model,
+    prefix: str,
+    on_deleted: Callable[[], None],
+    who: Who,
+    delete_role: str = "editor",
 ):
-    """Disable or Activate, and Delete… behind a confirmation; returns the button bar so that a
-    page can add its own buttons to it. The open dialog is kept in the session, so that it
-    survives full reruns and not only the dialog's own."""
+    """Disable or Activate (for editors), and Delete… behind a confirmation (for
+    ``delete_role``); returns the button bar so that a page can add its own buttons to it. The
+    open dialog is kept in the session, so that it survives full reruns and not only the
+    dialog's own. Each action checks the role again when it runs."""
     label = store.kinds[kind].label
     confirm = f"{prefix}_confirm"
 
@@ -58,6 +78,7 @@ def config_actions(
         yes, no = st.columns(2)
         if yes.button("Delete", type="primary", key=f"{prefix}_delete_yes"):
             try:
+                require(who, delete_role, f"delete {label} {model.name!r}")
                 store.delete(kind, model.id, source="studio")
             except StudioError as e:
                 st.error(str(e))
@@ -72,11 +93,13 @@ def config_actions(
 
     bar = st.container(horizontal=True)
     status, verb = ("disabled", "Disable") if model.status == "active" else ("active", "Activate")
-    if bar.button(verb, key=f"{prefix}_{verb.lower()}"):
+    if bar.button(verb, key=f"{prefix}_{verb.lower()}") and allowed(
+        who, "editor", f"{verb.lower()} {label} {model.name!r}"
+    ):
         store.set_status(kind, model.id, status, source="studio")
         flash(prefix, f"{verb}d {model.name!r}.")
         st.rerun()
-    if bar.button("Delete…", key=f"{prefix}_delete"):
+    if who.can(delete_role) and bar.button("Delete…", key=f"{prefix}_delete"):
         st.session_state[confirm] = model.id
     if st.session_state.get(confirm) == model.id:
         dialog()

@@ -19,13 +19,15 @@ from studio.config.store import ConfigStore, change_text
 from studio.connectivity import check_connection
 from studio.errors import StudioError
 from studio.vault import MASK
-from views.common import config_actions, flash, show_error, show_flash
+from views.access import gate
+from views.common import allowed, config_actions, flash, show_error, show_flash
 
 NEW = "+ New connection"
 KEEP_HELP = "The dots stand for the stored secret: leave them to keep it, or type a new one."
 
 store = ConfigStore()
 state = st.session_state
+who = gate(store)
 
 
 def pick(name: str) -> None:
@@ -61,7 +63,10 @@ if connections:
         column_config={"Updated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
     )
 else:
-    st.info("No connections yet. Create one below.")
+    st.info("No connections yet. Create one below." if who.can("editor") else "No connections yet.")
+if not who.can("editor"):
+    st.caption("You are a viewer: an editor creates and changes connections.")
+    st.stop()
 
 if "conn_pick_next" in state:
     state["conn_pick"] = state.pop("conn_pick_next")
@@ -90,7 +95,9 @@ def secret_input(label: str, value: str, field: str) -> str:
 if current is not None:
     st.subheader(current.name)
     st.caption(f"{KIND_LABELS[current.kind]} · {current.status} · id `{current.id}`")
-    config_actions(store, "connections", current, "conn", on_deleted=lambda: pick(NEW))
+    config_actions(
+        store, "connections", current, "conn", lambda: pick(NEW), who, delete_role="admin"
+    )
 else:
     st.subheader("New connection")
 
@@ -312,7 +319,9 @@ else:
             help=fields["ca_certificate"].description,
         )
 
-if st.button("Save" if current else "Create", type="primary", key="conn_save"):
+if st.button("Save" if current else "Create", type="primary", key="conn_save") and allowed(
+    who, "editor", "save a connection"
+):
     try:
         if current is None:
             saved = store.create("connections", data, source="studio")
@@ -343,6 +352,7 @@ if current is not None:
                         "When (UTC)": e["at"],
                         "Action": e["action"],
                         "Source": e["source"],
+                        "By": e.get("user", ""),
                         "Changes": "; ".join(change_text(c) for c in e["changes"]),
                     }
                     for e in trail

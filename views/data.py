@@ -9,11 +9,13 @@ from studio.entities import load_entities
 from studio.guide import opening_entity
 from studio.runhistory import plural
 from studio.stores import open_history, open_rows
+from views.access import gate
 
 PAGE = 100
 store = ConfigStore()
 rowstore = open_rows(store.home)
 entities = list(load_entities())
+gate(store)
 
 st.title("Data")
 left, middle, right = st.columns([2, 3, 1])

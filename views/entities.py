@@ -9,13 +9,15 @@ from studio.config.store import ConfigStore
 from studio.entities import catalog
 from studio.entityviews import KIND_TEXT, entity_views
 from studio.errors import StudioError
-from views.common import flash, show_error, show_flash
+from views.access import gate
+from views.common import allowed, flash, show_error, show_flash
 
 NEW = "+ New entity"
 TYPES = ["string", "integer", "number", "boolean", "date", "datetime"]
 
 store = ConfigStore()
 state = st.session_state
+who = gate(store)
 st.title("Target entities")
 show_flash("en")
 st.caption(
@@ -46,6 +48,9 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+if not who.can("editor"):
+    st.caption("You are a viewer: an editor adds entities and fields.")
+    st.stop()
 
 if "en_pick_next" in state:
     state["en_pick"] = state.pop("en_pick_next")
@@ -100,7 +105,7 @@ with st.form(f"{editing}.form", border=True):
         },
     )
     saved = st.form_submit_button("Save" if config else "Create", type="primary")
-if saved:
+if saved and allowed(who, "editor", "save an entity"):
     data = {
         "name": name,
         "description": description,
@@ -128,7 +133,9 @@ if config is not None:
     what = "your fields of" if choice in builtin else "the entity"
     with st.popover(f"Delete {what} {choice}…"):
         st.write("This cannot be undone. Refused while a job or imported data needs it.")
-        if st.button("Delete", key=f"{editing}.delete", type="primary"):
+        if st.button("Delete", key=f"{editing}.delete", type="primary") and allowed(
+            who, "editor", "delete an entity"
+        ):
             try:
                 store.delete("entities", config.id, source="studio")
             except StudioError as e:

@@ -16,13 +16,14 @@ from studio.config.store import ConfigStore
 from studio.drafts import DraftStore, valid_key
 from studio.entities import load_entities
 from studio.errors import StudioError
+from views.access import gate
 from views.builder.basics import basics
 from views.builder.calls import calls_and_tests
 from views.builder.draft import Draft, unsaved_bar
 from views.builder.files import files_and_test
 from views.builder.lastrun import run_now
 from views.builder.mapping import records_and_mapping
-from views.common import config_actions, flash, show_flash
+from views.common import allowed, config_actions, flash, show_flash
 
 NEW = "+ New job"
 SECTIONS = {
@@ -34,6 +35,7 @@ store = ConfigStore()
 drafts = DraftStore(store.home)
 state = st.session_state
 entities = load_entities()
+who = gate(store)
 
 st.title("Import jobs")
 show_flash("jb")
@@ -60,6 +62,17 @@ if jobs:
         width="stretch",
         column_config={"Last change": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
     )
+
+if not who.can("editor"):
+    # A viewer reads a job as the store keeps it (secrets masked), with no builder: the builder
+    # keeps drafts and runs tests, which are an editor's.
+    viewed = st.selectbox("Open", [j.name for j in jobs], key="jb_view", index=None)
+    if viewed:
+        job = next(j for j in jobs if j.name == viewed)
+        st.caption(f"{job.status} · {job.schedule.describe()} · id `{job.id}`")
+        st.json(job.model_dump(mode="json"), expanded=2)
+    st.caption("You are a viewer: an editor creates, changes, tests and runs jobs.")
+    st.stop()
 
 if "jb_pick_next" in state:
     state["jb_pick"] = state.pop("jb_pick_next")
@@ -102,8 +115,8 @@ if current is not None:
         drafts.forget_job(current.id)
         state["jb_pick_next"] = NEW
 
-    bar = config_actions(store, "jobs", current, "jb", on_deleted=deleted)
-    if bar.button("Clone", key="jb_clone"):
+    bar = config_actions(store, "jobs", current, "jb", deleted, who)
+    if bar.button("Clone", key="jb_clone") and allowed(who, "editor", "clone a job"):
         copy = store.clone("jobs", current.id, source="studio")
         flash("jb", f"Cloned into {copy.name!r} (disabled until you activate it).")
         state["jb_pick_next"] = copy.name
@@ -134,7 +147,9 @@ elif section == "Records and mapping":
 d.persist()
 unsaved_bar(d, mark)
 save_failed = f"jb_save_failed.{d.jid}"
-if st.button("Save job" if current else "Create job", type="primary", key="jb_save"):
+if st.button("Save job" if current else "Create job", type="primary", key="jb_save") and allowed(
+    who, "editor", "save a job"
+):
     state[f"jb_tried.{d.jid}"] = True  # from now on every problem shows beside its field
     try:
         if current is None:

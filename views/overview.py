@@ -10,6 +10,7 @@ from studio.config.store import ConfigStore
 from studio.guide import first_steps, own
 from studio.runhistory import counts_text, runner_status
 from studio.stores import open_history
+from views.access import gate
 
 STEP_PAGES = {  # where each first step is done
     "connect": ("views/connections.py", "Connections"),
@@ -18,6 +19,7 @@ STEP_PAGES = {  # where each first step is done
 }
 
 store = ConfigStore()
+gate(store)
 history = open_history(store.home)
 connections = store.list("connections")
 jobs = store.list("jobs")

@@ -22,13 +22,15 @@ from studio.runhistory import (
 from studio.runlog import timeline
 from studio.runs import start_in_background
 from studio.stores import open_history
-from views.common import flash, plain, show_flash
+from views.access import gate
+from views.common import allowed, flash, plain, show_flash
 
 LIVE_EVERY = 1.0  # seconds between redraws while a run goes on
 LIVE = ("queued", "running")
 store = ConfigStore()
 history = open_history(store.home)
 state = st.session_state
+who = gate(store)
 
 st.title("Runs")
 show_flash("runs")
@@ -37,24 +39,27 @@ for notice, icon in state.pop("runs_toasts", []):  # runs that ended just before
 
 jobs = store.list("jobs")
 names = {j.id: j.name for j in jobs}
-with st.container(horizontal=True, vertical_alignment="bottom"):
-    pick = st.selectbox(
-        "Run now",
-        [j.id for j in jobs],
-        format_func=names.get,
-        index=None,
-        placeholder="a job…",
-        key="runs_now_job",
-    )
-    if st.button("Run now", key="runs_now", disabled=pick is None):
-        try:
-            started = start_in_background(store, pick)
-        except AlreadyRunning as e:
-            st.warning(f"{e}: a job never runs twice at once.")
-        else:
-            state.setdefault("runs_live", set()).add(started.id)  # so its end is announced
-            flash("runs", f"Started {names[pick]!r}.")
-            st.rerun()
+if who.can("editor"):  # a viewer watches runs; an editor starts them
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        pick = st.selectbox(
+            "Run now",
+            [j.id for j in jobs],
+            format_func=names.get,
+            index=None,
+            placeholder="a job…",
+            key="runs_now_job",
+        )
+        if st.button("Run now", key="runs_now", disabled=pick is None) and allowed(
+            who, "editor", "run a job"
+        ):
+            try:
+                started = start_in_background(store, pick)
+            except AlreadyRunning as e:
+                st.warning(f"{e}: a job never runs twice at once.")
+            else:
+                state.setdefault("runs_live", set()).add(started.id)  # so its end is announced
+                flash("runs", f"Started {names[pick]!r}.")
+                st.rerun()
 
 
 def ended_runs(runs) -> list:

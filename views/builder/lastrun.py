@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.access import acting_who
 from studio.config.store import ConfigStore
 from studio.runhistory import AlreadyRunning, RunHistory, counts_text, ended_text
 from studio.runs import start_in_background
 from studio.stores import open_history
 from views.builder.draft import Draft
+from views.common import allowed
 
 LIVE_EVERY = 1.0  # seconds between redraws while the job runs
 LIVE = ("queued", "running")
@@ -20,7 +22,8 @@ def run_now(d: Draft, store: ConfigStore, bar) -> None:
     history = open_history(store.home)
     job = d.current
     unsaved = " Your unsaved changes are not part of it." if d.dirty else ""
-    if bar.button("Run now", key="jb_run_now", help=f"Run the saved job now.{unsaved}"):
+    pressed = bar.button("Run now", key="jb_run_now", help=f"Run the saved job now.{unsaved}")
+    if pressed and allowed(acting_who(), "editor", "run a job"):
         try:
             start_in_background(store, job.id)
         except AlreadyRunning as e:

@@ -1,0 +1,85 @@
+"""A signed-in session: the studio's cookie after a password sign-in, and who it belongs to.
+
+The cookie holds the user's id, signed and timestamped with ``itsdangerous`` (the signer
+Flask's sessions use) under a key derived from the home's secret key, so nothing but the
+studio can make one, and it is HttpOnly, so no script of the page can read it. It carries no
+role: every script run looks the user up again, so a changed role applies at once and a removed
+or disabled user is out at their next click. A password reset (or "sign out everywhere") moves
+the user's ``sessions_since`` forward, which ends every session made before it.
+
+Sessions last ``STUDIO_SESSION_HOURS`` (12 by default, a working day): the signature's
+timestamp is checked on every read, the cookie's own ``Max-Age`` only tidies the browser.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from studio.access import LOCAL, Who
+from studio.errors import NotFound
+from studio.vault import load_key
+
+COOKIE = "studio_session"
+_SALT = "studio-session"
+
+
+def lifetime() -> int:
+    """Seconds a session lasts."""
+    try:
+        hours = float(os.environ.get("STUDIO_SESSION_HOURS", "") or 12)
+    except ValueError:
+        hours = 12
+    return max(60, int(hours * 3600))
+
+
+def _serializer(store) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(load_key(store.home), salt=_SALT)
+
+
+def issue(store, user) -> str:
+    """A session token for ``user`` (a ``User`` just signed in)."""
+    # "t" to the microsecond: a reset in the same second as a sign-in must still tell them apart
+    return _serializer(store).dumps({"u": user.id, "t": time.time()})
+
+
+def who_from_token(store, token: str | None) -> Who | None:
+    """The signed-in person ``token`` stands for, or None when it is missing, forged, expired,
+    older than its user's ``sessions_since``, or its user is gone or disabled."""
+    if not token:
+        return None
+    try:
+        data = _serializer(store).loads(token, max_age=lifetime())
+        user, issued = store.get("users", str(data["u"])), float(data["t"])
+    except (BadSignature, NotFound, KeyError, TypeError, ValueError):
+        return None
+    if user.status != "active":
+        return None
+    if user.sessions_since and issued <= user.sessions_since.timestamp():
+        return None
+    return Who(name=user.name, role=user.role, via="password", email=user.email)
+
+
+def has_users(store) -> bool:
+    return bool(store.list("users"))
+
+
+def is_local(address: str) -> bool:
+    """Whether a bind address only answers this machine (a laptop's studio needs no sign-in)."""
+    if address == "localhost":
+        return True
+    try:  # "" (Streamlit's default) and 0.0.0.0 answer every network
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def open_access(store, address: str, sso: bool) -> Who | None:
+    """``LOCAL`` (everyone an admin, as on a laptop) when the studio listens on this machine
+    only and has neither users nor single sign-on; else None: people must sign in."""
+    if sso or has_users(store) or not is_local(address):
+        return None
+    return LOCAL

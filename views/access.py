@@ -1,0 +1,98 @@
+"""Who is using this browser session, checked on every script run; not a page of its own.
+
+The websocket is where the pages run, so the check is here and not only in the HTTP gate of
+``views/signin.py``: the session cookie (``st.context.cookies``, sent with the websocket's
+handshake) or Streamlit's ``st.user`` after single sign-on is turned into a ``Who`` again at
+every run, so a role changed or a user removed meanwhile applies at the next click.
+
+``gate()`` is the first call of every page. What a page offers then follows ``who.can(role)``,
+and every change it makes is checked again with ``studio.access.require`` before the store is
+touched. The caller is also registered for the audit trail and the run history.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+from studio import access
+from studio.access import WHAT, Forbidden, Who
+from studio.config.store import ConfigStore
+from studio.sessions import COOKIE, open_access, who_from_token
+from studio.sso import rules_problems, sso_configured, who_from_sso
+from views.common import plain
+from views.signin import secrets
+
+SESSION_KEY = "studio_session"  # the session token; tests put one here instead of a cookie
+WHO_KEY = "studio_who"
+
+
+def _from_session_state() -> Who | None:
+    """The acting user in a Streamlit script thread: fragment reruns run in threads of their
+    own, where the ContextVar set by the page's full run is not."""
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return None
+    return st.session_state.get(WHO_KEY)
+
+
+access.fallbacks.append(_from_session_state)
+
+
+def current(store: ConfigStore) -> Who | None:
+    """The person this session is, or None (signed out, expired, or refused)."""
+    sso = sso_configured(secrets())
+    if who := open_access(store, str(st.get_option("server.address") or ""), sso):
+        return who
+    token = st.session_state.get(SESSION_KEY) or st.context.cookies.get(COOKIE)
+    if who := who_from_token(store, token):
+        return who
+    if sso and st.user.is_logged_in:
+        return who_from_sso(st.user.to_dict(), secrets().get("access"), store)
+    return None
+
+
+def gate(store: ConfigStore | None = None) -> Who:
+    """The signed-in person; a run that has none stops here with a way to sign in. Home.py
+    calls it before the navigation and every page again at its top (a page can be run alone)."""
+    store = store or ConfigStore()
+    try:
+        who = current(store)
+    except Forbidden as e:
+        st.session_state.pop(WHO_KEY, None)
+        st.error(plain(str(e)))
+        if st.button("Sign out", key="signout_refused"):
+            st.logout()
+        st.stop()
+    if who is None:
+        st.session_state.pop(WHO_KEY, None)
+        _signed_out(store)
+        st.stop()
+    st.session_state[WHO_KEY] = who
+    access.acting.set(who)
+    return who
+
+
+def identity(who: Who) -> None:
+    """Who is signed in, and Sign out, in the sidebar (nothing on an open laptop studio)."""
+    if who.via == "local":
+        return
+    with st.sidebar:
+        st.caption(f"Signed in as **{plain(who.name)}** · {who.role}", help=WHAT[who.role])
+        if st.button("Sign out", key="signout", icon=":material/logout:"):
+            st.logout()
+
+
+def _signed_out(store: ConfigStore) -> None:
+    st.title("Connector Studio")
+    address = str(st.get_option("server.address") or "")
+    if not store.list("users") and not sso_configured(secrets()):
+        st.error(
+            f"This studio listens on {address or 'every address'} and has no users yet, so it "
+            "lets nobody in. Add the first admin on its machine: `python -m runner users add "
+            "NAME --role admin`."
+        )
+        return
+    for problem in rules_problems(secrets().get("access")):
+        st.warning(f"[access] in secrets.toml: {problem}")
+    st.info("You are signed out.")
+    st.html('<a href="/signin" target="_self">Sign in</a>')
