@@ -1,6 +1,6 @@
-"""What every router of the REST API shares: the runner it serves, the bearer token check,
-finding an import by id, name or external key, and reading a JSON body by hand (so that a
-config's errors name the field the way the studio and the CLI do)."""
+"""What every router of the REST API shares: the runner it serves, the bearer token check and
+the role each operation needs, finding an import by id, name or external key, and reading a JSON
+body by hand (so that a config's errors name the field the way the studio and the CLI do)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from studio.access import Who, acting, require
 from studio.apitokens import verify
 from studio.config.store import ConfigStore
 from studio.errors import ConfigError, NotFound, StudioError
@@ -46,19 +48,45 @@ bearer = HTTPBearer(
 )
 
 
-def caller(
+async def caller(
     r: RunnerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> str:
-    """The token's name; every route but OPTIONS needs one."""
+) -> Who:
+    """Who the token acts for; every route but OPTIONS needs one.
+
+    Async on purpose: it runs in the request's own task, so ``acting`` set here is what the
+    endpoint sees, and what a sync endpoint's thread (which starts from a copy of this
+    context) and ``asyncio.to_thread`` see too; the store's audit trail records the user. A
+    sync dependency would set it in a threadpool copy that the endpoint never sees."""
     token = credentials.credentials if credentials else ""
-    name = verify(r.store, token)
-    if name is None:
+    who = await run_in_threadpool(verify, r.store, token)  # reads the store: off the loop
+    if who is None:
         raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
-    return name
+    acting.set(who)  # this request's task only: the next request starts from a clean context
+    return who
 
 
-AUTH = [Depends(caller)]
+CallerDep = Annotated[Who, Depends(caller)]
+
+
+def _needs(role: str):
+    """A dependency refusing (403, ``Forbidden``) a caller whose role is below ``role``; the
+    sentence names the call, so a script's log says what it may not do."""
+
+    async def check(request: Request, who: CallerDep) -> Who:
+        return require(who, role, f"call {request.method} {request.url.path}")
+
+    check.__name__ = f"needs_{role}"
+    check.role = role  # type: ignore[attr-defined]  # read by openapi() to document 403
+    return check
+
+
+needs_viewer, needs_editor, needs_admin = _needs("viewer"), _needs("editor"), _needs("admin")
+# One list per role, for a router's or a route's ``dependencies``: reads need a viewer, every
+# change (and every start of a run) an editor, deleting a connection an admin.
+VIEWER = [Depends(needs_viewer)]
+EDITOR = [Depends(needs_editor)]
+ADMIN = [Depends(needs_admin)]
 
 
 def job_ref(store: ConfigStore, ref: str):

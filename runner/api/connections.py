@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from runner.api.common import AUTH, RunnerDep, dump, object_body
+from runner.api.common import ADMIN, EDITOR, VIEWER, RunnerDep, dump, object_body
 from runner.api.schemas import CONNECTION, answers, json_body
 
-router = APIRouter(prefix="/v1/connections", tags=["connections"], dependencies=AUTH)
+router = APIRouter(prefix="/v1/connections", tags=["connections"], dependencies=VIEWER)
 
 EXAMPLE = {
     "kind": "api",
@@ -50,6 +50,7 @@ def _created() -> dict:
     "",
     status_code=201,
     operation_id="create_connection",
+    dependencies=EDITOR,
     responses=_created(),
     openapi_extra=json_body(CONNECTION, {"OAuth 2.0 API": EXAMPLE}),
 )
@@ -65,6 +66,7 @@ def get_connection(ref: str, r: RunnerDep) -> Any:
 @router.put(
     "/{ref}",
     operation_id="replace_connection_config",
+    dependencies=EDITOR,
     responses=answers(200, CONNECTION, 404, 409),
     openapi_extra=json_body(CONNECTION, {"OAuth 2.0 API": EXAMPLE}),
 )
@@ -77,6 +79,7 @@ async def replace_conn(ref: str, request: Request, r: RunnerDep) -> Any:
     "/{ref}",
     status_code=204,
     operation_id="delete_connection",
+    dependencies=ADMIN,
     responses=answers(204, None, 404, 409, description="Deleted"),
 )
 def delete_connection(ref: str, r: RunnerDep) -> Response:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from runner.api.common import AUTH, RunnerDep, object_body
+from runner.api.common import EDITOR, VIEWER, RunnerDep, object_body
 from runner.api.schemas import answers, component, json_body
 from studio.entityviews import (
     EntityView,
@@ -26,7 +26,7 @@ from studio.entityviews import (
     replace_entity,
 )
 
-router = APIRouter(prefix="/v1/entities", tags=["entities"], dependencies=AUTH)
+router = APIRouter(prefix="/v1/entities", tags=["entities"], dependencies=VIEWER)
 
 ENTITY = component("Entity")
 CONFIG = component("EntityConfig")
@@ -85,6 +85,7 @@ def list_entities(r: RunnerDep) -> Any:
     "",
     status_code=201,
     operation_id="create_entity",
+    dependencies=EDITOR,
     responses=_created("The entity, with every field it now has"),
     openapi_extra=json_body(CONFIG, EXAMPLES),
 )
@@ -101,6 +102,7 @@ def get_entity(ref: str, r: RunnerDep) -> Any:
 @router.put(
     "/{ref}",
     operation_id="replace_entity",
+    dependencies=EDITOR,
     responses=answers(200, ENTITY, 404, 409),
     openapi_extra=json_body(
         CONFIG, {"a field more": FEED | {"fields": [*FEED["fields"], {"name": "ean"}]}}
@@ -116,6 +118,7 @@ async def replace(ref: str, request: Request, r: RunnerDep) -> Any:
     "/{ref}",
     status_code=204,
     operation_id="delete_entity",
+    dependencies=EDITOR,
     responses=answers(204, None, 404, 409, description="Deleted"),
 )
 def delete(ref: str, r: RunnerDep) -> Response:
@@ -127,6 +130,7 @@ def delete(ref: str, r: RunnerDep) -> Response:
     "/{ref}/fields",
     status_code=201,
     operation_id="add_entity_field",
+    dependencies=EDITOR,
     responses=answers(201, ENTITY, 404, 409, description="The entity with its new field"),
     openapi_extra=json_body(component("CustomField"), FIELD_EXAMPLE),
 )

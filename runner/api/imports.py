@@ -9,13 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from runner.api.common import AUTH, RunnerDep, dump, job_ref, object_body, read_body
+from runner.api.common import EDITOR, VIEWER, RunnerDep, dump, job_ref, object_body, read_body
 from runner.api.jobs import finish, start, timed_out
 from runner.api.schemas import CONNECTION, IMPORT, answers, component, json_body, run_body
 from studio.errors import ConfigError
 from studio.push import push_records
 
-router = APIRouter(prefix="/v1/imports", tags=["imports"], dependencies=AUTH)
+router = APIRouter(prefix="/v1/imports", tags=["imports"], dependencies=VIEWER)
 
 # Celigo's walk-through, in this studio's terms: a file import that also writes its rows as a
 # CSV file to an FTP site ("Upload File to FTP Site"), renamed later with a PUT.
@@ -63,6 +63,7 @@ def list_imports(r: RunnerDep) -> Any:
     "",
     status_code=201,
     operation_id="create_import",
+    dependencies=EDITOR,
     responses=_created("The import, as stored (references by id, secrets masked)"),
     openapi_extra=json_body(IMPORT, {"Celigo's file import": EXAMPLE}),
 )
@@ -78,6 +79,7 @@ def get_import(ref: str, r: RunnerDep) -> Any:
 @router.put(
     "/{ref}",
     operation_id="replace_import",
+    dependencies=EDITOR,
     responses=answers(200, IMPORT, 404, 409),
     openapi_extra=json_body(
         IMPORT, {"rename": EXAMPLE | {"name": "Upload File to FTP Site (updated!)"}}
@@ -92,6 +94,7 @@ async def replace_import(ref: str, request: Request, r: RunnerDep) -> Any:
     "/{ref}",
     status_code=204,
     operation_id="patch_import",
+    dependencies=EDITOR,
     responses=answers(204, None, 404, description="Patched"),
     openapi_extra=json_body(
         component("ImportPatch"), {"debug": {"debugUntil": "2026-12-01T00:00:00Z"}}
@@ -118,6 +121,7 @@ async def patch_import(ref: str, request: Request, r: RunnerDep) -> Response:
     "/{ref}",
     status_code=204,
     operation_id="delete_import",
+    dependencies=EDITOR,
     responses=answers(204, None, 404, 409, description="Deleted"),
 )
 def delete_import(ref: str, r: RunnerDep) -> Response:
@@ -129,6 +133,7 @@ def delete_import(ref: str, r: RunnerDep) -> Response:
     "/{ref}/clone",
     status_code=201,
     operation_id="clone_import",
+    dependencies=EDITOR,
     responses=_created("The copy, disabled until activated"),
 )
 def clone_import(ref: str, r: RunnerDep) -> Any:
@@ -147,6 +152,7 @@ def audit_import(ref: str, r: RunnerDep) -> Any:
 @router.post(
     "/{ref}/invoke",
     operation_id="invoke_import",
+    dependencies=EDITOR,
     responses=answers(
         200,
         {"oneOf": [component("Run"), {"type": "array", "items": component("PushResult")}]},
@@ -181,6 +187,7 @@ async def invoke_import(ref: str, request: Request, r: RunnerDep) -> Any:
 @router.put(
     "/{ref}/replaceConnection",
     operation_id="replace_connection",
+    dependencies=EDITOR,
     responses=answers(200, IMPORT, 404),
     openapi_extra=json_body(
         component("ConnectionRef"), {"by name": {"connection": "Demo sandbox"}}

@@ -10,12 +10,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from runner.api.common import AUTH, Runner, RunnerDep, job_ref
+from runner.api.common import EDITOR, VIEWER, Runner, RunnerDep, job_ref
 from runner.api.schemas import answers, component
+from studio.access import acting
 from studio.errors import Conflict, NotFound
 from studio.runhistory import Run, data_files, run_archive
 
-router = APIRouter(tags=["jobs"], dependencies=AUTH)
+router = APIRouter(tags=["jobs"], dependencies=VIEWER)
 
 SYNC_STATE = {"success": 1, "partial": 1, "queued": 2, "running": 2}
 FILE = {
@@ -29,7 +30,11 @@ FILE = {
 
 
 def start(r: Runner, job) -> str:
-    _outcome, run_id = r.daemon.submit(job.id, job.name, "api", None, job.run.on_overlap)
+    """Queue a run of ``job`` for the daemon, recorded as started by the token's user."""
+    who = acting.get()
+    _outcome, run_id = r.daemon.submit(
+        job.id, job.name, "api", None, job.run.on_overlap, started_by=who.name if who else ""
+    )
     if run_id is None:
         raise Conflict(
             f"Import {job.name!r} is running, and it skips a start meanwhile "
@@ -75,6 +80,7 @@ def status_of(run: Run) -> dict:
         "status": {1: "success", 2: "running", 3: "error"}[state],
         "processId": run.id,
         "run_status": run.status,
+        "started_by": run.started_by,
         "requests": run.requests,
         "attempts": getattr(run, "attempts", 0) or run.requests,
         "pages": run.pages,
@@ -110,7 +116,9 @@ def _started() -> dict:
     return out
 
 
-@router.post("/v1/jobs/{ref}/start", operation_id="start_job", responses=_started())
+@router.post(
+    "/v1/jobs/{ref}/start", operation_id="start_job", dependencies=EDITOR, responses=_started()
+)
 def start_job(ref: str, r: RunnerDep) -> Any:
     return {"processId": start(r, job_ref(r.store, ref))}
 
@@ -142,6 +150,7 @@ def download(ref: str, process_id: str, r: RunnerDep) -> Response:
 @router.get(
     "/v1/datafeed/synchron/{external_key}",
     operation_id="datafeed_synchron",
+    dependencies=EDITOR,
     responses=_file_answers(404, 409, 424, 202),
 )
 async def synchron(external_key: str, r: RunnerDep) -> Response:

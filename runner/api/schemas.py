@@ -61,6 +61,7 @@ class JobStatus(BaseModel):
                     "status": "running",
                     "processId": "6f1c2a9b0d3e",
                     "run_status": "running",
+                    "started_by": "ana",
                     "requests": 3,
                     "attempts": 4,
                     "pages": 3,
@@ -79,6 +80,7 @@ class JobStatus(BaseModel):
     status: Literal["success", "running", "error"]
     processId: str
     run_status: str
+    started_by: str = Field(default="", description="The user who started it ('' if none)")
     requests: int
     attempts: int = 0
     pages: int
@@ -131,8 +133,12 @@ class NamedRef(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """One change of a config: when, through what (``source``), by whom (``user``: the name
+    of the signed-in user or the API token's user; "" before users, or from the CLI)."""
+
     at: str
     source: str
+    user: str = ""
     action: str
     kind: str
     id: str
