@@ -17,7 +17,7 @@ from runner.docsgen import PROG, docs_command
 from runner.entitiescli import add_entity_commands
 from runner.output import exchange_text, print_json, print_list, when
 from runner.runscli import runs_download, runs_list, runs_log, runs_show
-from runner.userscli import add_user_commands
+from runner.userscli import add_token_commands, add_user_commands
 from studio.config.connections import KIND_LABELS
 from studio.config.files import export_configs, import_configs
 from studio.config.kinds import KINDS
@@ -277,31 +277,7 @@ def _add_next_runs(sub) -> None:
 
 
 def _add_api_token(sub) -> None:
-    actions = _group(sub, "api-token", "create, revoke or list REST API tokens")
-    t = _command(
-        actions, "create", "make a token; it is printed once, only its hash is kept", _token_create
-    )
-    t.add_argument("name", metavar="NAME", help="token name")
-    t.add_argument(
-        "--user",
-        metavar="USER",
-        help="the user it acts for, with their role (needed once the studio has users)",
-    )
-    t.add_argument(
-        "--expires",
-        metavar="WHEN",
-        help="30d, 12h or 90m from now, a date (2027-01-31, from 00:00 UTC) or an ISO time; "
-        "default: never",
-    )
-    t = _command(actions, "revoke", "delete a token", _token_revoke)
-    t.add_argument("name", metavar="NAME", help="token name")
-    t = _command(
-        actions,
-        "list",
-        "the tokens: user, role, expiry (names and prefixes, never the tokens)",
-        _token_list,
-    )
-    _json_flag(t, "print a JSON array of tokens (never the tokens nor their hashes)")
+    add_token_commands(sub, _group, _command)
 
 
 def _add_sandbox(sub) -> None:
@@ -547,74 +523,3 @@ def serve_api(store: ConfigStore, daemon, host: str, port: int, timeout: float) 
     server.install_signal_handlers = lambda: None  # the daemon handles SIGTERM and SIGINT
     threading.Thread(target=server.run, daemon=True, name="api").start()
     daemon.log("api-start", url=f"http://{host}:{port}/v1", docs=f"http://{host}:{port}/docs")
-
-
-# --- REST API tokens -----------------------------------------------------------------------------
-
-
-def _token_create(store: ConfigStore, args: argparse.Namespace) -> int:
-    """A token for ``--user``. Without it, only while the studio has no users: such a token is
-    an admin (as the studio is on a laptop with no users), which a shared studio should not
-    hand out by forgetting an option."""
-    from studio.apitokens import create_token, parse_expiry
-
-    if not args.user and store.list("users"):
-        raise StudioError(
-            "--user: give the user the token acts for (its role is theirs); "
-            "runner users list shows them"
-        )
-    expires = parse_expiry(args.expires) if args.expires else None
-    token = create_token(store, args.name, user=args.user or "", expires_at=expires)
-    print(token)
-    made = store.get("api_tokens", args.name)
-    acts = f"acts for {made.user!r}" if made.user else "acts as an admin (no user)"
-    until = f", expires {made.expires_at:%Y-%m-%d %H:%M} UTC" if made.expires_at else ""
-    print(f"token {args.name!r} created; it {acts}{until}; it is shown only now", file=sys.stderr)
-    return 0
-
-
-def _token_revoke(store: ConfigStore, args: argparse.Namespace) -> int:
-    store.delete("api_tokens", args.name, source="cli")
-    print(f"token {args.name!r} revoked")
-    return 0
-
-
-def _token_list(store: ConfigStore, args: argparse.Namespace) -> int:
-    """Names, prefixes, users, their roles now and expiries: never the token (it is not kept)
-    nor its hash. A token whose user is gone or disabled has no role: it opens nothing."""
-    from studio.apitokens import token_role
-
-    users = store.list("users")
-    now = datetime.now(UTC)
-
-    def role(t) -> str:
-        return token_role(store, t, users) or "none (user gone or disabled)"
-
-    def iso(moment: datetime | None) -> str | None:
-        return moment.isoformat() if moment else None
-
-    print_list(
-        args,
-        store.list("api_tokens"),
-        lambda t: {
-            "name": t.name,
-            "prefix": t.prefix + "…",
-            "user": t.user or "(none: admin)",
-            "role": role(t),
-            "expires": when(t.expires_at) or "never",
-            "expired": "yes" if t.expired(now) else "",
-            "status": t.status,
-            "created": when(t.created_at),
-        },
-        lambda t: {
-            "name": t.name,
-            "prefix": t.prefix,
-            "user": t.user,
-            "role": token_role(store, t, users),
-            "status": t.status,
-            "expires_at": iso(t.expires_at),
-            "expired": t.expired(now),
-            "created_at": iso(t.created_at),
-        },
-    )
-    return 0

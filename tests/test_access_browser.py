@@ -159,3 +159,16 @@ def test_single_sign_on_takes_the_role_claim(studio_with_users, browser):
     sign_in_with_provider(page, "dan@partner.org", {"roles": ["admin"]})
     signed_in_as(page, "dan@partner.org · admin")
     page.close()
+
+
+def test_a_sign_in_cancelled_at_the_provider_comes_back_signed_out(studio_with_users, browser):
+    from tests.oidc import deny_at_provider
+
+    url, _home = studio_with_users
+    page = browser.new_page()
+    page.goto(f"{url}/signin")
+    page.get_by_role("link", name="Sign in with single sign-on").click()
+    deny_at_provider(page)
+    page.wait_for_url(re.compile(r"/signin"), timeout=WAIT)
+    assert not {"_streamlit_user", "studio_session"} & {c["name"] for c in page.context.cookies()}
+    page.close()

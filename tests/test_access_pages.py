@@ -184,3 +184,19 @@ def test_a_studio_with_no_users_on_the_network_lets_nobody_in(store):
         config.set_option("server.address", "127.0.0.1")
     assert "has no users yet, so it lets nobody in" in at.error[0].value
     assert "runner users add NAME --role admin" in at.error[0].value
+
+
+def test_run_now_records_who_pressed_it(store, team, sandbox):
+    from studio.stores import open_history
+    from tests.helpers import setup, watch
+
+    job = setup(store, sandbox)
+    at = signed_in(store, team["editor"], "views/runs.py")
+    at.selectbox(key="runs_now_job").select(job.id).run()
+    at.button(key="runs_now").click().run()
+    history = open_history(store.home)
+    [run] = history.list(job.id)
+    assert (run.trigger, run.started_by) == ("manual", "ed")
+    watch(history, run.id, lambda r: r.status not in ("queued", "running"))
+    at.run()
+    assert at.dataframe[0].value.iloc[0]["By"] == "ed"

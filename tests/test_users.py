@@ -113,3 +113,25 @@ def test_runner_users_adds_lists_sets_roles_resets_and_removes(store):
     assert cli(home, "remove", "ana").stdout.strip() == "removed 'ana'"
     assert cli(home, "remove", "cy").stdout.strip() == "removed 'cy'"  # the last one may go
     assert json.loads(cli(home, "list", "--json").stdout) == []
+
+
+def test_up_opens_the_studio_to_the_network_only_with_someone_to_sign_in(store, monkeypatch):
+    from runner.up import refusal
+    from tests.helpers import runner
+
+    monkeypatch.setenv("HOME", str(store.home.parent))  # no ~/.streamlit/secrets.toml of ours
+    out = runner("up", "--host", "0.0.0.0", "--no-demo", "--no-sandbox", home=store.home)
+    assert out.returncode == 2
+    assert "open to anyone who reaches it" in out.stderr
+    assert "python -m runner users add NAME --role admin" in out.stderr
+    assert refusal(store, "127.0.0.1") is None and refusal(store, "localhost") is None
+    assert refusal(store, "") is not None  # Streamlit's own default listens everywhere
+    (store.home / "secrets.toml").write_text(
+        '[auth]\nredirect_uri = "https://studio.example.com/oauth2callback"\n'
+        'cookie_secret = "0123456789abcdef0123456789abcdef"\nclient_id = "studio"\n'
+        'client_secret = "s"\nserver_metadata_url = "https://sso.example.com/.well-known/x"\n'
+    )
+    assert refusal(store, "0.0.0.0") is None  # single sign-on: people sign in
+    (store.home / "secrets.toml").unlink()
+    add_user(store, "ana", PASSWORD, "admin")
+    assert refusal(store, "0.0.0.0") is None

@@ -95,6 +95,7 @@ def runs_table(shown) -> None:
                 "Started (UTC)": r.started_at.replace("T", " ")[:19],
                 "Job": r.job_name,
                 "Trigger": r.trigger,
+                "By": r.started_by,
                 "Status": r.status,
                 "Seconds": duration_seconds(r, now),  # so far, while it runs
                 "Records": r.records,
@@ -177,7 +178,9 @@ def show_run(run) -> None:
         (st.error if run.status == "failed" else st.warning)(plain(run.error))
     show_counts(run)
     st.caption(
-        f"Trigger {run.trigger} · started {run.started_at} · finished {run.finished_at or '—'}"
+        f"Trigger {run.trigger}"
+        + (f" by {run.started_by}" if run.started_by else "")
+        + f" · started {run.started_at} · finished {run.finished_at or '—'}"
         + (f" · slot {run.slot}" if run.slot else "")
         + f" · id `{run.id}`"
     )
