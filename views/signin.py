@@ -89,7 +89,14 @@ def _page(target: str, *, error: str = "", name: str = "", status: int = 200) ->
 
 
 async def signin_page(request: Request) -> Response:
-    return _page(request.query_params.get("next", "/"))
+    target = request.query_params.get("next", "/")
+    if await run_in_threadpool(_open):  # nobody to sign in as: the studio is open
+        return RedirectResponse(_safe_next(target), status_code=303)
+    return _page(target)
+
+
+def _open() -> bool:
+    return open_access(store(), _bind_address(), sso_configured(secrets())) is not None
 
 
 async def signin_post(request: Request) -> Response:
@@ -120,12 +127,11 @@ async def signin_post(request: Request) -> Response:
 def signed_in(cookies: dict[str, str]) -> bool:
     """Whether a page load may go on to the app: open access, a valid password session, or
     Streamlit's single sign-on cookie (whose holder the script checks against the roles)."""
-    s, sso = store(), sso_configured(secrets())
-    if open_access(s, _bind_address(), sso):
+    if _open():
         return True
-    if sso and any(k.startswith(SSO_COOKIE) for k in cookies):
+    if sso_configured(secrets()) and any(k.startswith(SSO_COOKIE) for k in cookies):
         return True
-    return who_from_token(s, cookies.get(COOKIE)) is not None
+    return who_from_token(store(), cookies.get(COOKIE)) is not None
 
 
 class SignInGate:
