@@ -200,3 +200,35 @@ def test_run_now_records_who_pressed_it(store, team, sandbox):
     watch(history, run.id, lambda r: r.status not in ("queued", "running"))
     at.run()
     assert at.dataframe[0].value.iloc[0]["By"] == "ed"
+
+
+def test_an_admin_adds_resets_disables_and_removes_users_in_settings(store, team):
+    from studio.users import sign_in
+
+    at = signed_in(store, team["admin"], "views/settings.py")
+    at.text_input(key="user_name").input("bo")
+    at.text_input(key="user_email").input("bo@example.com")
+    at.selectbox(key="user_role").select("editor")
+    at.text_input(key="user_pw").input("short")
+    next(b for b in at.button if b.label == "Add user").click().run()
+    assert "at least 10 characters" in at.error[0].value
+    assert "bo" not in [u.name for u in store.list("users")]
+    at.text_input(key="user_name").input("bo")
+    at.selectbox(key="user_role").select("editor")
+    at.text_input(key="user_pw").input(PASSWORD)
+    next(b for b in at.button if b.label == "Add user").click().run()
+    assert [s.value for s in at.success] == ["Added 'bo' (editor)."]
+    assert sign_in(store, "bo", PASSWORD).role == "editor"
+    bo = store.get("users", "bo")
+    at.selectbox(key="user_pick").select("bo").run()
+    at.text_input(key=f"user_pw.{bo.id}").input("another long password")
+    at.button(key="user_reset").click().run()
+    assert sign_in(store, "bo", "another long password").name == "bo"
+    at.selectbox(key="user_pick").select("bo").run()
+    at.button(key="user_status").click().run()
+    assert store.get("users", "bo").status == "disabled"
+    at.selectbox(key="user_pick").select("bo").run()
+    at.button(key="user_remove").click().run()
+    assert sorted(u.name for u in store.list("users")) == ["ana", "ed", "vera"]
+    # No password hash on the page, ever.
+    assert "argon2" not in str([e.value for e in at.dataframe if hasattr(e, "value")])
