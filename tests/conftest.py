@@ -123,6 +123,26 @@ def oidc_provider():
 
 
 @pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """Debian's redis-server on a free port, in memory only, once per session."""
+    from tests.dbservers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL cluster of the session's own (initdb, as the postgres user under root)."""
+    from tests.dbservers import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def hostile_server():
     from tests.hostile import HostileServer
 
