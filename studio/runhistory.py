@@ -425,7 +425,12 @@ def runner_status(home: Path, stale: float = 15.0) -> dict:
 def run_files(run: Run, *, data_only: bool = False) -> list[Path]:
     """The files a run left that still exist: rows, rejects, log, debug trace. ``data_only``:
     what the run produced (rows, and rejects or a trace when there are any), not its log."""
-    files = [Path(p) for p in run.outputs if Path(p).is_file()]
+    if os.environ.get("STUDIO_DATABASE_URL"):  # ended runs' files are in PostgreSQL (pgfiles)
+        from studio.pgfiles import stored_files
+
+        files = stored_files(run)
+    else:
+        files = [Path(p) for p in run.outputs if Path(p).is_file()]
     if data_only:
         files = [
             f

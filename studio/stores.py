@@ -2,8 +2,10 @@
 
 The engine, the pages, the CLI and the REST API reach them only through ``open_rows`` and
 ``open_history``, so that another implementation (PostgreSQL, for runners on several machines)
-can be added here without touching them. Today both are SQLite files in ``STUDIO_HOME``
-(``rowstore.SqliteRows``, ``runhistory.RunHistory``).
+can be added here without touching them. By default both are SQLite files in ``STUDIO_HOME``
+(``rowstore.SqliteRows``, ``runhistory.RunHistory``); with ``STUDIO_DATABASE_URL`` set to a
+``postgresql://`` URL, both are in that database (``pgrows.PgRows``, ``pghistory.PgHistory``),
+and so are the runs' files once they end (``pgfiles``), for runners on several machines.
 """
 
 from __future__ import annotations
@@ -96,12 +98,24 @@ class RunStore(Protocol):
 
 
 def open_rows(home: Path) -> RowStore:
+    from studio.pg import database_url
+
+    if database_url():  # or a StudioError naming the variable
+        from studio.pgrows import PgRows
+
+        return PgRows(home)
     from studio.rowstore import SqliteRows
 
     return SqliteRows(home)
 
 
 def open_history(home: Path) -> RunStore:
+    from studio.pg import database_url
+
+    if database_url():
+        from studio.pghistory import PgHistory
+
+        return PgHistory(home)
     from studio.runhistory import RunHistory
 
     return RunHistory(home)

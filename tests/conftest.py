@@ -142,6 +142,27 @@ def postgres_server():
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_database(request, postgres_server) -> str:
+    """A PostgreSQL database of the test module's own (made once per module): its URL."""
+    return postgres_server.database("m_" + request.module.__name__.rpartition(".")[2])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, monkeypatch) -> str:
+    """The stores a test runs against, once each: SQLite files in its home (the default), then
+    PostgreSQL (``STUDIO_DATABASE_URL``: the module's database, emptied before each test)."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("STUDIO_DATABASE_URL", raising=False)
+        return "sqlite"
+    from tests.dbservers import empty_database
+
+    url = request.getfixturevalue("module_database")
+    empty_database(url)
+    monkeypatch.setenv("STUDIO_DATABASE_URL", url)
+    return "postgresql"
+
+
 @pytest.fixture(scope="session")
 def hostile_server():
     from tests.hostile import HostileServer

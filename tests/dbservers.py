@@ -104,3 +104,34 @@ def _user_exists(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def empty_database(url: str) -> None:
+    """Drop what the studio's stores made in the database at ``url`` (they make it again)."""
+    import psycopg
+
+    from studio.pg import forget_schemas
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS entities CASCADE")
+        conn.execute("DROP TABLE IF EXISTS run_file_chunks, run_files, runs CASCADE")
+    forget_schemas()
+
+
+def store_sql(home: Path, sql: str) -> list[tuple]:
+    """Run ``sql`` on the entity store the environment chooses (SQLite in ``home``, or the
+    ``entities`` schema of ``STUDIO_DATABASE_URL``), as a hand would; the rows it gives."""
+    url = os.environ.get("STUDIO_DATABASE_URL")
+    if not url:
+        import sqlite3
+
+        with sqlite3.connect(home / "entities.sqlite") as db:
+            rows = db.execute(sql).fetchall()
+        db.close()
+        return rows
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET search_path TO entities")
+        cursor = conn.execute(sql)
+        return cursor.fetchall() if cursor.description else []

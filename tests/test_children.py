@@ -1,10 +1,8 @@
 """Nested arrays to a second entity: a product's variants[*] → Variants, linked by the
-product's key, written in the same transaction as the products; previewed with them."""
+product's key, written in the same transaction as the products; previewed with them. The runs
+are tested against SQLite and PostgreSQL (the ``backend`` fixture)."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +12,10 @@ from studio.children import ChildMapping, job_mapper
 from studio.config.jobs import JOB, draft_job, job_problems
 from studio.entities import entity
 from studio.errors import ConfigError
-from studio.rowstore import DB_FILE, read_rows
+from studio.runhistory import run_files
 from studio.runs import preview_saved, run_job
-from studio.stores import open_history
+from studio.stores import open_history, open_rows
+from tests.dbservers import store_sql
 from tests.helpers import PRODUCTS, demo, runner
 
 JOB_NAME = "Products with variants"
@@ -46,6 +45,11 @@ def with_variants(store, sandbox, **children) -> dict:
     return data
 
 
+def read_rows(home, name: str, **kw) -> tuple[list[dict], int]:
+    return open_rows(home).read(name, **kw)
+
+
+@pytest.mark.usefixtures("backend")
 def test_a_run_writes_products_and_their_variants_linked_by_the_products_key(store, sandbox):
     with_variants(store, sandbox)
     run = run_job(store, JOB_NAME)
@@ -68,22 +72,23 @@ def test_a_run_writes_products_and_their_variants_linked_by_the_products_key(sto
         "_run_id": run.id,
     }
     assert "P00007-2" not in by_id
-    rejects = Path(run.outputs[1]).read_text()
+    rejects = next(f for f in run_files(run) if f.name == "rejects.csv").read_text()
     assert "Variants of record 6, item 2: $.sku: is required but empty" in rejects
 
 
+@pytest.mark.usefixtures("backend")
 def test_immutable_child_fields_are_kept_on_update(store, sandbox):
     with_variants(store, sandbox)
     run_job(store, JOB_NAME)
-    db = sqlite3.connect(store.home / DB_FILE)
-    db.execute("UPDATE variants SET color = 'kept', sku = 'old' WHERE external_id = 'P00001-1'")
-    db.commit()
-    db.close()
+    store_sql(
+        store.home, "UPDATE variants SET color = 'kept', sku = 'old' WHERE external_id = 'P00001-1'"
+    )
     run_job(store, JOB_NAME)
     rows, _ = read_rows(store.home, "Variants", where="P00001-1")
     assert (rows[0]["color"], rows[0]["sku"]) == ("kept", "SKU-00001-1")
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_failed_run_writes_neither_products_nor_variants(store, sandbox):
     with_variants(store, sandbox)
     pages = []
@@ -157,6 +162,7 @@ def test_two_children_of_one_entity_are_refused(store, sandbox):
     ]
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_job_without_children_is_unchanged(store, sandbox):
     demo(store, sandbox)
     job = store.get("jobs", PRODUCTS)

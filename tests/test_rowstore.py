@@ -1,5 +1,7 @@
 """The imported rows (studio/rowstore.py): each run stages its rows and copies them in with one
-short transaction."""
+short transaction. The tests that go through ``open_rows`` run against SQLite and PostgreSQL
+(the ``backend`` fixture); those that look inside the SQLite file are SQLite's own
+(tests/test_pgstores.py has PostgreSQL's)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,24 @@ import pytest
 
 from studio.errors import StudioError
 from studio.rowstore import read_rows
+from tests.dbservers import store_sql
 
 
+def _read(home, name: str, **kw) -> tuple[list[dict], int]:
+    from studio.stores import open_rows
+
+    return open_rows(home).read(name, **kw)
+
+
+@pytest.mark.usefixtures("backend")
 def test_runs_side_by_side_do_not_lock_each_other_out(store):
     """Each run stages its rows; the store's write lock is taken only to copy them in."""
     from studio.entities import entity
-    from studio.rowstore import EntityWriter
+    from studio.stores import open_rows
 
     spec = entity("Suppliers")
-    first = EntityWriter(store.home, spec, "run-1", ["external_id", "name"])
-    second = EntityWriter(store.home, spec, "run-2", ["external_id", "name"])
+    first = open_rows(store.home).writer(spec, "run-1", ["external_id", "name"])
+    second = open_rows(store.home).writer(spec, "run-2", ["external_id", "name"])
     first.write([{"external_id": "A", "name": "from run 1"}])
     second.write([{"external_id": "B", "name": "from run 2"}])
     second.commit()  # while the first run is still going
@@ -28,13 +38,14 @@ def test_runs_side_by_side_do_not_lock_each_other_out(store):
     first.commit()
     for w in (first, second):
         w.close()
-    rows, total = read_rows(store.home, "Suppliers")
+    rows, total = _read(store.home, "Suppliers")
     assert total == 2 and {r["external_id"]: r["_run_id"] for r in rows} == {
         "B": "run-2",
         "D": "run-1",
     }
 
 
+@pytest.mark.usefixtures("backend")
 def test_immutable_columns_are_written_on_insert_and_kept_on_update(store):
     """An upsert sets a new row's immutable columns and leaves an existing row's as they are;
     when every column but the key is immutable, an existing row is not touched at all."""
@@ -48,7 +59,7 @@ def test_immutable_columns_are_written_on_insert_and_kept_on_update(store):
         writer.write(rows)
         writer.commit()
         writer.close()
-        return {r["external_id"]: r for r in read_rows(store.home, "Suppliers")[0]}
+        return {r["external_id"]: r for r in _read(store.home, "Suppliers")[0]}
 
     first = {"external_id": "A", "name": "Acme", "email": "first@acme.example"}
     run("run-1", [first], ["email"])
@@ -170,6 +181,7 @@ def test_a_failed_copy_propagates_its_error_and_the_writers_go_on(store):
     assert read_rows(store.home, "Products")[1] == 0
 
 
+@pytest.mark.usefixtures("backend")
 def test_immutable_columns_that_are_null_are_filled(store):
     """NULL is no value to keep: an immutable column is filled where it is NULL and kept where
     it is set; with only immutable columns mapped, only the rows filled are touched."""
@@ -195,7 +207,7 @@ def test_immutable_columns_that_are_null_are_filled(store):
         ],
         immutable=["email"],
     )
-    rows = {r["external_id"]: r for r in read_rows(store.home, "Suppliers")[0]}
+    rows = {r["external_id"]: r for r in _read(store.home, "Suppliers")[0]}
     assert (rows["A"]["name"], rows["A"]["email"]) == ("Acme Ltd", "a@acme.example")  # filled
     assert (rows["B"]["name"], rows["B"]["email"]) == ("Globex Inc", "b@globex.example")  # kept
     _write(store.home, spec, "run-3", [{"external_id": "C", "phone": "1"}])
@@ -206,12 +218,13 @@ def test_immutable_columns_that_are_null_are_filled(store):
         [{"external_id": "B", "phone": "2"}, {"external_id": "C", "phone": "3"}],
         immutable=["phone"],
     )
-    rows = {r["external_id"]: r for r in read_rows(store.home, "Suppliers")[0]}
+    rows = {r["external_id"]: r for r in _read(store.home, "Suppliers")[0]}
     assert (rows["B"]["phone"], rows["B"]["_run_id"]) == ("2", "run-4")  # was NULL: filled
     assert (rows["C"]["phone"], rows["C"]["_run_id"]) == ("1", "run-3")  # set: not touched
     assert (rows["A"]["phone"], rows["A"]["_run_id"]) == (None, "run-2")  # not in the run
 
 
+@pytest.mark.usefixtures("backend")
 def test_of_two_rows_with_the_same_key_the_last_one_wins_whatever_the_columns(store):
     """Rows are copied in the order written; a column named ``rowid`` (refused by the config,
     but not by the row store) does not change that order."""
@@ -224,10 +237,6 @@ def test_of_two_rows_with_the_same_key_the_last_one_wins_whatever_the_columns(st
     )
     rows = [{"code": "K", "rowid": 9}, {"code": "K", "rowid": 1}, {"code": "K", "rowid": 5}]
     _write(store.home, spec, "run-1", rows)
-    with sqlite3.connect(store.home / "entities.sqlite") as db:
-        assert db.execute('SELECT code, "rowid" FROM ordered').fetchall() == [("K", 5)]
-    db.close()
+    assert store_sql(store.home, 'SELECT code, "rowid" FROM ordered') == [("K", 5)]
     _write(store.home, spec, "run-2", [{"code": "K", "rowid": 7}, {"code": "K", "rowid": 2}])
-    with sqlite3.connect(store.home / "entities.sqlite") as db:
-        assert db.execute('SELECT code, "rowid" FROM ordered').fetchall() == [("K", 2)]
-    db.close()
+    assert store_sql(store.home, 'SELECT code, "rowid" FROM ordered') == [("K", 2)]

@@ -1,18 +1,22 @@
 """The run history (studio/runhistory.py): runs kept for the configured days, runs of processes
-that are gone marked interrupted, and counts saved while a run goes."""
+that are gone marked interrupted, and counts saved while a run goes. What goes through
+``open_history`` runs against SQLite and PostgreSQL (the ``backend`` fixture); PostgreSQL's
+heartbeats are tested in tests/test_pgstores.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
-from studio.runhistory import RunHistory
+from studio.runhistory import RunHistory, run_files
 from studio.runs import run_job
+from studio.stores import open_history
 from tests.helpers import demo
 
 
+@pytest.mark.usefixtures("backend")
 def test_history_keeps_the_configured_days(store, sandbox):
     demo(store, sandbox)
-    history = RunHistory(store.home)
+    history = open_history(store.home)
     run = run_job(store, "Demo suppliers")
     old = history.get(run.id)
     old.started_at = "2020-01-01T00:00:00+00:00"
@@ -20,7 +24,11 @@ def test_history_keeps_the_configured_days(store, sandbox):
     recent = run_job(store, "Demo suppliers")
     assert history.purge(days=30) == 1
     assert [r.id for r in history.list()] == [recent.id]
-    assert not Path(run.folder).exists() and Path(recent.folder).exists()
+    assert not run_files(run) and [f.name for f in run_files(recent)] == [
+        "rows.csv",
+        "rejects.csv",
+        "run.log",
+    ]
 
 
 def test_only_runs_of_processes_that_are_gone_are_marked_interrupted(store):
@@ -51,8 +59,9 @@ def test_only_runs_of_processes_that_are_gone_are_marked_interrupted(store):
         alive.kill()
 
 
+@pytest.mark.usefixtures("backend")
 def test_counts_saved_while_running_never_revive_an_ended_run(store):
-    history = RunHistory(store.home)
+    history = open_history(store.home)
     run = history.start_run("job-1", "Job", "manual")
     assert history.save_counts(run.id, {"requests": 3, "attempts": 4, "records": 10})
     seen = history.get(run.id)
