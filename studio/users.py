@@ -15,6 +15,7 @@ tries a quarter of an hour.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -118,34 +119,85 @@ def sign_in(
     sleep: Callable[[float], None] = time.sleep,
 ) -> User:
     """The user ``name`` if ``password`` is theirs and the account is open; else
-    ``SignInRefused`` with one sentence for every wrong name or password."""
-    wrong = SignInRefused("Wrong name or password")
-    user = next((u for u in store.list("users") if u.name.casefold() == name.casefold()), None)
-    if user is None:
-        _HASHER.hash(password or "-")  # as long as a real check: timing tells nothing
-        raise wrong
-    if user.locked_until and user.locked_until > now():
-        raise SignInRefused(
-            f"Too many failed sign-ins: try again after {user.locked_until:%H:%M} UTC, or ask an "
-            "admin to reset the password"
+    ``SignInRefused`` with one sentence for every wrong name or password.
+
+    The tries of one name are taken one at a time (a lock per name), so guesses sent in
+    parallel all count before the next is checked: a burst gets ``MAX_FAILURES`` tries, not
+    one per thread. A name that is no user, or a disabled one, is answered exactly like a user
+    with a wrong password (a password check as long, the same slowdown and the same lock,
+    counted in this process), so neither the words nor the time tell which names exist."""
+    key = (str(store.path), name.casefold())
+    with _lock_of(key):
+        user = next((u for u in store.list("users") if u.name.casefold() == name.casefold()), None)
+        real = user is not None and user.status == "active"
+        failures, locked_until = (
+            (user.failures, user.locked_until) if real else _phantoms.get(key, (0, None))
         )
-    if user.status != "active":
-        raise wrong
-    try:
-        _HASHER.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        failures = user.failures + 1
+        if locked_until and locked_until > now():
+            raise SignInRefused(
+                f"Too many failed sign-ins: try again after {locked_until:%H:%M} UTC, or ask "
+                "an admin to reset the password"
+            )
+        if real and _verified(user.password_hash, password):
+            update: dict = {"failures": 0, "locked_until": None}
+            if _HASHER.check_needs_rehash(user.password_hash):
+                update["password_hash"] = _HASHER.hash(password)
+            if user.failures or user.locked_until or "password_hash" in update:
+                store.modify(
+                    "users", user.id, lambda u: u.model_copy(update=update), source="studio"
+                )
+            return user
+        if not real:
+            _verified(_dummy_hash(), password)  # as long as a real check
+        failures += 1
         locked = now() + timedelta(minutes=LOCK_MINUTES) if failures >= MAX_FAILURES else None
         update = {"failures": 0 if locked else failures, "locked_until": locked}
-        store.modify("users", user.id, lambda u: u.model_copy(update=update), source="studio")
-        sleep(min(SLOWDOWN * failures, 2.0))
-        raise wrong from None
-    update: dict = {"failures": 0, "locked_until": None}
-    if _HASHER.check_needs_rehash(user.password_hash):
-        update["password_hash"] = _HASHER.hash(password)
-    if user.failures or user.locked_until or "password_hash" in update:
-        store.modify("users", user.id, lambda u: u.model_copy(update=update), source="studio")
-    return user
+        if real:
+            store.modify("users", user.id, lambda u: u.model_copy(update=update), source="studio")
+        else:
+            _remember_phantom(key, (update["failures"], locked), now())
+    sleep(min(SLOWDOWN * failures, 2.0))
+    raise SignInRefused("Wrong name or password")
+
+
+# The tries of names that are no user (or a disabled one), by (store, name): as a user's
+# ``failures`` and ``locked_until``, kept in this process only (the studio's, which alone signs
+# people in); at most ``_PHANTOMS`` of them, the oldest forgotten first.
+_PHANTOMS = 100_000
+_phantoms: dict[tuple[str, str], tuple[int, datetime | None]] = {}
+_phantoms_lock = threading.Lock()
+_dummy: list[str] = []
+# The tries of one name one at a time: a lock of these stripes per name (two names may share
+# one, which only makes one wait for the other's password check).
+_stripes = [threading.Lock() for _ in range(64)]
+
+
+def _lock_of(key: tuple[str, str]) -> threading.Lock:
+    return _stripes[hash(key) % len(_stripes)]
+
+
+def _remember_phantom(key, value: tuple[int, datetime | None], now: datetime) -> None:
+    with _phantoms_lock:
+        _phantoms.pop(key, None)
+        _phantoms[key] = value  # the newest last
+        if len(_phantoms) > _PHANTOMS:
+            for k in [k for k, (_n, until) in _phantoms.items() if until and until <= now]:
+                del _phantoms[k]
+            while len(_phantoms) > _PHANTOMS:
+                del _phantoms[next(iter(_phantoms))]
+
+
+def _verified(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _dummy_hash() -> str:
+    if not _dummy:
+        _dummy.append(_HASHER.hash("not anyone's password"))
+    return _dummy[0]
 
 
 def end_sessions(store, name: str, *, source="studio") -> User:

@@ -15,6 +15,8 @@ password session's cookie, so one Sign out ends either kind.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from pathlib import Path
 from urllib.parse import quote
 
@@ -106,9 +108,13 @@ async def signin_post(request: Request) -> Response:
     origin = request.headers.get("origin")
     if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
         return _page(target, error="Sign in from the studio's own page", status=403)
+    waits: list[float] = []  # the slowdown is waited here, not in a thread of the pool
     try:
-        user = await run_in_threadpool(sign_in, store(), name, password)
+        user = await run_in_threadpool(
+            functools.partial(sign_in, store(), name, password, sleep=waits.append)
+        )
     except SignInRefused as e:
+        await asyncio.sleep(sum(waits))
         return _page(target, error=str(e), name=name, status=401)
     response = RedirectResponse(_safe_next(target), status_code=303)
     secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
