@@ -68,6 +68,9 @@ def pool(url: str | None = None):
         return found
     with _lock:
         if key not in _pools:
+            reason = _first_error(url)  # fast: the pool would retry until its timeout
+            if reason is not None:
+                raise unreachable(url, reason)
             made = ConnectionPool(
                 url,
                 min_size=1,
@@ -81,13 +84,13 @@ def pool(url: str | None = None):
                 made.open(wait=True, timeout=CONNECT_TIMEOUT)
             except PoolTimeout as e:
                 made.close()
-                raise unreachable(url, _first_error(url) or e) from None
+                raise unreachable(url, e) from None
             _pools[key] = made
     return _pools[key]
 
 
 def _first_error(url: str) -> Exception | None:
-    """Why a connection fails (the pool only says it timed out)."""
+    """Why a connection fails, or None (the pool would only say that it timed out)."""
     import psycopg
 
     try:
