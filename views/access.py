@@ -12,12 +12,15 @@ touched. The caller is also registered for the audit trail and the run history.
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from studio import access
 from studio.access import WHAT, Forbidden, Who
 from studio.config.store import ConfigStore
+from studio.errors import StudioError
 from studio.sessions import COOKIE, open_access, who_from_token
 from studio.sso import rules_problems, sso_configured, who_from_sso
 from views.common import plain
@@ -70,6 +73,41 @@ def gate(store: ConfigStore | None = None) -> Who:
     st.session_state[WHO_KEY] = who
     access.acting.set(who)
     return who
+
+
+def fragment(func=None, *, run_every=None):
+    """``st.fragment`` whose every rerun of its own checks the session again. Such a rerun runs
+    the fragment alone, not the page and its ``gate()``: without this, a person signed out,
+    disabled, removed or given another role since the page last ran kept what the page had
+    offered them (an editor made a viewer still added fields and ran tests from the builder).
+    A session that is no longer the one the page ran for runs the whole page again, whose gate
+    and role checks then decide."""
+
+    def decorate(f):
+        @functools.wraps(f)
+        def checked(*args, **kwargs):
+            recheck()
+            return f(*args, **kwargs)
+
+        return st.fragment(checked, run_every=run_every)
+
+    return decorate(func) if func is not None else decorate
+
+
+def recheck() -> None:
+    """In a fragment's own rerun: the session looked up again, and the whole page run again if
+    it is not the person (and role) the page last ran for; else that person is the acting one
+    of this run too. Nothing to do in a full run: the page's gate has just run."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not ctx.fragment_ids_this_run:
+        return
+    try:
+        who = current(ConfigStore())
+    except StudioError:  # refused (Forbidden) or misconfigured: the gate says which
+        who = None
+    if who is None or who != st.session_state.get(WHO_KEY):
+        st.rerun(scope="app")
+    access.acting.set(who)
 
 
 def identity(who: Who) -> None:

@@ -22,7 +22,7 @@ from studio.runhistory import (
 from studio.runlog import timeline
 from studio.runs import start_in_background
 from studio.stores import open_history
-from views.access import gate
+from views.access import fragment, gate
 from views.common import allowed, flash, plain, show_flash
 
 LIVE_EVERY = 1.0  # seconds between redraws while a run goes on
@@ -247,4 +247,4 @@ def history_view(refreshing: bool) -> None:
 
 
 live = any(r.status in LIVE for r in history.list(limit=1000))
-st.fragment(history_view, run_every=LIVE_EVERY if live else None)(live)
+fragment(history_view, run_every=LIVE_EVERY if live else None)(live)

@@ -10,6 +10,7 @@ from studio.config.store import ConfigStore
 from studio.runhistory import AlreadyRunning, RunHistory, counts_text, ended_text
 from studio.runs import start_in_background
 from studio.stores import open_history
+from views.access import fragment
 from views.builder.draft import Draft
 from views.common import allowed
 
@@ -37,7 +38,7 @@ def run_now(d: Draft, store: ConfigStore, bar) -> None:
     elif last and st.session_state.get(watched) == last[0].id:
         del st.session_state[watched]
         st.toast(ended_text(last[0]))
-    st.fragment(last_run, run_every=LIVE_EVERY if live else None)(history, job.id, live)
+    fragment(last_run, run_every=LIVE_EVERY if live else None)(history, job.id, live)
 
 
 def last_run(history: RunHistory, job_id: str, was_live: bool) -> None:

@@ -10,6 +10,7 @@ import re
 import pandas as pd
 import streamlit as st
 
+from studio.access import acting_who
 from studio.children import WithChildren
 from studio.config.entities import FIELD_NAME, add_field
 from studio.config.store import ConfigStore
@@ -17,11 +18,13 @@ from studio.engine import find_records
 from studio.errors import StudioError
 from studio.mapping import Mapper, profile, suggest, typed_fields, unmapped_required
 from studio.runhistory import plural
+from views.access import fragment
 from views.builder.children import child_previews, children_editor
 from views.builder.draft import Draft
 from views.builder.files import SHOWN
 from views.builder.grid import grid_rows, live_text, mapping_grid, replace
 from views.builder.lookups import lookups_editor, valid_lookups
+from views.common import allowed
 
 TYPED = ("extract", "generate", "template")  # a row holding none of them is a blank row
 
@@ -182,7 +185,9 @@ def new_fields(d: Draft, spec, rows: list[dict], problems: dict) -> None:
                 f"Add the field **{name}** ({kind}) to the entity **{spec.name}**, for every "
                 "job importing into it? Its column is added at the next run."
             )
-            if st.button(f"Add {name!r}", key=d.key("add_field", name), type="primary"):
+            if st.button(f"Add {name!r}", key=d.key("add_field", name), type="primary") and allowed(
+                acting_who(), "editor", f"add a field to {spec.name}"
+            ):
                 try:
                     add_field(
                         ConfigStore(), spec.name, {"name": name, "type": kind}, source="studio"
@@ -203,7 +208,7 @@ def records_and_mapping(d: Draft, entities: dict) -> None:
         live(d, entities)
 
 
-@st.fragment
+@fragment
 def live(d: Draft, entities: dict) -> None:
     """The content finder and its records; a finder typed reruns this and the mapping."""
     spec = entities[d.data["entity"]]
@@ -212,7 +217,7 @@ def live(d: Draft, entities: dict) -> None:
     mapping(d, spec, result, entities)
 
 
-@st.fragment
+@fragment
 def mapping(d: Draft, spec, result: dict, entities: dict) -> None:
     """The mapping and its rows; a field typed reruns only this, not the records above."""
     draft = d.data

@@ -17,6 +17,7 @@ from studio.detect import content_finders, links_of, pagination
 from studio.errors import StudioError
 from studio.previewtask import PreviewTask
 from studio.runhistory import plural
+from views.access import fragment
 from views.builder.draft import Draft, cancel_test
 from views.builder.mapping import content_finder, found, records_table, use_finder
 from views.common import plain
@@ -172,7 +173,7 @@ def panel(d: Draft) -> None:
 
 def test_panel(d: Draft) -> None:
     live = d.state.get(d.key("task")) is not None
-    st.fragment(panel, run_every=LIVE_EVERY if live else None)(d)
+    fragment(panel, run_every=LIVE_EVERY if live else None)(d)
 
 
 def show_test(d: Draft) -> None:
