@@ -110,7 +110,8 @@ def _log_text(entry: dict) -> str:
 
 def runs_log(store: ConfigStore, args: argparse.Namespace) -> int:
     run = open_history(store.home).find(args.run)
-    path = Path(run.folder) / "run.log"
+    # An ended run's log may be in PostgreSQL (studio.pgfiles): run_files brings it here.
+    path = next((f for f in run_files(run) if f.name == "run.log"), Path(run.folder) / "run.log")
     if not path.is_file():
         raise NotFound(f"Run {run.id} has no log (its files were deleted, or it never started)")
     with open(path, encoding="utf-8") as f:

@@ -132,8 +132,11 @@ def run_python(code: str, home: Path, **kwargs) -> subprocess.Popen:
 
 
 def runner(*args: str, home) -> subprocess.CompletedProcess:
-    """``python -m runner …`` as a user runs it, on ``home``."""
+    """``python -m runner …`` as a user runs it, on ``home`` (and on the test's PostgreSQL when
+    it runs against one: ``STUDIO_DATABASE_URL``)."""
     env = {"STUDIO_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    if os.environ.get("STUDIO_DATABASE_URL"):
+        env["STUDIO_DATABASE_URL"] = os.environ["STUDIO_DATABASE_URL"]
     return subprocess.run(
         [sys.executable, "-m", "runner", *args],
         cwd=ROOT,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -81,6 +82,7 @@ def test_runs_list_filters_and_prints_json(store, sandbox):
     assert bad.returncode == 2 and "invalid choice: 'done'" in bad.stderr
 
 
+@pytest.mark.usefixtures("backend")  # with PostgreSQL, the CLI reads the files from there
 def test_runs_show_and_log(store, sandbox):
     demo(store, sandbox)
     sandbox.fault("/api/products", 503, times=1, retry_after="0")
@@ -112,6 +114,7 @@ def test_runs_show_and_log(store, sandbox):
     )
 
 
+@pytest.mark.usefixtures("backend")
 def test_runs_download_copies_the_data_files(store, sandbox, tmp_path):
     demo(store, sandbox)
     run = run_job(store, PRODUCTS)
@@ -132,6 +135,7 @@ def test_runs_download_copies_the_data_files(store, sandbox, tmp_path):
     here = tmp_path / "here"  # without DIR: into the current folder
     here.mkdir()
     env = {"STUDIO_HOME": str(store.home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    env |= {k: v for k, v in os.environ.items() if k == "STUDIO_DATABASE_URL"}
     out = subprocess.run(
         [sys.executable, "-m", "runner", "runs", "download", partial.id],
         cwd=here,
