@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
@@ -255,6 +256,23 @@ def _text_to(parse: Callable[[str], Any], fallback: Callable[[Any], Any]) -> Cal
     return fast
 
 
+def _utc_text(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """For datetimes in ISO 8601 without a format: the commonest text, ``2026-05-17T08:00:00Z``,
+    is checked by ``fromisoformat`` (C, fast) and given as ``isoformat`` would give it (the
+    same text with +00:00), which is what its conversion costs the most; a time zone changes
+    nothing to a time that says it is UTC. Anything else goes through the converter, and a
+    text that is no date raises, so the careful path rejects it."""
+    parse = datetime.fromisoformat
+
+    def fast(v: Any) -> Any:
+        if v.__class__ is str and len(v) == 20 and v[4::3] == "--T::Z":
+            parse(v)
+            return v[:19] + "+00:00"
+        return fallback(v)
+
+    return fast
+
+
 class Mapper:
     """A compiled mapping. Compile once per job; call ``map`` on every batch.
 
@@ -362,6 +380,8 @@ class Mapper:
         access = self._inline_steps(i, f, self._access(i, f, names), names)
         if f.type in ("number", "integer") and not f.decimal:
             names[f"_s{i}"] = _text_to(float if f.type == "number" else int, names[f"_s{i}"])
+        elif f.type == "datetime" and not f.format:
+            names[f"_s{i}"] = _utc_text(names[f"_s{i}"])
         check = _FAST_CHECK.get(f.type)
         return f"(v if {check.format(access)} else _s{i}(v))" if check else f"_s{i}({access})"
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from studio.errors import StudioError
 
 BATCH = 1000
@@ -47,6 +49,27 @@ class Limits:
     max_line: int | None = 16 * MB  # bytes between two line breaks, in CSV and JSON Lines
     max_document: int = 16 * MB  # a JSON document parsed whole; larger ones are streamed
     max_records: int = 10_000_000  # records streamed from one JSON document
+
+
+# Digits made zeros, to find a run of 19 (a JSON integer orjson may read as a float).
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def parse_json(data: bytes | str) -> Any:
+    """``json.loads``, twice as fast: orjson, with the standard library's reading kept for
+    what orjson reads otherwise. orjson refuses NaN, Infinity, a BOM, UTF-16 and lone
+    surrogates, which ``json`` takes (and its errors are the ones reported), and reads an
+    integer beyond 64 bits as a float: a text with a run of 19 digits or more anywhere (about
+    0.2 ms a 400 KB page to look for) is read by ``json``, which keeps it exact."""
+    try:
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogatepass")
+        if data.translate(_DIGITS).find(_LONG_RUN) < 0:
+            return orjson.loads(data)
+    except ValueError:  # orjson.JSONDecodeError, or a str that is no UTF-8 once encoded
+        pass
+    return json.loads(data)
 
 
 class _Guard(io.RawIOBase):
@@ -187,7 +210,7 @@ def read_jsonl(
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append(parse_json(line))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise StudioError(f"{name}: line {number} is not valid JSON ({e})") from None
         if len(rows) >= batch:
@@ -199,7 +222,7 @@ def read_jsonl(
 
 def read_json(stream: IO[bytes], name: str = "file") -> Any:
     try:
-        return json.load(stream)
+        return parse_json(stream.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise StudioError(f"{name}: not valid JSON ({e})") from None
 

@@ -1,0 +1,72 @@
+"""The fast paths of issue 17's single node give what the paths they shortcut give."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.mapping import FieldMap, Mapper
+from studio.readers import parse_json
+
+TEXTS = [
+    b'{"items": [{"id": 1, "price": 12.5, "name": "caf\\u00e9"}], "total_pages": 3}',
+    b'{"a": NaN, "b": Infinity, "c": -Infinity}',
+    b"[123456789012345678901234567890, -9223372036854775809, 18446744073709551616]",
+    b'{"id": "1234567890123456789012", "n": 1e400}',
+    b'"\\ud800"',
+    b"\xef\xbb\xbf[1, 2]",
+    '["é"]'.encode("utf-16"),
+    b'{"a": 1, "a": 2}',
+    "[1, 2]",
+]
+BAD = [b"[1,]", b"", b"  ", b'{"a": 1', b"\xff\xfe\xfd", b"[" * 5000 + b"]" * 5000]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_parse_json_reads_as_json_does(text):
+    got, want = parse_json(text), json.loads(text)
+    assert json.dumps(got) == json.dumps(want)
+    assert [type(v) for v in got] == [type(v) for v in want] if isinstance(want, list) else True
+
+
+@pytest.mark.parametrize("text", BAD)
+def test_parse_json_fails_as_json_does(text):
+    with pytest.raises(Exception) as ours:
+        parse_json(text)
+    with pytest.raises(Exception) as theirs:
+        json.loads(text)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
+
+
+DATES = [
+    "2026-05-17T08:00:00Z",
+    "2026-05-17T24:00:00Z",
+    "2026-02-30T08:00:00Z",
+    "2026-05-17T08:00:60Z",
+    "2026-05-17T08:00:00+00:00",
+    " 2026-05-17T08:00:00Z",
+    "2026-05-17 08:00:00Z",
+    "2026-05-17T08:00:00.5Z",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "xxxxxxxxxxxxxxxxxxxx",
+    "2026-05-17T08:00:00z",
+    "٢٠٢٦-05-17T08:00:00Z",
+    None,
+    "",
+    5,
+]
+
+
+@pytest.mark.parametrize("zone", ["", "Europe/Paris"])
+def test_datetime_shortcut_gives_what_the_converter_gives(zone):
+    mapper = Mapper([FieldMap(extract="$.d", generate="d", type="datetime", timezone=zone)])
+    records = [{"d": v} for v in DATES]
+    fast = mapper.map(records)
+    rejects: list = []
+    careful = [mapper._careful(i, r, rejects) for i, r in enumerate(records)]
+    assert fast.rows == [row for row in careful if row is not None]
+    assert [r.as_dict() for r in fast.rejects] == [r.as_dict() for r in rejects]
+    assert fast.rows[0] == {"d": "2026-05-17T08:00:00+00:00"}
