@@ -310,3 +310,23 @@ def test_a_200000_row_run_keeps_memory_flat(pg, store):
     assert count == 200_000, err
     assert end - start < 20, (start, end)  # MB: flat, whatever the rows
     print(f"VmHWM after 10,000 rows {start} MB, after 200,000 and the commit {end} MB")
+
+
+def test_a_runs_files_reach_the_studio_and_the_rest_api_from_the_database(pg, store, sandbox):
+    import zipfile
+    from io import BytesIO
+    from pathlib import Path
+
+    from runner.api.jobs import download_of
+    from studio.runhistory import archive_of
+    from studio.runs import run_job
+    from tests.helpers import demo
+
+    demo(store, sandbox)
+    run = run_job(store, "Demo suppliers")
+    assert run.status == "success" and not (Path(run.folder) / "rows.csv").exists()  # stored
+    name, mime, content = archive_of(open_history(store.home).get(run.id))  # the Runs page's
+    assert (name, mime) == (f"run-{run.id}.zip", "application/zip")
+    assert zipfile.ZipFile(BytesIO(content())).namelist() == ["rows.csv", "rejects.csv", "run.log"]
+    response = download_of(open_history(store.home).get(run.id))  # the REST API's
+    assert Path(response.path).read_text().startswith("external_id,name,email")
