@@ -75,7 +75,8 @@ def add_user(
 def _keeps_an_admin(store, name: str, after: User | None) -> None:
     """Refuse to leave users without an active admin (nobody could then manage them from the
     studio); removing the very last user is allowed: the studio is then open on 127.0.0.1 only,
-    as on a laptop."""
+    as on a laptop. Called inside the change's ``store.transaction()``, under the store's lock:
+    two admins lowering each other at once could otherwise both pass it."""
     users = store.list("users")
     target = store.get("users", name)
     rest = [u for u in users if u.id != target.id] + ([after] if after else [])
@@ -86,19 +87,24 @@ def _keeps_an_admin(store, name: str, after: User | None) -> None:
 def set_role(store, name: str, role: str, *, source="cli") -> User:
     if role not in ROLES:
         raise StudioError(f"Role: one of {', '.join(ROLES)}, not {role!r}")
-    _keeps_an_admin(store, name, store.get("users", name).model_copy(update={"role": role}))
-    return store.modify("users", name, lambda u: u.model_copy(update={"role": role}), source=source)
+    with store.transaction():  # the check and the change in one step: see _keeps_an_admin
+        _keeps_an_admin(store, name, store.get("users", name).model_copy(update={"role": role}))
+        return store.modify(
+            "users", name, lambda u: u.model_copy(update={"role": role}), source=source
+        )
 
 
 def set_user_status(store, name: str, status: str, *, source="cli") -> User:
     """Disable (no sign-in, sessions and tokens end at once) or activate a user."""
-    _keeps_an_admin(store, name, store.get("users", name).model_copy(update={"status": status}))
-    return store.set_status("users", name, status, source=source)
+    with store.transaction():
+        _keeps_an_admin(store, name, store.get("users", name).model_copy(update={"status": status}))
+        return store.set_status("users", name, status, source=source)
 
 
 def remove_user(store, name: str, *, source="cli") -> User:
-    _keeps_an_admin(store, name, None)
-    return store.delete("users", name, source=source)
+    with store.transaction():
+        _keeps_an_admin(store, name, None)
+        return store.delete("users", name, source=source)
 
 
 def reset_password(store, name: str, password: str, *, source="cli") -> User:

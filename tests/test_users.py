@@ -3,9 +3,11 @@ locked, and ``runner users`` as a subprocess. The store is a real one in a tempo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,8 +18,10 @@ from studio.users import (
     MAX_FAILURES,
     SignInRefused,
     add_user,
+    remove_user,
     reset_password,
     set_role,
+    set_user_status,
     sign_in,
 )
 from tests.helpers import ROOT
@@ -136,3 +140,36 @@ def test_up_opens_the_studio_to_the_network_only_with_someone_to_sign_in(store, 
     (store.home / "secrets.toml").unlink()
     add_user(store, "ana", PASSWORD, "admin")
     assert refusal(store, "0.0.0.0") is None
+
+
+def test_two_admins_lowering_each_other_at_once_leave_one_admin(store):
+    """The last-admin check and the change are one step: two admins made viewers (or disabled,
+    or removed) by two sessions at the same moment leave an active admin, whichever change
+    comes second is refused."""
+    changes = (
+        lambda name: set_role(store, name, "viewer", source="studio"),
+        lambda name: set_user_status(store, name, "disabled", source="studio"),
+        lambda name: remove_user(store, name, source="studio"),
+    )
+    for n in range(30):
+        a, b = f"a{n}", f"b{n}"
+        for name in (a, b):
+            add_user(store, name, PASSWORD, "admin")
+        change = changes[n % len(changes)]
+        start = threading.Barrier(2)
+
+        def lower(name: str, change=change, start=start) -> None:
+            start.wait()
+            with contextlib.suppress(Conflict):
+                change(name)
+
+        threads = [threading.Thread(target=lower, args=(name,)) for name in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        users = store.list("users")
+        # (removing both is allowed, as one after the other is: no users is a laptop's studio)
+        assert not users or any(u.role == "admin" and u.status == "active" for u in users), n
+        for u in store.list("users"):  # the next round starts with no users
+            store.delete("users", u.id, source="cli")
