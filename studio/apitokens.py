@@ -19,7 +19,7 @@ import hmac
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -30,6 +30,7 @@ from studio.errors import ConfigError, NotFound
 
 class ApiToken(Stamped):
     kind: Literal["api_token"] = "api_token"
+    unaudited: ClassVar[tuple[str, ...]] = ("hash",)  # masked in the audit trail
     hash: str = Field(title="SHA-256 of the token", pattern=r"^[0-9a-f]{64}$")
     prefix: str = Field(default="", title="First characters, to recognise it")
     user: str = Field(default="", title="User it acts for ('' : an admin, made before users)")

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -41,6 +41,7 @@ class User(Stamped):
     """A person who signs in. ``password_hash`` is never shown: the CLI and pages leave it out."""
 
     kind: Literal["user"] = "user"
+    unaudited: ClassVar[tuple[str, ...]] = ("password_hash",)  # masked in the audit trail
     role: Role = Field(default="viewer", title="Role")
     email: str = Field(default="", title="E-mail")
     password_hash: str = Field(default="", title="Password (Argon2 hash)")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from studio.apitokens import create_token
 from studio.errors import Conflict, StudioError
 from studio.users import (
     LOCK_MINUTES,
@@ -24,6 +25,7 @@ from studio.users import (
     set_user_status,
     sign_in,
 )
+from studio.vault import MASK
 from tests.helpers import ROOT
 
 PASSWORD = "correct horse battery"
@@ -173,3 +175,15 @@ def test_two_admins_lowering_each_other_at_once_leave_one_admin(store):
         assert not users or any(u.role == "admin" and u.status == "active" for u in users), n
         for u in store.list("users"):  # the next round starts with no users
             store.delete("users", u.id, source="cli")
+
+
+def test_the_audit_trail_says_a_password_or_token_changed_but_never_keeps_its_hash(store):
+    add_user(store, "ana", PASSWORD, "admin")
+    reset_password(store, "ana", "another good password")
+    create_token(store, "ci", user="ana")
+    trail = store.audit()
+    assert "$argon2" not in json.dumps(trail)
+    token_hash = store.list("api_tokens")[0].hash
+    assert token_hash not in json.dumps(trail)
+    reset = next(e for e in trail if e["kind"] == "users" and e["action"] == "update")
+    assert {"field": "password_hash", "old": MASK, "new": MASK} in reset["changes"]

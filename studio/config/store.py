@@ -67,10 +67,12 @@ def diff(old: ConfigModel | None, new: ConfigModel | None) -> list[dict]:
         if m is None:
             return {}, {}
         exclude = {"id", *_STAMPS}
-        return (
-            _flatten(m.model_dump(mode="json", exclude=exclude)),
-            _flatten(masked(m).model_dump(mode="json", exclude=exclude)),
-        )
+        shown = _flatten(masked(m).model_dump(mode="json", exclude=exclude))
+        # A password's or a token's hash: that it changed, never what it is (offline guessing)
+        for field in getattr(type(m), "unaudited", ()):
+            if shown.get(field):
+                shown[field] = MASK
+        return _flatten(m.model_dump(mode="json", exclude=exclude)), shown
 
     (old_plain, old_shown), (new_plain, new_shown) = views(old), views(new)
     changed = [
