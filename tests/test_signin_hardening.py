@@ -5,6 +5,7 @@ tells nobody which names exist."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import re
@@ -14,6 +15,7 @@ import time
 
 import pytest
 import requests
+import websockets
 
 from studio.config.store import ConfigStore
 from studio.users import MAX_FAILURES, SLOWDOWN, add_user
@@ -88,3 +90,36 @@ def test_a_name_that_is_no_user_is_answered_like_a_real_one(studio):
     assert seen["nobody"] == seen["dee"] == seen["ed"]
     assert seen["dee"][0] == "Wrong name or password"
     assert seen["dee"][-1].startswith("Too many failed sign-ins")
+
+
+def open_stream(url: str, origin: str, cookie: str) -> str:
+    """Open the studio's websocket (where the pages run) as a page of ``origin`` would, with
+    the browser's session cookie: "open", or why it was refused."""
+
+    async def connect() -> str:
+        try:
+            async with websockets.connect(
+                url.replace("http://", "ws://") + "/_stcore/stream",
+                origin=origin,
+                additional_headers={"Cookie": f"studio_session={cookie}"},
+                subprotocols=["streamlit"],
+                open_timeout=20,
+            ):
+                return "open"
+        except websockets.InvalidStatus as e:
+            return f"HTTP {e.response.status_code}"
+
+    return asyncio.run(connect())
+
+
+def test_a_page_of_another_port_of_the_host_cannot_drive_the_studio(studio):
+    """Browsers send the session cookie with a websocket opened by any page of the same site,
+    and a host's other ports are the same site; Streamlit lets any port of localhost, 127.0.0.1
+    or the machine's own addresses in. Only the studio's own origin may open its websocket."""
+    url, _home = studio
+    form = {"name": "ana", "password": PASSWORD}
+    cookie = requests.post(f"{url}/signin", data=form, allow_redirects=False, timeout=30).cookies
+    token = cookie["studio_session"]
+    assert open_stream(url, url, token) == "open"
+    for other in ("http://127.0.0.1:9", url.replace("127.0.0.1", "localhost"), "null"):
+        assert open_stream(url, other, token) == "HTTP 403", other

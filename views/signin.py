@@ -23,10 +23,11 @@ from urllib.parse import quote
 import streamlit as st
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.websockets import WebSocketClose
 
 from studio.config.store import ConfigStore
 from studio.sessions import COOKIE, issue, lifetime, open_access, who_from_token
@@ -105,8 +106,7 @@ async def signin_post(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     target = str(form.get("next", "/"))
-    origin = request.headers.get("origin")
-    if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
+    if not same_origin(request.headers.get("origin"), request.headers.get("host")):
         return _page(target, error="Sign in from the studio's own page", status=403)
     waits: list[float] = []  # the slowdown is waited here, not in a thread of the pool
     try:
@@ -130,6 +130,16 @@ async def signin_post(request: Request) -> Response:
     return response
 
 
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """Whether a browser's request comes from a page of the studio itself (or names no page:
+    not a browser, which then has no one's cookie either), or of an origin the operator lists
+    in ``server.corsAllowedOrigins``."""
+    if origin is None:
+        return True
+    allowed = {o.strip() for o in st.get_option("server.corsAllowedOrigins") or ()}
+    return origin.partition("://")[2] == host or origin in allowed
+
+
 def signed_in(cookies: dict[str, str]) -> bool:
     """Whether a page load may go on to the app: open access, a valid password session, or
     Streamlit's single sign-on cookie (whose holder the script checks against the roles)."""
@@ -142,12 +152,19 @@ def signed_in(cookies: dict[str, str]) -> bool:
 
 class SignInGate:
     """ASGI middleware: page loads without a session go to ``/signin``; ``/auth/logout`` also
-    drops the password session's cookie."""
+    drops the password session's cookie; the websocket opens only to the studio's own pages."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            # Where the pages run, with the session's cookie: a browser sends it with a
+            # websocket opened by any page of the same site (the host's other ports are), and
+            # Streamlit lets any port of the machine's own names in. Only the studio's pages.
+            headers = Headers(scope=scope)
+            if not same_origin(headers.get("origin"), headers.get("host")):
+                return await WebSocketClose(code=1008)(scope, receive, send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
