@@ -32,6 +32,7 @@ from studio.runhistory import (
     plural,
 )
 from studio.runs import preview_saved, run_job
+from studio.stores import open_history
 
 RUN_HELP = "run id, or its first characters"
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_test_connection,
         _add_preview,
         _add_serve,
+        _add_worker,
         _add_run,
         _add_runs,
         _add_next_runs,
@@ -204,6 +206,20 @@ def _add_serve(sub) -> None:
         default=30,
         help="days of run history and run files to keep (default 30)",
     )
+    p.add_argument(
+        "--check-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with STUDIO_BROKER_URL: how often runs whose worker is gone are recorded "
+        "interrupted (default 10)",
+    )
+
+
+def _add_worker(sub) -> None:
+    from runner.worker import add_worker_command
+
+    add_worker_command(sub, _command)
 
 
 def _add_run(sub) -> None:
@@ -221,6 +237,11 @@ def _add_run(sub) -> None:
         type=float,
         metavar="SECONDS",
         help="stop the run after this long (default: the job's run timeout)",
+    )
+    p.add_argument(
+        "--queue",
+        action="store_true",
+        help="send it to the workers (STUDIO_BROKER_URL) and wait for its end",
     )
 
 
@@ -435,6 +456,7 @@ def _serve(store: ConfigStore, args: argparse.Namespace) -> int:
         json_logs=args.json_logs,
         grace=args.grace,
         keep_days=args.keep_days,
+        check_every=args.check_every,
     )
     daemon.hold_home()  # before the API takes its port: one runner per home
     if not args.no_api:
@@ -443,7 +465,10 @@ def _serve(store: ConfigStore, args: argparse.Namespace) -> int:
 
 
 def _run(store: ConfigStore, args: argparse.Namespace) -> int:
-    run = run_job(store, args.name, trigger="manual", timeout=args.timeout)
+    if args.queue:
+        run = _queued_run(store, args)
+    else:
+        run = run_job(store, args.name, trigger="manual", timeout=args.timeout)
     if args.json:
         print_json(run.as_dict())
     else:
@@ -452,6 +477,26 @@ def _run(store: ConfigStore, args: argparse.Namespace) -> int:
             print(f"error: {run.error}", file=sys.stderr)
         print(f"files written in {run.folder}: {', '.join(Path(f).name for f in run.outputs)}")
     return 1 if run.status == "failed" else 0
+
+
+def _queued_run(store: ConfigStore, args: argparse.Namespace):
+    """``run --queue``: the run sent to a worker, as it ended. The command waits for it, as
+    its claim holds the job only while the process that queued it lives (until a worker has
+    it): Ctrl-C leaves it to the worker."""
+    import time
+
+    from studio.broker import broker_url
+    from studio.runs import enqueue
+
+    if not broker_url():
+        raise StudioError("--queue sends the run to the workers: set STUDIO_BROKER_URL")
+    run = enqueue(store, args.name, trigger="manual", timeout=args.timeout)
+    print(f"run {run.id} of {run.job_name!r} queued for the workers", file=sys.stderr)
+    history = open_history(store.home)
+    while run.status in ("queued", "running"):
+        time.sleep(0.5)
+        run = history.get(run.id) or run
+    return run
 
 
 def _next_runs(store: ConfigStore, args: argparse.Namespace) -> int:

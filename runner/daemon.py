@@ -17,6 +17,12 @@ history, and a slot that comes meanwhile is recorded as skipped, with that run n
 or SIGINT the daemon takes no new runs, waits for the running ones up to a grace period, records
 the rest as interrupted and exits 0; on start it records as interrupted the runs a crash left
 "running".
+
+With ``STUDIO_BROKER_URL`` set (distributed mode, docs/scale-out.md) the daemon stays the one
+scheduler, but sends each run to the Celery workers (``studio.runs.enqueue``) instead of its
+pool; the same overlap rules hold, by the run history: a job's run ends when its record does.
+Every ``check_every`` seconds it records as interrupted the runs whose worker is gone, and it
+leaves the runs it sent to the workers when it stops.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ from typing import NamedTuple
 
 import schedule as scheduler
 
+from studio.broker import broker_url
 from studio.config.jobs import RunSettings
 from studio.config.schedules import Schedule, due, next_runs
 from studio.config.store import ConfigStore
 from studio.errors import Conflict, StudioError
 from studio.private import FILE_MODE, open_private
 from studio.runhistory import HEARTBEAT_FILE, AlreadyRunning, now_iso
-from studio.runs import run_job
+from studio.runs import enqueue, run_job
 from studio.stores import open_history
 
 LATE = timedelta(minutes=2)  # a slot older than this when found was missed: a catch-up
@@ -89,14 +96,17 @@ class Daemon:
         grace: float = 30.0,
         keep_days: int = 30,
         clock=lambda: datetime.now(UTC),
+        check_every: float = 10.0,
     ):
         self.store = store
         self.history = open_history(store.home)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+        self.distributed = bool(broker_url())  # runs go to Celery workers, not the pool
+        self.check_every = check_every
         self.json_logs = json_logs
         self.grace = grace
         self.clock = clock
-        self.running: dict[str, Future] = {}
+        self.running: dict[str, Future | str] = {}  # distributed: the run id sent
         self.queued: dict[str, tuple[datetime | None, str]] = {}
         self.last_slot: dict[str, datetime] = {}
         self.stopping = threading.Event()
@@ -158,6 +168,8 @@ class Daemon:
         changes), so a tick over thousands of jobs is a comparison each, not a schedule each."""
         if self.stopping.is_set():
             return
+        if self.distributed:
+            self.reap()
         now = self.clock()
         version = self.store.version()
         if version != self._version:  # reload only when the store changed
@@ -197,6 +209,8 @@ class Daemon:
                 self.submit(job.id, job.name, trigger, slot, job.run.on_overlap)
             except Conflict as e:  # held by a run started elsewhere, or the slot was taken
                 self.log("skipped", job=job.name, slot=slot, reason=str(e))
+            except StudioError as e:  # distributed: Redis did not take it (recorded failed)
+                self.log("run-error", job=job.name, slot=slot, error=str(e))
 
     def submit(
         self,
@@ -232,6 +246,11 @@ class Daemon:
                 self.queued[job_id] = (slot, run.id)
                 self.log("queued", job=name, slot=slot, run=run.id)
                 return "queued", run.id
+            if self.distributed:  # claimed (queued) and sent; a worker makes it running
+                run = enqueue(self.store, job_id, trigger=trigger, slot=slot, started_by=started_by)
+                self.running[job_id] = run.id
+                self.log("enqueued", job=name, trigger=trigger, slot=slot, run=run.id)
+                return "started", run.id
             run = self.history.start_run(
                 job_id, name, trigger, slot=stamp, status="queued", started_by=started_by
             )
@@ -279,6 +298,59 @@ class Daemon:
                         next_id,
                     )
 
+    # --- distributed mode: the runs the workers have ------------------------------------------
+
+    def reap(self) -> None:
+        """Forget the runs sent to the workers that ended, and send the run queued behind each
+        (``on_overlap`` queue). One read of the history per tick, whatever the number of runs."""
+        with self.lock:
+            sent = {job_id: run_id for job_id, run_id in self.running.items()}
+        if not sent:
+            return
+        held = {
+            r.id for s in ("queued", "running") for r in self.history.list(status=s, limit=100_000)
+        }
+        for job_id, run_id in sent.items():
+            if run_id not in held:
+                self._ended(job_id, run_id)
+
+    def _ended(self, job_id: str, run_id: str) -> None:
+        run = self.history.get(run_id)
+        if run:
+            self.log(
+                "run-end",
+                job=run.job_name,
+                run=run_id,
+                status=run.status,
+                rows=run.rows_written,
+                error=run.error or None,
+            )
+        with self.lock:
+            self.running.pop(job_id, None)
+            waiting = self.queued.pop(job_id, None)
+            if not waiting or self.stopping.is_set():
+                return
+            queued = self.history.get(waiting[1])
+            try:
+                sent = enqueue(
+                    self.store, job_id, trigger=queued.trigger, slot=waiting[0], run=queued
+                )
+            except Exception as e:  # started elsewhere meanwhile (recorded skipped), deleted…
+                self.log("run-error", job=queued.job_name, run=queued.id, error=str(e))
+                if queued.status == "queued":
+                    queued.status, queued.error, queued.finished_at = "failed", str(e), now_iso()
+                    self.history.save(queued)
+                return
+            self.running[job_id] = sent.id
+            self.log("enqueued", job=sent.job_name, trigger=sent.trigger, run=sent.id)
+
+    def check_workers(self) -> None:
+        """Record as interrupted the runs whose process is gone (a worker killed mid-run: no
+        PID on this host for the SQLite history, no heartbeat for PostgreSQL's)."""
+        count = self.history.mark_interrupted("the worker running it stopped before the run ended")
+        if count:
+            self.log("interrupted-runs-recorded", count=count)
+
     def purge(self) -> None:
         """Forget runs (and their files) older than ``keep_days``."""
         removed = self.history.purge(self.keep_days)
@@ -299,6 +371,8 @@ class Daemon:
         jobs.every(1).seconds.do(self.tick)
         jobs.every(5).seconds.do(self.heartbeat)
         jobs.every(1).hours.do(self.purge)
+        if self.distributed:
+            jobs.every(self.check_every).seconds.do(self.check_workers)
         self.purge()
         self.heartbeat()
         self.tick()
@@ -317,6 +391,8 @@ class Daemon:
                     run.error = "the runner stopped before the run could start"
                     self.history.save(run)
             self.queued.clear()
+        if self.distributed:  # the runs sent are the workers': they go on without the daemon
+            self.running.clear()
         deadline = time.monotonic() + self.grace
         while self.running and time.monotonic() < deadline:
             time.sleep(0.1)

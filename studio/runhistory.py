@@ -61,6 +61,7 @@ class Run:
     folder: str = ""
     outputs: list[str] = field(default_factory=list)
     owner: str = ""  # host:pid of the process that runs it
+    config_version: str = ""  # when the job and its connection it ran were saved (a snapshot's)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -136,6 +137,7 @@ class RunHistory:
                 ("discarded", "INTEGER DEFAULT 0"),  # 0: recorded before discards were counted
                 ("child_rows", "INTEGER DEFAULT 0"),  # 0: no children, or recorded before them
                 ("started_by", "TEXT DEFAULT ''"),  # '': no user, or recorded before users
+                ("config_version", "TEXT DEFAULT ''"),  # '': recorded before snapshots
             ]:
                 if column not in have:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")

@@ -1,32 +1,43 @@
-"""Running saved jobs, whatever their kind: the entry points the CLI, the studio and (later) the
-runner daemon share. Each kind has its own source (an API call chain, CSV files from a server);
-here a saved job is loaded with its connection and sent to the right one."""
+"""Running saved jobs, whatever their kind: the entry points the CLI, the studio, the runner
+daemon and its Celery workers share. Each kind has its own source (an API call chain, CSV files
+from a server); here a saved job is loaded with its connection and sent to the right one.
+
+A run goes from a ``Snapshot`` of its configs (secrets sealed), in this process (``run_job``)
+or, with ``STUDIO_BROKER_URL`` set, on a worker (``enqueue`` here, ``run_message`` there): one
+path, ``run_snapshot``, whichever machine runs it."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
+from cryptography.fernet import Fernet
+
+from studio import broker
 from studio.children import WithChildren, child_outputs, job_mapper
 from studio.config.connections import ApiConnection, FileServerConnection
 from studio.config.jobs import ApiJob, FileJob
+from studio.config.kinds import KINDS
 from studio.config.store import ConfigStore
 from studio.engine import PREVIEW_PAGES, PREVIEW_RECORDS, Chain, Event, Trace, preview
-from studio.entities import entity, entity_scope, load_entities
-from studio.errors import StudioError
+from studio.entities import Entity, entity, entity_scope, load_entities
+from studio.errors import NotFound, StudioError
 from studio.files import connect
 from studio.filesource import import_files, preview_file
 from studio.http import Exchange, HttpClient
 from studio.mapping import Mapper
 from studio.private import open_private, private_dir
-from studio.runhistory import COUNTS, Run, now_iso
+from studio.runhistory import COUNTS, AlreadyRunning, Run, now_iso
 from studio.sinks import RunOutputs, deliver
 from studio.sources import ChainUnit, run_units
 from studio.stores import RunStore, open_history
+from studio.vault import SALT_FILE, Vault, _derive, load_key
 
 
 def load_job(
@@ -69,6 +80,87 @@ def preview_saved(store: ConfigStore, ref: str, **limits) -> Trace:
     return preview_job(job, conn, store.home, **limits)
 
 
+class Snapshot(NamedTuple):
+    """What a run needs of the config store, as it was when the run was asked for: the job,
+    its connection and its destination's, with their secrets still sealed (the vault's form,
+    which only the key opens), the entities of the home, and when each config was saved (the
+    config version the run records). A run message carries it to a worker that has no access
+    to the store; ``run_job`` runs from one too."""
+
+    job: dict
+    connection: dict
+    destination: dict | None
+    entities: dict[str, dict]
+    version: str
+    salt: str = ""  # the home's secret.salt, for a STUDIO_SECRET_KEY that is a passphrase
+
+    @classmethod
+    def of(cls, store: ConfigStore, ref: str) -> Snapshot:
+        job, conn = load_job(store, ref)
+        dest = None
+        if job.destination.enabled and job.destination.connection_id:
+            dest = store.get("connections", job.destination.connection_id, reveal=True)
+        saved = [f"job {_stamp(job)}", f"connection {_stamp(conn)}"]
+        salt = store.home / SALT_FILE
+        return cls(
+            job=store.vault.seal(job),
+            connection=store.vault.seal(conn),
+            destination=store.vault.seal(dest) if dest else None,
+            entities={n: e.model_dump(mode="json") for n, e in store.entities().items()},
+            version=", ".join(saved + ([f"destination {_stamp(dest)}"] if dest else [])),
+            salt=salt.read_text("utf-8").strip() if salt.is_file() else "",
+        )
+
+    def opened(self, home: Path, vault: Vault | None = None) -> Opened:
+        """The configs validated as the store would, their secrets opened with ``vault`` (else
+        this machine's key: ``STUDIO_SECRET_KEY``, with this snapshot's salt if it is a
+        passphrase, or the key file of ``home``)."""
+        vault = vault or _vault(home, self.salt)
+        entities = {n: Entity.model_validate(e) for n, e in self.entities.items()}
+        with entity_scope(entities):
+            job = vault.open(KINDS["jobs"].validate_config(self.job))
+            conns = [vault.open(KINDS["connections"].validate_config(self.connection))]
+            if self.destination:
+                conns.append(vault.open(KINDS["connections"].validate_config(self.destination)))
+        return Opened(home, job, conns[0], {c.id: c for c in conns}, entities, self.version)
+
+
+def _stamp(config) -> str:
+    return config.updated_at.isoformat() if config.updated_at else "never saved"
+
+
+def _vault(home: Path, salt: str) -> Vault:
+    """This machine's key; a passphrase is stretched with the salt of the snapshot's home (a
+    worker's own home has another, or none)."""
+    secret = os.environ.get("STUDIO_SECRET_KEY", "").strip()
+    if secret and salt:
+        try:
+            Fernet(secret.encode())
+        except ValueError:  # not a Fernet key: a passphrase
+            return Vault(_derive(secret, salt.encode()))
+    return Vault(load_key(home))
+
+
+class Opened(NamedTuple):
+    """A snapshot opened for a run, in memory only: what ``_JobRun`` and ``deliver`` ask of a
+    config store (``home``, ``entities()``, ``get`` of the destination's connection)."""
+
+    home: Path
+    job: ApiJob | FileJob
+    conn: ApiConnection | FileServerConnection
+    connections: dict[str, ApiConnection | FileServerConnection]
+    all_entities: dict[str, Entity]
+    version: str
+
+    def entities(self) -> dict[str, Entity]:
+        return self.all_entities
+
+    def get(self, kind: str, ref: str, *, reveal: bool = False):
+        if kind != "connections" or ref not in self.connections or not reveal:
+            raise NotFound(f"the run's snapshot has no {kind} {ref!r}")
+        return self.connections[ref]
+
+
 SAVE_EVERY = 0.5  # seconds: how often a running run's counts are saved to the history
 
 
@@ -88,23 +180,59 @@ def run_job(
 
     Success when every record became a row; partial when some were rejected (or some bulk
     files failed); failed when the run stopped, in which case the entity store is unchanged
-    (for bulk files: the files already committed stay committed)."""
-    job, conn = load_job(store, ref)
-    history = open_history(store.home)
-    # ``run``: one recorded when it was queued (the REST API's processId), or claimed already.
-    stamp = slot.isoformat() if slot else ""
-    run = history.start_run(
-        job.id, job.name, trigger, slot=stamp, run=run, started_by=started_by
-    )  # or AlreadyRunning
-    with entity_scope(store.entities()):  # the job's entity, as this home defines it
-        return _JobRun(store, job, conn, history, run, timeout, on_event).execute()
+    (for bulk files: the files already committed stay committed).
+
+    The run goes the way a worker's does (``run_snapshot``): from a snapshot of the job taken
+    here, opened with this store's key."""
+    snapshot = Snapshot.of(store, ref)  # or NotFound, before anything is claimed
+    return run_snapshot(
+        snapshot,
+        store.home,
+        trigger=trigger,
+        slot=slot.isoformat() if slot else "",
+        timeout=timeout,
+        run=run,
+        on_event=on_event,
+        started_by=started_by,
+        vault=store.vault,
+    )
+
+
+def run_snapshot(
+    snapshot: Snapshot,
+    home: Path,
+    *,
+    trigger: str = "manual",
+    slot: str = "",
+    timeout: float | None = None,
+    run: Run | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    started_by: str | None = None,
+    vault: Vault | None = None,
+) -> Run:
+    """Run a job from its snapshot: what ``run_job`` does on the machine of the config store and
+    a Celery worker (``runner.worker``) on any machine, with no access to that store. ``home``:
+    this machine's (scratch folders, and the SQLite stores when there is no database);
+    ``vault``: the key the secrets open with (else this machine's: ``STUDIO_SECRET_KEY``).
+
+    ``run``: one recorded when it was queued (the REST API's processId, a queued message), or
+    claimed already; the claim makes it ``running`` here, or raises ``AlreadyRunning``."""
+    source = snapshot.opened(home, vault)  # secrets in clear from here on, in memory only
+    job = source.job
+    history = open_history(home)
+    run = run or history.new(job.id, job.name, trigger, slot, started_by)
+    run.config_version = source.version
+    run = history.start_run(job.id, job.name, trigger, slot=slot, run=run)  # or AlreadyRunning
+    with entity_scope(source.entities()):  # the job's entity, as its home defined it
+        return _JobRun(source, history, run, timeout, on_event).execute()
 
 
 def start_in_background(
     store: ConfigStore, ref: str, *, trigger: str = "manual", started_by: str | None = None
 ) -> Run:
-    """Start a saved job (name or id) now in a thread of this process, and return its run as
-    soon as it is claimed (``running``): follow it with ``open_history(home).get(run.id)``.
+    """Start a saved job (name or id) now in a thread of this process, or on a worker when
+    ``STUDIO_BROKER_URL`` is set (``enqueue``), and return its run as soon as it is claimed
+    (``running``, or ``queued`` for a worker): follow it with ``open_history(home).get(run.id)``.
 
     For the studio's Run now buttons (the Runs page, the job editor), where a click must not
     wait for the run. The job is claimed here, before the thread starts, so a job that is
@@ -114,6 +242,8 @@ def start_in_background(
 
     ``started_by``: who pressed Run now (None: the page's acting user, ``studio.access``); the
     run records it before the thread starts, where the page's context would be gone."""
+    if broker.broker_url():
+        return enqueue(store, ref, trigger=trigger, started_by=started_by)
     job = store.get("jobs", ref)
     history = open_history(store.home)
     run = history.start_run(job.id, job.name, trigger, started_by=started_by)  # or AlreadyRunning
@@ -121,6 +251,73 @@ def start_in_background(
         target=_run_claimed, args=(store, job.id, run), daemon=True, name=f"run-{run.id}"
     ).start()
     return run
+
+
+def enqueue(
+    store: ConfigStore,
+    ref: str,
+    *,
+    trigger: str = "manual",
+    slot: datetime | None = None,
+    run: Run | None = None,
+    started_by: str | None = None,
+    timeout: float | None = None,
+) -> Run:
+    """Claim a saved job as ``queued`` and send its run message to the workers (``broker``);
+    the run, which a worker makes ``running``. ``run``: one recorded already (the daemon's run
+    queued behind another). Raises ``AlreadyRunning`` (recorded skipped) as ``run_job`` does;
+    a message Redis does not take leaves the run failed, saying so."""
+    snapshot = Snapshot.of(store, ref)  # or NotFound, before anything is claimed
+    job_id, name = snapshot.job["id"], snapshot.job["name"]
+    history = open_history(store.home)
+    stamp = slot.isoformat() if slot else ""
+    run = run or history.new(job_id, name, trigger, stamp, started_by)
+    run.config_version = snapshot.version
+    run = history.start_run(job_id, name, trigger, slot=stamp, run=run, status="queued")
+    message = {
+        "v": 1,
+        "run_id": run.id,
+        "job_id": job_id,
+        "trigger": run.trigger,
+        "slot": run.slot,
+        "started_by": run.started_by,
+        "timeout": timeout,
+        "snapshot": snapshot._asdict(),
+    }
+    try:
+        broker.send(message, run.trigger)
+    except StudioError as e:
+        run.status, run.error, run.finished_at = "failed", str(e), now_iso()
+        history.save(run)
+        raise
+    return run
+
+
+def run_message(message: dict, home: Path) -> Run | None:
+    """A worker's part (``runner.worker``): run the queued run a message names, from its
+    snapshot, in ``home`` (this machine's). None when the run is no longer queued (interrupted
+    while it waited: its claimant's process ended) or not in the history: nothing is done."""
+    history = open_history(home)
+    run = history.get(message["run_id"])
+    if run is None or run.status != "queued":
+        return None
+    run.folder = str(home / "runs" / run.id)  # this machine's, not the sender's
+    try:
+        return run_snapshot(
+            Snapshot(**message["snapshot"]),
+            home,
+            trigger=run.trigger,
+            slot=run.slot,
+            timeout=message.get("timeout"),
+            run=run,
+        )
+    except AlreadyRunning:
+        raise
+    except Exception as e:  # a snapshot that does not open (another key), a bad config
+        run.status, run.finished_at = "failed", now_iso()
+        run.error = str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}"
+        history.save(run)
+        return run
 
 
 def _run_claimed(store: ConfigStore, job_id: str, run: Run) -> None:
@@ -141,15 +338,15 @@ class _JobRun:
 
     def __init__(
         self,
-        store: ConfigStore,
-        job: ApiJob | FileJob,
-        conn: ApiConnection | FileServerConnection,
+        source: Opened,
         history: RunStore,
         run: Run,
         timeout: float | None,
         on_event: Callable[[Event], None] | None,
     ):
-        self.store, self.job, self.conn, self.history, self.run = store, job, conn, history, run
+        self.store, self.history, self.run = source, history, run  # source: home and configs
+        self.job = job = source.job
+        self.conn = source.conn
         self.on_event = on_event
         self.limit = timeout if timeout is not None else job.run.timeout_minutes * 60
         self.deadline = time.monotonic() + self.limit

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from runner.api.common import EDITOR, VIEWER, Runner, RunnerDep, job_ref
 from runner.api.schemas import answers, component
 from studio.access import acting
-from studio.errors import Conflict, NotFound
+from studio.errors import Conflict, NotFound, StudioError
 from studio.runhistory import Run, data_files, run_archive
 
 router = APIRouter(tags=["jobs"], dependencies=VIEWER)
@@ -29,12 +29,23 @@ FILE = {
 }
 
 
+class QueueDown(StudioError):
+    """Distributed mode: Redis did not take the run's message (503; the run is recorded
+    failed, saying why)."""
+
+
 def start(r: Runner, job) -> str:
-    """Queue a run of ``job`` for the daemon, recorded as started by the token's user."""
+    """Queue a run of ``job`` for the daemon, recorded as started by the token's user; with
+    ``STUDIO_BROKER_URL`` set, the daemon sends it to the workers."""
     who = acting.get()
-    _outcome, run_id = r.daemon.submit(
-        job.id, job.name, "api", None, job.run.on_overlap, started_by=who.name if who else ""
-    )
+    try:
+        _outcome, run_id = r.daemon.submit(
+            job.id, job.name, "api", None, job.run.on_overlap, started_by=who.name if who else ""
+        )
+    except Conflict:
+        raise
+    except StudioError as e:  # only sending to the workers fails so: Redis is down
+        raise QueueDown(str(e)) from None
     if run_id is None:
         raise Conflict(
             f"Import {job.name!r} is running, and it skips a start meanwhile "
@@ -120,7 +131,10 @@ def _started() -> dict:
     "/v1/jobs/{ref}/start", operation_id="start_job", dependencies=EDITOR, responses=_started()
 )
 def start_job(ref: str, r: RunnerDep) -> Any:
-    return {"processId": start(r, job_ref(r.store, ref))}
+    try:
+        return {"processId": start(r, job_ref(r.store, ref))}
+    except QueueDown as e:
+        return JSONResponse({"error": str(e)}, 503)
 
 
 @router.get(
@@ -156,7 +170,10 @@ def download(ref: str, process_id: str, r: RunnerDep) -> Response:
 async def synchron(external_key: str, r: RunnerDep) -> Response:
     """Start the job, wait for it, and answer its rows (or why there are none)."""
     job = job_ref(r.store, external_key)
-    run_id = start(r, job)
+    try:
+        run_id = start(r, job)
+    except QueueDown as e:
+        return JSONResponse({"error": str(e)}, 503)
     try:
         run = await finish(r, run_id)
     except TimeoutError:
