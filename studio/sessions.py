@@ -5,7 +5,8 @@ Flask's sessions use) under a key derived from the home's secret key, so nothing
 studio can make one, and it is HttpOnly, so no script of the page can read it. It carries no
 role: every script run looks the user up again, so a changed role applies at once and a removed
 or disabled user is out at their next click. A password reset (or "sign out everywhere") moves
-the user's ``sessions_since`` forward, which ends every session made before it.
+the user's ``sessions_since`` forward, which ends every session made before it; Sign out ends
+its own session on the server too (``end_session``), not only the browser's copy of the cookie.
 
 Sessions last ``STUDIO_SESSION_HOURS`` (12 by default, a working day): the signature's
 timestamp is checked on every read, the cookie's own ``Max-Age`` only tidies the browser.
@@ -19,7 +20,7 @@ import time
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from studio.access import LOCAL, Who
+from studio.access import LOCAL, Who, acting
 from studio.errors import NotFound
 from studio.vault import load_key
 
@@ -60,7 +61,30 @@ def who_from_token(store, token: str | None) -> Who | None:
         return None
     if user.sessions_since and issued <= user.sessions_since.timestamp():
         return None
+    if issued in user.signed_out:
+        return None
     return Who(name=user.name, role=user.role, via="password", email=user.email)
+
+
+def end_session(store, token: str | None) -> None:
+    """Sign-out: the session ``token`` stands for ends for good, so that a copy of its cookie
+    taken before (a proxy's log, another browser) opens nothing any more. The user keeps the
+    sign-in times of their ended sessions for as long as a session lasts; other sessions of
+    theirs go on."""
+    who = who_from_token(store, token)
+    if who is None:
+        return
+    data = _serializer(store).loads(token, max_age=lifetime())
+    oldest = time.time() - lifetime()
+    acting.set(who)  # the audit trail says who signed out (this thread's context only)
+    store.modify(
+        "users",
+        str(data["u"]),
+        lambda u: u.model_copy(
+            update={"signed_out": [t for t in u.signed_out if t > oldest] + [float(data["t"])]}
+        ),
+        source="studio",
+    )
 
 
 def has_users(store) -> bool:

@@ -50,6 +50,9 @@ class User(Stamped):
     sessions_since: datetime | None = Field(
         default=None, title="Sessions signed in before this are ended"
     )
+    signed_out: list[float] = Field(
+        default_factory=list, title="Sessions signed out (when each was signed in)"
+    )
 
 
 class SignInRefused(StudioError):

@@ -123,3 +123,28 @@ def test_a_page_of_another_port_of_the_host_cannot_drive_the_studio(studio):
     assert open_stream(url, url, token) == "open"
     for other in ("http://127.0.0.1:9", url.replace("127.0.0.1", "localhost"), "null"):
         assert open_stream(url, other, token) == "HTTP 403", other
+
+
+def test_sign_out_ends_the_session_on_the_server_not_only_in_the_browser(studio):
+    """A copy of the cookie taken before Sign out (another browser, a proxy's log) opens
+    nothing afterwards; the person's other sessions go on."""
+    url, home = studio
+    form = {"name": "ana", "password": PASSWORD}
+
+    def session() -> str:
+        answer = requests.post(f"{url}/signin", data=form, allow_redirects=False, timeout=30)
+        return answer.cookies["studio_session"]
+
+    def page_load(token: str) -> int:
+        cookies = {"studio_session": token}
+        return requests.get(
+            f"{url}/jobs", cookies=cookies, allow_redirects=False, timeout=30
+        ).status_code
+
+    kept, other = session(), session()
+    assert page_load(kept) == page_load(other) == 200
+    out = requests.get(f"{url}/auth/logout", cookies={"studio_session": kept}, timeout=30)
+    assert "studio_session=;" in out.history[0].headers["set-cookie"]
+    assert page_load(kept) == 303  # to the sign-in page
+    assert page_load(other) == 200
+    assert ConfigStore(home).audit("users", "ana")[0]["user"] == "ana"

@@ -9,8 +9,9 @@ signed session cookie of ``studio.sessions``. Single sign-on goes through Stream
 
 The gate redirects a page load that has no session to this page, before the app's JavaScript
 even loads; the script checks the session again on every run (``views.access``), since the
-websocket is where the pages really run. ``/auth/logout`` (``st.logout``) also drops the
-password session's cookie, so one Sign out ends either kind.
+websocket is where the pages really run. ``/auth/logout`` (``st.logout``) also ends the
+password session (on the server, and its cookie in the browser), so one Sign out ends either
+kind.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from starlette.routing import Route
 from starlette.websockets import WebSocketClose
 
 from studio.config.store import ConfigStore
-from studio.sessions import COOKIE, issue, lifetime, open_access, who_from_token
+from studio.sessions import (
+    COOKIE,
+    end_session,
+    issue,
+    lifetime,
+    open_access,
+    who_from_token,
+)
 from studio.sso import sso_configured, sso_providers
 from studio.users import SignInRefused, sign_in
 
@@ -169,6 +177,8 @@ class SignInGate:
             return await self.app(scope, receive, send)
         path = scope["path"]
         if path == "/auth/logout":
+            token = Request(scope).cookies.get(COOKIE)
+            await run_in_threadpool(end_session, store(), token)
             return await self.app(scope, receive, _dropping_session(send))
         if scope["method"] in ("GET", "HEAD") and _is_page(path):
             request = Request(scope)
