@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from cryptography.fernet import Fernet
 
 from runner.daemon import Daemon
 from studio.config.store import ConfigStore
+from studio.runhistory import AlreadyRunning
 from studio.runs import start_in_background
 from studio.stores import open_history
 from tests.dbservers import store_sql
@@ -134,7 +136,10 @@ def store(cluster, sandbox, monkeypatch) -> ConfigStore:
         )
     else:
         monkeypatch.delenv("STUDIO_DATABASE_URL", raising=False)
-    return ConfigStore(cluster.home)
+    store = ConfigStore(cluster.home)
+    yield store
+    for job in store.list("jobs"):  # the next test's daemon schedules its own jobs only
+        store.set_status("jobs", job.id, "disabled", source="cli")
 
 
 def products_job(store: ConfigStore, name: str, slow: float = 0.0, **job):
@@ -231,3 +236,104 @@ def test_run_now_the_rest_api_and_run_queue_send_runs_to_the_workers(cluster, st
     printed = json.loads(done.stdout)
     assert (printed["status"], printed["rows_written"]) == ("success", 95)
     assert pid_of(open_history(store.home).get(printed["id"])) in {w.pid for w in cluster.workers}
+
+
+def test_a_job_runs_on_one_worker_at_a_time(cluster, store):
+    job = products_job(store, "Slow products", slow=0.3)
+    other = products_job(store, "Other slow products", slow=0.3)
+    first = start_in_background(store, job.id)
+    with pytest.raises(AlreadyRunning):  # queued or running on a worker, it holds the job
+        start_in_background(store, job.id)
+    second = start_in_background(store, other.id)
+    first, second = ended(store, first.id), ended(store, second.id)
+    assert (first.status, second.status) == ("success", "success")
+    assert pid_of(first) != pid_of(second)  # at once, on the two workers
+    history = open_history(store.home)
+    [skipped] = [r for r in history.list(job_id=job.id) if r.status == "skipped"]
+    assert "is already running" in skipped.error
+
+    # The daemon's rule holds across workers: a slot due while the job runs on a worker is
+    # queued once, and sent when that run has ended.
+    clock = [job.created_at + timedelta(seconds=61)]
+    daemon = Daemon(store, clock=lambda: clock[0])
+    daemon.tick()
+    clock[0] += timedelta(minutes=1)
+    daemon.tick()
+    assert job.id in daemon.queued
+
+    def idle() -> bool:
+        daemon.tick()
+        return not daemon.running and not daemon.queued
+
+    wait_for(idle, 60, "the queued run to be sent and to end", interval=0.2)
+    runs = sorted(history.list(job_id=job.id), key=lambda r: (r.started_at, r.finished_at))
+    runs = [r for r in runs if r.status != "skipped"]
+    assert [(r.trigger, r.status) for r in runs] == [("manual", "success")] + [
+        ("schedule", "success")
+    ] * 2
+    for before, after in pairwise(runs):
+        assert before.finished_at <= after.started_at  # one after the other, never together
+
+    # A message delivered again (or sent for a run no longer queued) runs nothing.
+    from studio.broker import send
+
+    send({"v": 1, "run_id": runs[-1].id, "job_id": job.id}, "manual")
+    wait_for(
+        lambda: any(f'"event": "dropped", "run": "{runs[-1].id}"' in w.log.read_text()
+                    for w in cluster.workers),
+        30,
+        "a worker to drop the message",
+    )  # fmt: skip
+    assert len(history.list(job_id=job.id)) == 4
+
+
+def test_a_worker_killed_mid_run_and_a_worker_restarted(cluster, store):
+    """SIGKILL of the worker running a run: the run is recorded interrupted once the worker is
+    found gone (SQLite: its PID; PostgreSQL: no heartbeat for HEARTBEAT seconds), none of its
+    rows is visible, the next slot runs on the other worker; a worker started again takes new
+    runs."""
+    job = products_job(store, "Products killed mid-run", slow=1.0)
+    clock = [job.created_at + timedelta(seconds=61)]
+    daemon = Daemon(store, clock=lambda: clock[0])
+    daemon.tick()
+    [run_id] = daemon.running.values()
+    history = open_history(store.home)
+    wait_for(
+        lambda: (r := history.get(run_id)).status == "running" and r.records > 0,
+        30,
+        "the run to read its first page on a worker",
+    )
+    [victim] = [w for w in cluster.workers if w.pid == pid_of(history.get(run_id))]
+    [survivor] = [w for w in cluster.alive() if w is not victim]
+    victim.stop(signal.SIGKILL)
+
+    def interrupted():
+        daemon.check_workers()  # what the daemon does every --check-every seconds
+        return history.get(run_id).status == "interrupted"
+
+    wait_for(interrupted, HEARTBEAT * 5, "the killed worker's run to be interrupted", 0.5)
+    assert history.get(run_id).error == "the worker running it stopped before the run ended"
+    assert rows_of(store, run_id) == 0  # nothing of it is visible
+
+    before = history.get(run_id).config_version
+    fast = store.modify(
+        "jobs",
+        job.id,
+        lambda j: j.model_copy(
+            update={"calls": [c.model_copy(update={"query": []}) for c in j.calls]}
+        ),
+        source="cli",
+    )
+    clock[0] += timedelta(minutes=1)
+    daemon.tick()  # the run ended (interrupted): the next slot goes out, as the job is now
+    [next_id] = daemon.running.values()
+    assert next_id != run_id
+    run = ended(store, next_id)
+    assert (run.status, run.rows_written, pid_of(run)) == ("success", 95, survivor.pid)
+    assert run.config_version != before
+    assert run.config_version.startswith(f"job {fast.updated_at.isoformat()}, ")
+
+    restarted = cluster.start_worker()
+    survivor.stop()  # SIGTERM: Celery's warm shutdown, with no run going on
+    run = ended(store, start_in_background(store, job.id).id)
+    assert (run.status, pid_of(run)) == ("success", restarted.pid)  # the module's last test
