@@ -11,6 +11,7 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 
 from studio.entities import Entity, load_entities
@@ -23,6 +24,11 @@ _BOOKKEEPING = ("_run_id", "_updated_at")  # which run last wrote a row, and whe
 # The stage's order of arrival: a name no field can have (fields are identifiers), so no
 # column named ``rowid`` (or anything else) can change the order the rows are copied in.
 _SEQ = '"#seq"'
+# Rows staged by one statement (``INSERT … VALUES (…), (…)``), within SQLite's 32,766 parameters.
+_ROWS_PER_INSERT, _MAX_PARAMETERS = 100, 30_000
+# What binding a value can raise before a statement runs: the rows are then staged one by one,
+# which raises what it always has (the statement inserted nothing).
+_BINDING_ERRORS = (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError, ValueError)
 
 
 def table_name(entity: Entity | str) -> str:
@@ -174,14 +180,46 @@ class EntityWriter:
         self.stage.execute(f"CREATE TABLE rows ({_SEQ} INTEGER PRIMARY KEY, {names})")
         marks = ", ".join("?" for _ in all_fields)
         self._insert = f"INSERT INTO rows ({names}) VALUES ({marks})"
+        self._names, self._width = names, len(fields)
+        self._per_insert = max(1, min(_ROWS_PER_INSERT, _MAX_PARAMETERS // (len(fields) + 1)))
+        self._inserts: dict[int, str] = {}
         self.stage.execute("BEGIN")
         self.written = 0
 
     def write(self, rows: list[dict], rejects=()) -> None:
-        if rows:
-            tail = (self.run_id, datetime.now(UTC).isoformat(timespec="seconds"))
-            self.stage.executemany(self._insert, [(*r.values(), *tail) for r in rows])
-            self.written += len(rows)
+        """Stage rows, 100 to a statement: an ``executemany`` binds and steps each row on its
+        own, which cost twice as much. A chunk whose values SQLite does not take (or a row
+        of another width) is staged row by row instead, which says what is wrong as it
+        always has."""
+        if not rows:
+            return
+        tail = (self.run_id, datetime.now(UTC).isoformat(timespec="seconds"))
+        step, width = self._per_insert, self._width
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            if all(len(r) == width for r in chunk):
+                values = list(chain.from_iterable(r.values() for r in chunk))
+                values += tail
+                try:
+                    self.stage.execute(self._insert_of(len(chunk)), values)
+                    continue
+                except _BINDING_ERRORS:
+                    pass
+            self.stage.executemany(self._insert, [(*r.values(), *tail) for r in chunk])
+        self.written += len(rows)
+
+    def _insert_of(self, count: int) -> str:
+        """The statement staging ``count`` rows: their values, then the run and the time
+        (``?N``, bound once for all of them)."""
+        if count not in self._inserts:
+            w = self._width
+            run, at = count * w + 1, count * w + 2
+            rows = (
+                "(" + ", ".join(f"?{i * w + j + 1}" for j in range(w)) + f", ?{run}, ?{at})"
+                for i in range(count)
+            )
+            self._inserts[count] = f"INSERT INTO rows ({self._names}) VALUES {', '.join(rows)}"
+        return self._inserts[count]
 
     def commit(self) -> None:
         """Copy the staged rows into the store, in one transaction, and empty the stage."""

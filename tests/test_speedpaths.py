@@ -70,3 +70,49 @@ def test_datetime_shortcut_gives_what_the_converter_gives(zone):
     assert fast.rows == [row for row in careful if row is not None]
     assert [r.as_dict() for r in fast.rejects] == [r.as_dict() for r in rejects]
     assert fast.rows[0] == {"d": "2026-05-17T08:00:00+00:00"}
+
+
+def _products(home):
+    from studio.entities import load_entities
+
+    return load_entities(home)["Products"]
+
+
+def test_staged_rows_keep_their_order_across_statements(tmp_path):
+    from studio.rowstore import EntityWriter, read_rows
+
+    writer = EntityWriter(tmp_path, _products(tmp_path), "run-1", ["external_id", "name"])
+    writer.write([{"external_id": f"K{i % 7}", "name": f"n{i}"} for i in range(250)])
+    writer.write([{"external_id": "K1", "name": "last"}])
+    writer.commit()
+    writer.close()
+    rows, total = read_rows(tmp_path, "Products", limit=10)
+    assert total == 7
+    names = {r["external_id"]: r["name"] for r in rows}
+    assert names == {f"K{k}": f"n{max(i for i in range(250) if i % 7 == k)}" for k in range(7)} | {
+        "K1": "last"
+    }
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"name": {"a": 1}}, {"name": 2**70}, {"name": "\ud800"}, {}],
+    ids=["dict", "big int", "surrogate", "short row"],
+)
+def test_a_value_sqlite_refuses_fails_as_it_did(tmp_path, bad):
+    import sqlite3
+
+    from studio.rowstore import EntityWriter
+
+    writer = EntityWriter(tmp_path, _products(tmp_path), "run-1", ["external_id", "name"])
+    rows = [{"external_id": f"K{i}", "name": "fine"} for i in range(150)]
+    rows[120] = {"external_id": "bad"} | bad
+    with pytest.raises(Exception) as ours:
+        writer.write(rows)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a, b, c, d)")
+    with pytest.raises(Exception) as plain:
+        db.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [(*r.values(), "r", "t") for r in rows])
+    assert (type(ours.value), str(ours.value)) == (type(plain.value), str(plain.value))
+    writer.rollback()
+    writer.close()
