@@ -17,6 +17,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -101,9 +103,27 @@ def is_local(address: str) -> bool:
         return False
 
 
-def open_access(store, address: str, sso: bool) -> Who | None:
+# Headers a reverse proxy adds: a request carrying one came from wherever the proxy faces.
+FORWARDED = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip")
+
+
+def from_this_machine(headers: Mapping[str, str]) -> bool:
+    """Whether a request to a studio on the loopback comes from a browser of this machine:
+    addressed to one of its own names (not to a name of elsewhere that its DNS turned into
+    127.0.0.1, DNS rebinding, whose pages would then be the studio's own origin) and not
+    forwarded by a reverse proxy. No headers at all is no request (a test's script run)."""
+    if not headers:
+        return True
+    names = {k.lower(): v for k, v in headers.items()}
+    if any(h in names for h in FORWARDED):
+        return False
+    return is_local(urlsplit("//" + names.get("host", "")).hostname or "")
+
+
+def open_access(store, address: str, sso: bool, headers: Mapping[str, str]) -> Who | None:
     """``LOCAL`` (everyone an admin, as on a laptop) when the studio listens on this machine
-    only and has neither users nor single sign-on; else None: people must sign in."""
-    if sso or has_users(store) or not is_local(address):
+    only, has neither users nor single sign-on, and the request (``headers``) comes from this
+    machine; else None: people must sign in."""
+    if sso or has_users(store) or not is_local(address) or not from_this_machine(headers):
         return None
     return LOCAL

@@ -1,12 +1,14 @@
-"""The sign-in page under attack, against the real studio (``app.py`` as ``runner up`` serves
-it): guesses sent in parallel get no more tries than the lock allows, and a name that is no
-user (or a disabled one) is answered exactly like a real one, in words and in time, so the page
-tells nobody which names exist."""
+"""The sign-in and the gate under attack, against the real studio (``app.py`` as ``runner up``
+serves it): guesses sent in parallel get no more tries than the lock allows; a name that is no
+user (or a disabled one) is answered exactly like a real one, in words and in time; only the
+studio's own pages open its websocket; Sign out ends the session on the server; and a studio
+with no users is open to this machine only, not through a proxy or a rebound DNS name."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import re
 import subprocess
@@ -16,6 +18,8 @@ import time
 import pytest
 import requests
 import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from studio.config.store import ConfigStore
 from studio.users import MAX_FAILURES, SLOWDOWN, add_user
@@ -25,14 +29,9 @@ from tests.servers import free_port
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("signin-studio")
-    home = folder / "home"
-    store = ConfigStore(home)
-    for name in ("ana", "cy", "dee", "ed"):
-        add_user(store, name, PASSWORD, "admin" if name == "ana" else "viewer")
-    store.set_status("users", "ed", "disabled", source="cli")
+@contextlib.contextmanager
+def serving(home, folder):
+    """The studio on ``home``, as ``runner up`` starts it on 127.0.0.1: its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
@@ -48,11 +47,23 @@ def studio(tmp_path_factory):
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(f"{url}/_stcore/health")
-        yield url, home
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("signin-studio")
+    home = folder / "home"
+    store = ConfigStore(home)
+    for name in ("ana", "cy", "dee", "ed"):
+        add_user(store, name, PASSWORD, "admin" if name == "ana" else "viewer")
+    store.set_status("users", "ed", "disabled", source="cli")
+    with serving(home, folder) as url:
+        yield url, home
 
 
 def attempt(url: str, name: str, password: str) -> tuple[str, float]:
@@ -148,3 +159,68 @@ def test_sign_out_ends_the_session_on_the_server_not_only_in_the_browser(studio)
     assert page_load(kept) == 303  # to the sign-in page
     assert page_load(other) == 200
     assert ConfigStore(home).audit("users", "ana")[0]["user"] == "ana"
+
+
+@pytest.fixture(scope="module")
+def open_studio(tmp_path_factory):
+    """A laptop's studio: on 127.0.0.1, no users, no single sign-on, open to this machine."""
+    folder = tmp_path_factory.mktemp("open-studio")
+    with serving(folder / "home", folder) as url:
+        yield url
+
+
+def test_an_open_studio_is_open_to_this_machine_only_not_through_a_proxy(open_studio):
+    """No users on 127.0.0.1 means everyone is an admin, which is safe only for people on this
+    machine: a request a reverse proxy forwarded (the way team.md puts the studio on the
+    network) is from elsewhere, so it gets the sign-in page, which says there is nobody yet."""
+    url = open_studio
+    assert requests.get(f"{url}/jobs", allow_redirects=False, timeout=30).status_code == 200
+    for proxied in ({"X-Forwarded-For": "203.0.113.9"}, {"X-Forwarded-Proto": "https"}):
+        answer = requests.get(f"{url}/jobs", headers=proxied, allow_redirects=False, timeout=30)
+        assert answer.status_code == 303, proxied
+        page = requests.get(f"{url}/signin", headers=proxied, timeout=30).text
+        assert "has no users yet" in page and "<form" not in page
+
+
+def run_home(url: str, host: str) -> str:
+    """What the studio's home page draws for a browser that reached it as ``host`` (the
+    websocket's script run, as the app's JavaScript drives it): every message, as text."""
+    port = int(url.rsplit(":", 1)[1])
+
+    async def run() -> str:
+        seen = []
+        async with websockets.connect(
+            f"ws://{host}/_stcore/stream",
+            origin=f"http://{host}",
+            host="127.0.0.1",  # what the DNS of a rebinding site answers
+            port=port,
+            subprotocols=["streamlit"],
+            open_timeout=20,
+        ) as ws:
+            rerun = BackMsg()
+            rerun.rerun_script.query_string = ""
+            await ws.send(rerun.SerializeToString())
+            while True:
+                message = ForwardMsg()
+                message.ParseFromString(await asyncio.wait_for(ws.recv(), 30))
+                seen.append(str(message))
+                if message.WhichOneof("type") == "script_finished":
+                    return "\n".join(seen)
+
+    return asyncio.run(run())
+
+
+def test_an_open_studio_does_not_answer_another_name_dns_rebinding(open_studio):
+    """A site whose DNS turns its name into 127.0.0.1 (DNS rebinding) is the studio's own
+    origin in the browser: its script could drive the open studio and send the data home. The
+    studio is open only to this machine's names, in the page gate and in the script run."""
+    url = open_studio
+    port = url.rsplit(":", 1)[1]
+    assert "Start here" in run_home(url, f"127.0.0.1:{port}")  # a laptop: open
+    assert "Start here" in run_home(url, f"localhost:{port}")
+    rebound = run_home(url, f"rebind.example:{port}")
+    assert "Start here" not in rebound and "has no users yet" in rebound
+    answer = requests.get(
+        f"{url}/jobs", headers={"Host": f"rebind.example:{port}"}, allow_redirects=False, timeout=30
+    )
+    assert answer.status_code == 303

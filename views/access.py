@@ -21,7 +21,7 @@ from studio import access
 from studio.access import WHAT, Forbidden, Who
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
-from studio.sessions import COOKIE, open_access, who_from_token
+from studio.sessions import COOKIE, is_local, open_access, who_from_token
 from studio.sso import rules_problems, sso_configured, who_from_sso
 from views.common import plain
 from views.signin import secrets
@@ -44,7 +44,8 @@ access.fallbacks.append(_from_session_state)
 def current(store: ConfigStore) -> Who | None:
     """The person this session is, or None (signed out, expired, or refused)."""
     sso = sso_configured(secrets())
-    if who := open_access(store, str(st.get_option("server.address") or ""), sso):
+    address = str(st.get_option("server.address") or "")
+    if who := open_access(store, address, sso, st.context.headers):
         return who
     token = st.session_state.get(SESSION_KEY) or st.context.cookies.get(COOKIE)
     if who := who_from_token(store, token):
@@ -124,10 +125,14 @@ def _signed_out(store: ConfigStore) -> None:
     st.title("Connector Studio")
     address = str(st.get_option("server.address") or "")
     if not store.list("users") and not sso_configured(secrets()):
+        where = (
+            "is reached from elsewhere (a proxy, or a name that is not this machine's)"
+            if is_local(address)
+            else f"listens on {address or 'every address'}"
+        )
         st.error(
-            f"This studio listens on {address or 'every address'} and has no users yet, so it "
-            "lets nobody in. Add the first admin on its machine: `python -m runner users add "
-            "NAME --role admin`."
+            f"This studio {where} and has no users yet, so it lets nobody in. Add the first "
+            "admin on its machine: `python -m runner users add NAME --role admin`."
         )
         return
     for problem in rules_problems(secrets().get("access")):

@@ -48,6 +48,11 @@ _PAGES = Environment(
 )
 _NOT_PAGES = ("/_stcore", "/static", "/component", "/media", "/auth/", "/oauth2callback")
 _store: ConfigStore | None = None
+NOBODY = (
+    "This studio has no users yet, so it lets nobody in from elsewhere (it is open only to "
+    "this machine's browser). On its machine, add the first admin: python -m runner users add "
+    "NAME --role admin"
+)
 
 
 def store() -> ConfigStore:
@@ -89,25 +94,27 @@ def _page(target: str, *, error: str = "", name: str = "", status: int = 200) ->
         ("single sign-on" if p == "default" else p, _provider_link(p))
         for p in sso_providers(secrets())
     ]
+    users = bool(store().list("users"))
     html = _PAGES.get_template("signin.html").render(
-        error=error,
+        error=error or ("" if users or links else NOBODY),
         name=name,
         next=_safe_next(target),
         providers=links,
-        passwords=bool(store().list("users")) or not links,
+        passwords=users,
     )
     return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
 
 
 async def signin_page(request: Request) -> Response:
     target = request.query_params.get("next", "/")
-    if await run_in_threadpool(_open):  # nobody to sign in as: the studio is open
+    if await run_in_threadpool(_open, request.headers):  # nobody to sign in as: open
         return RedirectResponse(_safe_next(target), status_code=303)
     return _page(target)
 
 
-def _open() -> bool:
-    return open_access(store(), _bind_address(), sso_configured(secrets())) is not None
+def _open(headers) -> bool:
+    """Whether the studio is open to this request (no users, this machine: a laptop's)."""
+    return open_access(store(), _bind_address(), sso_configured(secrets()), headers) is not None
 
 
 async def signin_post(request: Request) -> Response:
@@ -148,10 +155,11 @@ def same_origin(origin: str | None, host: str | None) -> bool:
     return origin.partition("://")[2] == host or origin in allowed
 
 
-def signed_in(cookies: dict[str, str]) -> bool:
+def signed_in(request: Request) -> bool:
     """Whether a page load may go on to the app: open access, a valid password session, or
     Streamlit's single sign-on cookie (whose holder the script checks against the roles)."""
-    if _open():
+    cookies = request.cookies
+    if _open(request.headers):
         return True
     if sso_configured(secrets()) and any(k.startswith(SSO_COOKIE) for k in cookies):
         return True
@@ -182,7 +190,7 @@ class SignInGate:
             return await self.app(scope, receive, _dropping_session(send))
         if scope["method"] in ("GET", "HEAD") and _is_page(path):
             request = Request(scope)
-            if not await run_in_threadpool(signed_in, dict(request.cookies)):
+            if not await run_in_threadpool(signed_in, request):
                 query = scope["query_string"].decode()
                 target = path + (f"?{query}" if query else "")
                 redirect = RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
