@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from studio.access import ROLES, Forbidden, Who
 from studio.errors import StudioError
 
-KEYS = ("role_claim", *ROLES)
+KEYS = ("role_claim", "require_verified_email", *ROLES)
 # What an allow-list holds: an address, or "@domain" for everyone of a domain.
 _ADDRESS = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 _DOMAIN = re.compile(r"^@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
@@ -72,9 +72,13 @@ def rules_problems(rules: Mapping | None) -> list[str]:
         if key == "role_claim":
             if not isinstance(value, str) or not value.strip():
                 problems.append('[access] role_claim: the name of a claim, such as "roles"')
+        elif key == "require_verified_email":
+            if not isinstance(value, bool):
+                problems.append("[access] require_verified_email: true or false")
         elif key not in ROLES:
             problems.append(
-                f"[access] {key}: not a role; the keys are role_claim, {', '.join(ROLES)}"
+                f"[access] {key}: not a role; the keys are role_claim, require_verified_email, "
+                f"{', '.join(ROLES)}"
             )
         elif not isinstance(value, list | tuple):
             problems.append(f'[access] {key}: a list, such as ["ana@example.com", "@example.com"]')
@@ -98,7 +102,11 @@ def who_from_sso(claims: Mapping, rules: Mapping | None, store) -> Who:
     name = email or str(claims.get("sub") or "").strip()
     if not name:
         raise Forbidden("The sign-in provider sent neither an e-mail nor a subject: ask an admin")
-    verified = bool(email) and _verified(claims.get("email_verified", True))
+    # A provider that sends no email_verified is taken at its word, unless [access] says
+    # require_verified_email: providers whose users can set their own address (Entra ID's
+    # "mail") should be run with it, or matched by a role claim only.
+    said = claims.get("email_verified", None if rules.get("require_verified_email") else True)
+    verified = bool(email) and said is not None and _verified(said)
     role = (
         (_store_role(store, email) if verified else None)
         or _claim_role(claims, rules.get("role_claim"))

@@ -76,6 +76,14 @@ def test_an_unverified_email_matches_no_list_and_no_user_only_the_claim(store):
     # A provider that says nothing of verification is taken at its word.
     no_flag = {"sub": "s", "email": "bo@example.com"}
     assert who_from_sso(no_flag, RULES, store).role == "editor"
+    # Unless [access] requires the provider to say so (one whose users set their own address).
+    strict = RULES | {"require_verified_email": True}
+    with pytest.raises(Forbidden, match=r"bo@example\.com is not verified"):
+        who_from_sso(no_flag, strict, store)
+    assert who_from_sso(claims(), strict, store).role == "editor"
+    assert rules_problems({"require_verified_email": "yes"}) == [
+        "[access] require_verified_email: true or false"
+    ]
 
 
 def test_without_an_email_the_subject_names_them_and_only_the_claim_can_let_them_in(store):
@@ -109,7 +117,8 @@ def test_rules_problems_name_each_mistake_and_a_misconfigured_section_lets_nobod
     }
     assert rules_problems(bad) == [
         '[access] role_claim: the name of a claim, such as "roles"',
-        "[access] owner: not a role; the keys are role_claim, viewer, editor, admin",
+        "[access] owner: not a role; the keys are role_claim, require_verified_email, viewer, "
+        "editor, admin",
         '[access] admin: a list, such as ["ana@example.com", "@example.com"]',
         "[access] editor: 'ana' is neither an e-mail address nor \"@domain\"",
         "[access] editor: '@' is neither an e-mail address nor \"@domain\"",
