@@ -346,10 +346,29 @@ class Daemon:
 
     def check_workers(self) -> None:
         """Record as interrupted the runs whose process is gone (a worker killed mid-run: no
-        PID on this host for the SQLite history, no heartbeat for PostgreSQL's)."""
-        count = self.history.mark_interrupted("the worker running it stopped before the run ended")
+        PID on this host for the SQLite history, no heartbeat for PostgreSQL's), and the runs
+        no worker took within their job's run timeout (a message Redis lost, restarted without
+        persistence, or a queue no worker consumes): else they would hold their jobs for good."""
+        count = self.history.mark_interrupted(  # not this daemon's runs waiting for a worker
+            "the worker running it stopped before the run ended", others=True
+        )
+        now = datetime.now(UTC)
+        for run in self.history.list(status="queued", limit=100_000):
+            waited = (now - datetime.fromisoformat(run.started_at)).total_seconds()
+            if waited < 60 or waited < self._timeout(run.job_id):
+                continue
+            run.status, run.finished_at = "interrupted", now_iso()
+            run.error = f"no worker took it within {waited / 60:.0f} minutes"
+            self.history.save(run)
+            count += 1
         if count:
             self.log("interrupted-runs-recorded", count=count)
+
+    def _timeout(self, job_id: str) -> float:
+        try:
+            return self.store.get("jobs", job_id).run.timeout_minutes * 60.0
+        except StudioError:  # deleted meanwhile
+            return 0.0
 
     def purge(self) -> None:
         """Forget runs (and their files) older than ``keep_days``."""

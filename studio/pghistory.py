@@ -345,14 +345,17 @@ class PgHistory:
         found = self._runs("WHERE job_id = %s AND status IN ('success', 'partial')", (job_id,), 1)
         return found[0].started_at if found else ""
 
-    def mark_interrupted(self, reason: str, *, only_mine: bool = False) -> int:
+    def mark_interrupted(
+        self, reason: str, *, only_mine: bool = False, others: bool = False
+    ) -> int:
         """Runs left ``running`` or ``queued`` whose heartbeat stopped are interrupted; returns
-        how many (``RunHistory.mark_interrupted``). ``only_mine``: this process's runs only."""
+        how many (``RunHistory.mark_interrupted``). ``only_mine``: this process's runs only;
+        ``others``: other processes' only."""
         count = 0
         with self._tx() as cur:
             for run, alive in self._select(cur, f"WHERE {_HELD}", (), 100_000, True, "FOR UPDATE"):
                 mine = run.owner == OWNER
-                if only_mine and not mine:
+                if (only_mine and not mine) or (others and mine):
                     continue
                 if not only_mine and not mine and alive:
                     continue

@@ -372,10 +372,13 @@ class RunHistory:
         found = self._runs("WHERE job_id = ? AND status IN ('success', 'partial')", (job_id,), 1)
         return found[0].started_at if found else ""
 
-    def mark_interrupted(self, reason: str, *, only_mine: bool = False) -> int:
+    def mark_interrupted(
+        self, reason: str, *, only_mine: bool = False, others: bool = False
+    ) -> int:
         """Runs left ``running`` or ``queued`` by a process that is gone are interrupted;
         returns how many. A run whose process still lives on this host (a CLI ``run``, the
-        studio's "Run now") is left alone; ``only_mine``: this process's runs only.
+        studio's "Run now") is left alone; ``only_mine``: this process's runs only; ``others``:
+        other processes' only (this one lives: a scheduler's runs waiting for a worker).
 
         An interrupted run's scratch file of unfinished rows is deleted, and (unless
         ``only_mine``) so is any scratch file left by a run that is no longer running."""
@@ -383,7 +386,7 @@ class RunHistory:
         with self._tx() as db:
             for run in self._select(db, f"WHERE status IN {_HOLDING}", (), 100_000):
                 mine = run.owner == OWNER
-                if only_mine and not mine:
+                if (only_mine and not mine) or (others and mine):
                     continue
                 if not only_mine and not mine and _alive(run.owner):
                     continue

@@ -6,7 +6,7 @@ default, with STUDIO_BROKER_URL unset, is what it was."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -107,3 +107,20 @@ def test_without_a_broker_runs_stay_in_this_process(store, sandbox, monkeypatch)
     monkeypatch.setenv("STUDIO_BROKER_URL", "amqp://guest@localhost//")
     with pytest.raises(StudioError, match="STUDIO_BROKER_URL must be a redis:// URL"):
         broker.broker_url()
+
+
+def test_a_run_no_worker_takes_within_its_timeout_frees_its_job(store, sandbox, sent):
+    """A message Redis lost (restarted without persistence) must not hold its job for good."""
+    job = setup(store, sandbox)
+    history = open_history(store.home)
+    run = enqueue(store, job.id)
+    daemon = Daemon(store)
+    daemon.check_workers()  # queued a moment ago, by a live process: left alone
+    assert history.get(run.id).status == "queued"
+    run.started_at = (datetime.now(UTC) - timedelta(minutes=61)).isoformat(timespec="seconds")
+    history.save(run)  # as if queued an hour ago (the job's run timeout is 60 minutes)
+    daemon.check_workers()
+    stale = history.get(run.id)
+    assert (stale.status, stale.error) == ("interrupted", "no worker took it within 61 minutes")
+    assert enqueue(store, job.id).status == "queued"  # the job is free
+    assert run_message(sent[0], store.home) is None  # the lost message, if it comes: nothing
