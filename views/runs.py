@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from studio.config.store import ConfigStore
+from studio.errors import StudioError
 from studio.runhistory import (
     AlreadyRunning,
     archive_of,
@@ -56,6 +57,8 @@ if who.can("editor"):  # a viewer watches runs; an editor starts them
                 started = start_in_background(store, pick)
             except AlreadyRunning as e:
                 st.warning(f"{e}: a job never runs twice at once.")
+            except StudioError as e:  # distributed mode: Redis did not take the run
+                st.error(str(e))
             else:
                 state.setdefault("runs_live", set()).add(started.id)  # so its end is announced
                 flash("runs", f"Started {names[pick]!r}.")

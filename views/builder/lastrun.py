@@ -7,6 +7,7 @@ import streamlit as st
 
 from studio.access import acting_who
 from studio.config.store import ConfigStore
+from studio.errors import StudioError
 from studio.runhistory import AlreadyRunning, RunHistory, counts_text, ended_text
 from studio.runs import start_in_background
 from studio.stores import open_history
@@ -29,6 +30,8 @@ def run_now(d: Draft, store: ConfigStore, bar) -> None:
             start_in_background(store, job.id)
         except AlreadyRunning as e:
             st.warning(f"{e}: a job never runs twice at once.")
+        except StudioError as e:  # distributed mode: Redis did not take the run
+            st.error(str(e))
     # The run seen going is watched, so that its end is told whenever the page sees it.
     watched = f"jb_watch.{job.id}"
     last = history.list(job.id, limit=1)
