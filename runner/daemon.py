@@ -169,7 +169,10 @@ class Daemon:
         if self.stopping.is_set():
             return
         if self.distributed:
-            self.reap()
+            try:
+                self.reap()
+            except Exception as e:  # the history out of reach: said, and tried at the next tick
+                self.log("history-error", error=str(e))
         now = self.clock()
         version = self.store.version()
         if version != self._version:  # reload only when the store changed
@@ -209,7 +212,9 @@ class Daemon:
                 self.submit(job.id, job.name, trigger, slot, job.run.on_overlap)
             except Conflict as e:  # held by a run started elsewhere, or the slot was taken
                 self.log("skipped", job=job.name, slot=slot, reason=str(e))
-            except StudioError as e:  # distributed: Redis did not take it (recorded failed)
+            except Exception as e:  # distributed: Redis or PostgreSQL down; the next slot tries
+                if not self.distributed:  # the embedded default, as it always was
+                    raise
                 self.log("run-error", job=job.name, slot=slot, error=str(e))
 
     def submit(
@@ -364,6 +369,12 @@ class Daemon:
         if count:
             self.log("interrupted-runs-recorded", count=count)
 
+    def _checked(self) -> None:
+        try:
+            self.check_workers()
+        except Exception as e:  # the history out of reach: said, and tried at the next check
+            self.log("history-error", error=str(e))
+
     def _timeout(self, job_id: str) -> float:
         try:
             return self.store.get("jobs", job_id).run.timeout_minutes * 60.0
@@ -391,7 +402,7 @@ class Daemon:
         jobs.every(5).seconds.do(self.heartbeat)
         jobs.every(1).hours.do(self.purge)
         if self.distributed:
-            jobs.every(self.check_every).seconds.do(self.check_workers)
+            jobs.every(self.check_every).seconds.do(self._checked)
         self.purge()
         self.heartbeat()
         self.tick()
