@@ -482,7 +482,7 @@ def _run(store: ConfigStore, args: argparse.Namespace) -> int:
 def _queued_run(store: ConfigStore, args: argparse.Namespace):
     """``run --queue``: the run sent to a worker, as it ended. The command waits for it, as
     its claim holds the job only while the process that queued it lives (until a worker has
-    it): Ctrl-C leaves it to the worker."""
+    it): after Ctrl-C, a run a worker has goes on, one still waiting is interrupted."""
     import time
 
     from studio.broker import broker_url

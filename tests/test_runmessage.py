@@ -17,7 +17,7 @@ from studio.errors import StudioError
 from studio.runs import Snapshot, enqueue, run_message, start_in_background
 from studio.stores import open_history
 from tests.helpers import setup, wait_for
-from tests.servers import free_port
+from tests.servers import Api, free_port
 
 
 def secret_of(conn) -> str:
@@ -93,7 +93,29 @@ def test_redis_down_fails_the_run_says_so_and_frees_the_job(store, sandbox, monk
     daemon = Daemon(store, clock=lambda: job.created_at + timedelta(seconds=61))
     daemon.tick()  # the scheduler says so and goes on
     assert "run-error" in capsys.readouterr().out
-    assert [r.status for r in open_history(store.home).list(job_id=job.id)] == ["failed"] * 2
+    api = Api(store)
+    try:
+        answer = api.post(f"/v1/jobs/{job.id}/start")
+        assert answer.status_code == 503 and "could not be queued" in answer.json()["error"]
+    finally:
+        api.stop()
+    assert [r.status for r in open_history(store.home).list(job_id=job.id)] == ["failed"] * 3
+
+
+def test_runs_people_wait_for_go_before_scheduled_ones(store, sandbox, redis_server, monkeypatch):
+    """Redis lists per priority step: ``studio`` for Run now and the API, ``studio:3`` for the
+    schedule, ``studio:6`` for catch-ups; a worker takes from the first that is not empty."""
+    import redis
+
+    url = redis_server.url.rpartition("/")[0] + "/7"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    monkeypatch.setenv("STUDIO_BROKER_URL", url)
+    for trigger in ("catch-up", "schedule", "manual", "api"):
+        broker.send({"v": 1, "run_id": trigger}, trigger)
+    lengths = {q.decode(): client.llen(q) for q in client.keys("studio*")}
+    assert lengths == {"studio": 2, "studio:3": 1, "studio:6": 1}
+    client.flushdb()
 
 
 def test_without_a_broker_runs_stay_in_this_process(store, sandbox, monkeypatch):
