@@ -116,3 +116,28 @@ def test_a_value_sqlite_refuses_fails_as_it_did(tmp_path, bad):
     assert (type(ours.value), str(ours.value)) == (type(plain.value), str(plain.value))
     writer.rollback()
     writer.close()
+
+
+def test_a_large_parse_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    from studio.readers import gc_paused
+
+    big = json.dumps({"items": [{"id": i, "tags": ["a"]} for i in range(10_000)]}).encode()
+    assert gc.isenabled()
+    assert len(parse_json(big)["items"]) == 10_000
+    assert gc.isenabled()
+    with gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_json(big)
+        assert not gc.isenabled()  # off by someone else: left off
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError), gc_paused():
+        raise ValueError
+    assert gc.isenabled()
