@@ -512,7 +512,7 @@ class HttpClient:
             self._proxy_cache[origin] = requests.utils.resolve_proxies(
                 prepared, self.session.proxies, self.session.trust_env
             )
-        return self._proxy_cache[origin]
+        return dict(self._proxy_cache[origin])
 
     def _learn_secrets(self, content: bytes) -> None:
         try:

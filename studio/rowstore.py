@@ -24,8 +24,9 @@ _BOOKKEEPING = ("_run_id", "_updated_at")  # which run last wrote a row, and whe
 # The stage's order of arrival: a name no field can have (fields are identifiers), so no
 # column named ``rowid`` (or anything else) can change the order the rows are copied in.
 _SEQ = '"#seq"'
-# Rows staged by one statement (``INSERT … VALUES (…), (…)``), within SQLite's 32,766 parameters.
-_ROWS_PER_INSERT, _MAX_PARAMETERS = 100, 30_000
+# Rows staged by one statement (``INSERT … VALUES (…), (…)``), within SQLite's limit of
+# parameters (32,766 since SQLite 3.32, 999 before).
+_ROWS_PER_INSERT = 100
 # What binding a value can raise before a statement runs: the rows are then staged one by one,
 # which raises what it always has (the statement inserted nothing).
 _BINDING_ERRORS = (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError, ValueError)
@@ -181,7 +182,8 @@ class EntityWriter:
         marks = ", ".join("?" for _ in all_fields)
         self._insert = f"INSERT INTO rows ({names}) VALUES ({marks})"
         self._names, self._width = names, len(fields)
-        self._per_insert = max(1, min(_ROWS_PER_INSERT, _MAX_PARAMETERS // (len(fields) + 1)))
+        limit = self.stage.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._per_insert = min(_ROWS_PER_INSERT, (limit - 2) // len(fields))
         self._inserts: dict[int, str] = {}
         self.stage.execute("BEGIN")
         self.written = 0
@@ -194,10 +196,10 @@ class EntityWriter:
         if not rows:
             return
         tail = (self.run_id, datetime.now(UTC).isoformat(timespec="seconds"))
-        step, width = self._per_insert, self._width
+        step, width = max(1, self._per_insert), self._width
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            if all(len(r) == width for r in chunk):
+            if self._per_insert > 1 and all(len(r) == width for r in chunk):
                 values = list(chain.from_iterable(r.values() for r in chunk))
                 values += tail
                 try:
