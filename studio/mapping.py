@@ -259,9 +259,9 @@ def _text_to(parse: Callable[[str], Any], fallback: Callable[[Any], Any]) -> Cal
 def _utc_text(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """For datetimes in ISO 8601 without a format: the commonest text, ``2026-05-17T08:00:00Z``,
     is checked by ``fromisoformat`` (C, fast) and given as ``isoformat`` would give it (the
-    same text with +00:00), which is what its conversion costs the most; a time zone changes
-    nothing to a time that says it is UTC. Anything else goes through the converter, and a
-    text that is no date raises, so the careful path rejects it."""
+    same text with +00:00), without ``isoformat``, most of the conversion's cost; a time zone
+    changes nothing to a time that says it is UTC. Anything else goes through the converter,
+    and a text that is no date raises, so the careful path rejects it."""
     parse = datetime.fromisoformat
 
     def fast(v: Any) -> Any:

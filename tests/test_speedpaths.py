@@ -141,3 +141,53 @@ def test_a_large_parse_leaves_the_garbage_collector_as_it_found_it():
     with pytest.raises(ValueError), gc_paused():
         raise ValueError
     assert gc.isenabled()
+
+
+def _recording_server():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", seen
+
+
+def test_the_proxies_of_the_environment_are_still_used_per_origin(monkeypatch):
+    """Proxies are resolved once per origin and run, as requests resolves them per request:
+    HTTP_PROXY is used, and NO_PROXY keeps a host out of it."""
+    from studio.config.kinds import CONNECTIONS
+    from studio.http import HttpClient
+
+    proxy, proxy_url, via_proxy = _recording_server()
+    api, api_url, direct = _recording_server()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        conn = CONNECTIONS.validate_config({"kind": "api", "name": "p", "base_url": api_url})
+        with HttpClient(conn, retries=0) as client:
+            for _ in range(2):
+                assert client.request("t", "GET", client.url("/items")).json("t") == {"ok": True}
+        assert via_proxy == [f"{api_url}/items"] * 2 and direct == []
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with HttpClient(conn, retries=0) as client:
+            client.request("t", "GET", client.url("/items"))
+        assert direct == ["/items"] and len(via_proxy) == 2
+    finally:
+        proxy.shutdown()
+        api.shutdown()
