@@ -120,7 +120,7 @@ def open_stream(url: str, origin: str, cookie: str) -> str:
         except websockets.InvalidStatus as e:
             return f"HTTP {e.response.status_code}"
 
-    return asyncio.run(connect())
+    return outside_any_loop(connect())
 
 
 def test_a_page_of_another_port_of_the_host_cannot_drive_the_studio(studio):
@@ -207,7 +207,7 @@ def run_home(url: str, host: str) -> str:
                 if message.WhichOneof("type") == "script_finished":
                     return "\n".join(seen)
 
-    return asyncio.run(run())
+    return outside_any_loop(run())
 
 
 def test_an_open_studio_does_not_answer_another_name_dns_rebinding(open_studio):
@@ -224,3 +224,10 @@ def test_an_open_studio_does_not_answer_another_name_dns_rebinding(open_studio):
         f"{url}/jobs", headers={"Host": f"rebind.example:{port}"}, allow_redirects=False, timeout=30
     )
     assert answer.status_code == 303
+
+
+def outside_any_loop(coroutine):
+    """``asyncio.run`` in a thread of its own: the browser tests' Playwright (sync API) keeps an
+    event loop running in the main thread for the whole session, where asyncio.run refuses."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
