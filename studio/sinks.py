@@ -9,6 +9,8 @@ import io
 import shutil
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import chain, repeat
+from operator import contains
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +30,10 @@ from studio.stores import open_rows
 _FORMULA_START = frozenset("=+-@\t\r")
 
 
+# What makes ``csv`` quote a field (QUOTE_MINIMAL, the excel dialect).
+_SPECIAL = ',"\r\n'
+
+
 def _maybe_formula(rows: list[dict]) -> bool:
     return any(type(v) is str and v[:1] in _FORMULA_START for r in rows for v in r.values())
 
@@ -36,6 +42,50 @@ def _csv_text(rows: Iterable[Iterable]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     return buffer.getvalue()
+
+
+def _csv_field(value: str) -> str:
+    """A text as ``csv`` writes it: quoted (its quotes doubled) when it holds what needs it."""
+    if any(c in value for c in _SPECIAL):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _plain_csv_text(rows: list[dict], width: int) -> str | None:
+    """The batch's CSV text, the same as ``_csv_text`` writes, when every row holds ``width``
+    texts and none starts as a formula (most batches); None otherwise, for ``_csv_text``.
+
+    ``csv`` looks at every character of every value, twice, in a loop of its own (0.35 s for
+    200,000 rows of 5 fields); here each column is joined into one text (NUL between values),
+    where ``str``'s searches (memchr) tell whether any value of it starts as a formula or
+    needs quotes, and the rows are filled into one ``%`` template: a column whose every value
+    needs quotes (such as descriptions with a comma) is quoted by the template, one where only
+    some do is quoted value by value. A NUL in a value, a value that is not text (None, a
+    number) or a row of another width leaves the batch to ``csv``."""
+    count = len(rows)
+    if width < 2 or not count or set(map(len, rows)) != {width}:
+        return None  # a one-column row of an empty text is written as "" by csv
+    values = list(chain.from_iterable(map(dict.values, rows)))
+    template = []
+    for j in range(width):
+        column = values[j::width]
+        try:
+            joined = "\x00".join(column)
+        except TypeError:
+            return None  # not all text
+        if joined.count("\x00") != count - 1:
+            return None
+        if any(c in joined and (joined[0] == c or "\x00" + c in joined) for c in _FORMULA_START):
+            return None  # a formula: for people, value by value
+        special = [c for c in _SPECIAL if c in joined]
+        if not special:
+            template.append("%s")
+        elif '"' not in special and all(map(contains, column, repeat(special[0]))):
+            template.append('"%s"')  # each value needs quotes, none holds one: quote them all
+        else:
+            values[j::width] = map(_csv_field, column)
+            template.append("%s")
+    return ((",".join(template) + "\r\n") * count) % tuple(values)
 
 
 class _PendingCsv:
@@ -101,7 +151,7 @@ class RunOutputs:
     ):
         private_dir(folder)
         self.folder = folder
-        self.fields = columns
+        self.fields, self._width = columns, len(columns)
         store = open_rows(home)
         self.writer = store.writer(entity, run_id, columns, immutable=immutable)
         self.children = {
@@ -130,11 +180,15 @@ class RunOutputs:
         for name, child_rows in (children or {}).items():
             self.children[name].write(child_rows)
             self.child_rows += len(child_rows)
-        text = _csv_text(r.values() for r in rows)
-        if self._raw:
+        text = _plain_csv_text(rows, self._width)
+        if text is None:  # a formula, a value that is not text, a NUL: the csv module
+            text = _csv_text(r.values() for r in rows)
+            if self._raw:
+                self._raw.write(text)
+            if _maybe_formula(rows):  # rarely: most batches are written as they are
+                text = _csv_text(for_people(r.values()) for r in rows)
+        elif self._raw:
             self._raw.write(text)
-        if _maybe_formula(rows):  # rarely: most batches are written as they are
-            text = _csv_text(for_people(r.values()) for r in rows)
         self._rows.write(text)
         csv.writer(self._rejects).writerows(
             for_people([r.record, r.field, r.reason]) for r in rejects
