@@ -47,7 +47,7 @@ from studio.config.schedules import Schedule, due, next_runs
 from studio.config.store import ConfigStore
 from studio.errors import Conflict, StudioError
 from studio.private import FILE_MODE, open_private
-from studio.runhistory import HEARTBEAT_FILE, AlreadyRunning, now_iso
+from studio.runhistory import HEARTBEAT_FILE, AlreadyRunning, EndNotRecorded, NotQueued, now_iso
 from studio.runs import enqueue, run_job
 from studio.stores import open_history
 
@@ -282,6 +282,10 @@ class Daemon:
             )
         except AlreadyRunning as e:  # started elsewhere meanwhile; recorded as skipped
             self.log("skipped", job=name, run=run_id, reason=str(e))
+        except NotQueued as e:  # ended while it waited (the runner stopping): left as it is
+            self.log("dropped", job=name, run=run_id, reason=str(e))
+        except EndNotRecorded as e:  # the database out of reach: interrupted once it is back
+            self.log("run-end-not-recorded", job=name, run=run_id, reason=str(e))
         except Exception as e:  # a job deleted meanwhile, a broken config: log, keep running
             self.log("run-error", job=name, error=str(e))
             run = self.history.get(run_id)
@@ -353,19 +357,24 @@ class Daemon:
         """Record as interrupted the runs whose process is gone (a worker killed mid-run: no
         PID on this host for the SQLite history, no heartbeat for PostgreSQL's), and the runs
         no worker took within their job's run timeout (a message Redis lost, restarted without
-        persistence, or a queue no worker consumes): else they would hold their jobs for good."""
+        persistence, or a queue no worker consumes): else they would hold their jobs for good.
+
+        Each is interrupted only if still so in the same transaction (``end_if_queued``, the
+        claim's conditions): a run a worker takes at that moment is either interrupted first,
+        and the worker drops it, or taken first, and left running. The runs queued here behind
+        a job's run (``on_overlap`` queue) wait for that run, not for a worker: left alone."""
         count = self.history.mark_interrupted(  # not this daemon's runs waiting for a worker
             "the worker running it stopped before the run ended", others=True
         )
         now = datetime.now(UTC)
+        with self.lock:
+            behind = {run_id for _slot, run_id in self.queued.values()}
         for run in self.history.list(status="queued", limit=100_000):
             waited = (now - datetime.fromisoformat(run.started_at)).total_seconds()
-            if waited < 60 or waited < self._timeout(run.job_id):
+            if run.id in behind or waited < 60 or waited < self._timeout(run.job_id):
                 continue
-            run.status, run.finished_at = "interrupted", now_iso()
-            run.error = f"no worker took it within {waited / 60:.0f} minutes"
-            self.history.save(run)
-            count += 1
+            reason = f"no worker took it within {waited / 60:.0f} minutes"
+            count += self.history.end_if_queued(run.id, "interrupted", reason)
         if count:
             self.log("interrupted-runs-recorded", count=count)
 

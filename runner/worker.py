@@ -13,6 +13,9 @@ queues. The pool: prefork by default, one process per CPU, each running one run 
 that two big runs use two cores; ``--pool solo`` runs one run in the worker's own process (a
 worker per core then), which is what the tests kill. SIGTERM lets the running runs finish
 (Celery's warm shutdown); SIGKILL leaves them to be recorded interrupted.
+
+A message whose run is no longer queued (interrupted while it waited, even as this worker took
+it) is dropped without touching the run, and the log line says why (``dropped``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def log(event: str, **data) -> None:
 
 def make_app():
     """The Celery app with the run task registered: what ``celery -A runner.worker`` finds."""
-    from studio.runhistory import AlreadyRunning
+    from studio.runhistory import AlreadyRunning, EndNotRecorded, NotQueued
     from studio.runs import run_message
 
     app = celery_app()
@@ -48,8 +51,11 @@ def make_app():
         except AlreadyRunning as e:  # recorded skipped by the claim
             log("skipped", run=message.get("run_id"), reason=str(e))
             return
-        if done is None:
-            log("dropped", run=message.get("run_id"), reason="the run is no longer queued")
+        except NotQueued as e:  # interrupted while it waited, or taken: not run, not touched
+            log("dropped", run=message.get("run_id"), reason=str(e))
+            return
+        except EndNotRecorded as e:  # the database out of reach: the scheduler's check ends it
+            log("run-end-not-recorded", run=message.get("run_id"), reason=str(e))
             return
         log("run-end", run=done.id, job=done.job_name, status=done.status,
             rows=done.rows_written, error=done.error or None)  # fmt: skip

@@ -17,6 +17,16 @@ alone, because a run waiting long on one slow request saves no count, and is not
 are the server's (``now()``), so the machines' clocks need not agree.
 
 When a run ends, ``save`` stores its files with its record, in one transaction (``pgfiles``).
+
+The heartbeat beats only for the runs this process holds and is still executing: a queued claim
+while the process lives, a running run while its thread lives and until its end is recorded.
+When PostgreSQL cannot be reached as a run ends, ``save`` tries again with a growing pause (0.5 s
+doubling, at most ``HEARTBEAT_EVERY``) for ``END_RETRY_FOR`` seconds; a server back within that
+records the end as it was (a run whose rows could not be committed: failed, saying why). After
+that, the run leaves the heartbeat and ``save`` raises ``EndNotRecorded``: its record stays
+``running`` with a heartbeat that no longer moves, so once the server is back the scheduler's
+check (or the next claim of the job) records it interrupted, and the job is free, without the
+worker having to restart. None of its rows is visible either way: they commit with the run.
 """
 
 from __future__ import annotations
@@ -44,15 +54,20 @@ from studio.runhistory import (
     _HOLDING,
     OWNER,
     AlreadyRunning,
+    EndNotRecorded,
+    NotQueued,
     Run,
     SlotTaken,
     now_iso,
+    refusal,
 )
 
 # Seconds without a heartbeat after which a run's process is taken for gone, and between two
 # refreshes of this process's runs; ``STUDIO_HEARTBEAT_TIMEOUT`` shortens it (the tests do).
 HEARTBEAT_TIMEOUT = float(os.environ.get("STUDIO_HEARTBEAT_TIMEOUT") or 30)
 HEARTBEAT_EVERY = min(5.0, HEARTBEAT_TIMEOUT / 4)
+END_RETRY_FOR = 4 * HEARTBEAT_TIMEOUT  # seconds a run's end is tried again while out of reach
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)  # the server, not SQL
 _COUNTS = (
     "requests", "attempts", "pages", "records", "rows_written", "rows_rejected", "discarded",
     "child_rows", "files",
@@ -87,33 +102,43 @@ def _make_schema(conn) -> None:
 
 class _Heartbeat:
     """The thread that keeps this process's runs alive in the history: one per process and
-    database, started with the first run it holds; a run drops out when it ends or another
-    process takes it over (a queued run a worker picked up)."""
+    database, started with the first run it holds. A run beats while this process holds it
+    (its owner) and, once ``running``, while the thread that runs it lives; it drops out when
+    it ends, when another process takes it over (a queued run a worker picked up), when that
+    thread is gone, or when its end could not be recorded (``drop``)."""
 
     def __init__(self, url: str):
-        self.url, self.ids, self.lock = url, set(), threading.Lock()
+        self.url, self.ids, self.lock = url, {}, threading.Lock()
         threading.Thread(target=self._loop, daemon=True, name="studio-heartbeat").start()
 
-    def add(self, run_id: str) -> None:
+    def add(self, run_id: str, thread: threading.Thread | None = None) -> None:
         with self.lock:
-            self.ids.add(run_id)
+            self.ids[run_id] = thread
+
+    def drop(self, run_id: str) -> None:
+        with self.lock:
+            self.ids.pop(run_id, None)
 
     def _loop(self) -> None:
         while True:
             time.sleep(HEARTBEAT_EVERY)
             with self.lock:
+                for run_id, thread in list(self.ids.items()):
+                    if thread is not None and not thread.is_alive():
+                        del self.ids[run_id]  # its thread ended without recording its end
                 ids = list(self.ids)
             if not ids:
                 continue
             with contextlib.suppress(Exception):  # the next beat tries again
-                with pg.pool(self.url).connection() as conn:
+                with pg.pool(self.url).connection(timeout=HEARTBEAT_EVERY) as conn:
                     kept = conn.execute(
                         f"UPDATE runs SET heartbeat = now() WHERE id = ANY(%s) AND owner = %s "
                         f"AND {_HELD} RETURNING id",
                         (ids, OWNER),
                     ).fetchall()
                 with self.lock:
-                    self.ids -= set(ids) - {r[0] for r in kept}
+                    for run_id in set(ids) - {r[0] for r in kept}:
+                        self.ids.pop(run_id, None)
 
 
 _beats: dict[tuple[int, str], _Heartbeat] = {}
@@ -137,8 +162,12 @@ class PgHistory:
         pg.ensure_schema(self.url, "history", _make_schema)
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[psycopg.Cursor]:
-        with pg.pool(self.url).connection() as conn, conn.transaction(), conn.cursor() as cur:
+    def _tx(self, timeout: float | None = None) -> Iterator[psycopg.Cursor]:
+        with (
+            pg.pool(self.url).connection(timeout=timeout) as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
             yield cur
 
     def new(
@@ -190,11 +219,20 @@ class PgHistory:
         started_by: str | None = None,
     ) -> Run:
         """Claim the job for a run, or refuse (``RunHistory.start_run``); the holder's life is
-        its heartbeat, not its PID."""
+        its heartbeat, not its PID. A ``run`` recorded earlier is claimed only while it is
+        still ``queued`` (``NotQueued`` otherwise, its record untouched): its row is locked
+        first, so the scheduler's check, which locks it too, either interrupts it before (and
+        this claim is refused) or finds it taken."""
         run = run or self.new(job_id, job_name, trigger, slot, started_by)
         refused = None
         with self._tx() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"studio-claim:{job_id}",))
+            stored = cur.execute(
+                "SELECT status, claimed, owner, error FROM runs WHERE id = %s FOR UPDATE",
+                (run.id,),
+            ).fetchone()
+            if lost := refusal(run, stored):
+                raise NotQueued(lost)  # nothing written: the transaction is rolled back
             held = self._select(
                 cur, f"WHERE job_id = %s AND claimed AND {_HELD}", (job_id,), 1, True
             )
@@ -247,12 +285,37 @@ class PgHistory:
                 f"{taken[0].id}: a slot runs once"
             ) from None
         if run.status in _HOLDING and run.owner == OWNER:
-            _heartbeat(self.url).add(run.id)
+            running = threading.current_thread() if run.status == "running" else None
+            _heartbeat(self.url).add(run.id, running)
+        elif beat := _beats.get((os.getpid(), self.url)):
+            beat.drop(run.id)  # at once (the heartbeat would find it ended at its next beat)
 
     def save(self, run: Run) -> None:
         """Record ``run``; one that ended has its files stored with it (``pgfiles``), and
-        their scratch copies deleted once that is committed."""
-        with self._tx() as cur:
+        their scratch copies deleted once that is committed. The end of a run is tried again
+        while the server is out of reach, for ``END_RETRY_FOR`` seconds; then the run stops
+        beating and ``EndNotRecorded`` is raised (the module's docstring says what follows)."""
+        if run.status in _HOLDING:
+            self._save(run)
+            return
+        deadline, pause = time.monotonic() + END_RETRY_FOR, 0.5
+        while True:
+            try:
+                self._save(run, timeout=max(1.0, min(HEARTBEAT_EVERY, END_RETRY_FOR)))
+                return
+            except _LOST as e:
+                if time.monotonic() + pause > deadline:
+                    _heartbeat(self.url).drop(run.id)
+                    raise EndNotRecorded(
+                        f"the end of run {run.id} ({run.status}) could not be recorded: "
+                        f"the PostgreSQL server of {pg.ENV} ({pg.shown(self.url)}) cannot be "
+                        f"reached ({e}); the scheduler records it interrupted once it is back"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, HEARTBEAT_EVERY)
+
+    def _save(self, run: Run, timeout: float | None = None) -> None:
+        with self._tx(timeout) as cur:
             self._put(cur, run)
             stored = [] if run.status in _HOLDING else pgfiles.store(cur, run.id, run.outputs)
         pgfiles.remove_local(stored)
@@ -273,8 +336,20 @@ class PgHistory:
             return False
         return True
 
-    def _interrupt(self, cur: psycopg.Cursor, run: Run, reason: str) -> None:
-        run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
+    def end_if_queued(self, run_id: str, status: str, reason: str) -> bool:
+        """Record the run ended (``status``) with ``reason`` only if it is still ``queued``
+        (``RunHistory.end_if_queued``): its row locked, as a worker's claim locks it."""
+        with self._tx() as cur:
+            where = "WHERE id = %s AND status = 'queued'"
+            found = self._select(cur, where, (run_id,), 1, lock="FOR UPDATE")
+            if found:
+                self._interrupt(cur, found[0], reason, status)
+        return bool(found)
+
+    def _interrupt(
+        self, cur: psycopg.Cursor, run: Run, reason: str, status: str = "interrupted"
+    ) -> None:
+        run.status, run.error, run.finished_at = status, reason, now_iso()
         self._put(cur, run)
 
     def _select(

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from studio.access import acting_name
-from studio.errors import Conflict, NotFound
+from studio.errors import Conflict, NotFound, StudioError
 from studio.private import private_dir, private_file
 from studio.rowstore import staging_path
 
@@ -91,6 +91,17 @@ class SlotTaken(Conflict):
     """A scheduled slot of the job was already recorded: it never runs twice."""
 
 
+class NotQueued(Conflict):
+    """A run recorded earlier that can no longer be made to run: it ended while it waited
+    (the scheduler's check recorded it interrupted: its sender gone, or no worker took it in
+    time), or another process runs it (a message delivered twice). Its record is left as is."""
+
+
+class EndNotRecorded(StudioError):
+    """A run ended but the history could not record it (PostgreSQL out of reach for longer
+    than ``pghistory.END_RETRY_FOR``): the run is left to the scheduler's check."""
+
+
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -106,6 +117,21 @@ def _alive(owner: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def refusal(run: Run, stored: tuple | None) -> str | None:
+    """Why the recorded ``run`` cannot be made to run by this process, given its record now
+    (``stored``: status, claimed, owner, error; None when not recorded yet): None when it is
+    new, still ``queued``, or ``running`` under this process's claim (Run now claims before
+    its thread runs the run); else the sentence ``NotQueued`` says."""
+    if stored is None:
+        return None
+    status, claimed, owner, error = stored
+    if status == "queued" or (status == "running" and claimed and owner == OWNER):
+        return None
+    if status == "running":
+        return f"run {run.id} is already running in another process ({owner})"
+    return f"run {run.id} is no longer queued: it is {status}" + (f" ({error})" if error else "")
 
 
 def now_iso() -> str:
@@ -231,10 +257,21 @@ class RunHistory:
         as interrupted and the claim goes ahead, so a crash never blocks a job for good.
 
         A refused run is recorded as ``skipped`` with the reason (the history says someone
-        tried), then ``AlreadyRunning`` is raised with the same sentence."""
+        tried), then ``AlreadyRunning`` is raised with the same sentence.
+
+        The claim of a ``run`` recorded earlier is conditional, decided under the write lock:
+        it goes ahead only while the run is still ``queued`` (or already ``running`` under
+        this process's claim). A run interrupted meanwhile (the scheduler's check, just as a
+        worker took its message) or taken by another process raises ``NotQueued`` and keeps
+        its record: it is never turned back to ``running``."""
         run = run or self.new(job_id, job_name, trigger, slot, started_by)
         refused = None
         with self._tx() as db:
+            stored = db.execute(
+                "SELECT status, claimed, owner, error FROM runs WHERE id = ?", (run.id,)
+            ).fetchone()
+            if lost := refusal(run, stored):
+                raise NotQueued(lost)  # nothing written: the transaction is rolled back
             holder = self._select(db, "WHERE job_id = ? AND claimed = 1", (job_id,))
             if holder and holder[0].id != run.id:
                 if _alive(holder[0].owner):
@@ -306,9 +343,21 @@ class RunHistory:
             return False
         return True
 
-    def _interrupt(self, db: sqlite3.Connection, run: Run, reason: str) -> None:
+    def end_if_queued(self, run_id: str, status: str, reason: str) -> bool:
+        """Record the run ended (``status``: interrupted, failed) with ``reason`` only if it
+        is still ``queued``, in one transaction: a run a worker took meanwhile keeps running
+        (the scheduler's check of runs no worker took). Whether it was recorded."""
+        with self._tx() as db:
+            found = self._select(db, "WHERE id = ? AND status = 'queued'", (run_id,))
+            if found:
+                self._interrupt(db, found[0], reason, status)
+        return bool(found)
+
+    def _interrupt(
+        self, db: sqlite3.Connection, run: Run, reason: str, status: str = "interrupted"
+    ) -> None:
         """Record ``run`` as interrupted and delete the scratch file of its unfinished rows."""
-        run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
+        run.status, run.error, run.finished_at = status, reason, now_iso()
         self._put(db, run)
         staging_path(self.home, run.id).unlink(missing_ok=True)
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from cryptography.fernet import Fernet
 
-from studio import broker
+from studio import broker, pg
 from studio.children import WithChildren, child_outputs, job_mapper
 from studio.config.connections import ApiConnection, FileServerConnection
 from studio.config.jobs import ApiJob, FileJob
@@ -33,7 +33,7 @@ from studio.filesource import import_files, preview_file
 from studio.http import Exchange, HttpClient
 from studio.mapping import Mapper
 from studio.private import open_private, private_dir
-from studio.runhistory import COUNTS, AlreadyRunning, Run, now_iso
+from studio.runhistory import COUNTS, AlreadyRunning, EndNotRecorded, NotQueued, Run, now_iso
 from studio.sinks import RunOutputs, deliver
 from studio.sources import ChainUnit, run_units
 from studio.stores import RunStore, open_history
@@ -216,7 +216,8 @@ def run_snapshot(
     ``vault``: the key the secrets open with (else this machine's: ``STUDIO_SECRET_KEY``).
 
     ``run``: one recorded when it was queued (the REST API's processId, a queued message), or
-    claimed already; the claim makes it ``running`` here, or raises ``AlreadyRunning``."""
+    claimed already; the claim makes it ``running`` here, or raises ``AlreadyRunning`` (the
+    job held by another run) or ``NotQueued`` (the run ended or was taken meanwhile)."""
     source = snapshot.opened(home, vault)  # secrets in clear from here on, in memory only
     job = source.job
     history = open_history(home)
@@ -293,14 +294,19 @@ def enqueue(
     return run
 
 
-def run_message(message: dict, home: Path) -> Run | None:
+def run_message(message: dict, home: Path) -> Run:
     """A worker's part (``runner.worker``): run the queued run a message names, from its
-    snapshot, in ``home`` (this machine's). None when the run is no longer queued (interrupted
-    while it waited: its claimant's process ended) or not in the history: nothing is done."""
+    snapshot, in ``home`` (this machine's). Raises ``NotQueued``, doing nothing, when the run
+    is not in the history or no longer queued: interrupted while it waited (its claimant's
+    process ended, or no worker took it in time), even just as this worker took it (the claim
+    is conditional: ``start_run``), or taken by another worker (a message delivered twice)."""
     history = open_history(home)
     run = history.get(message["run_id"])
-    if run is None or run.status != "queued":
-        return None
+    if run is None:
+        raise NotQueued(f"run {message['run_id']} is not in the run history")
+    if run.status != "queued":
+        error = f" ({run.error})" if run.error else ""
+        raise NotQueued(f"run {run.id} is no longer queued: it is {run.status}{error}")
     run.folder = str(home / "runs" / run.id)  # this machine's, not the sender's
     try:
         return run_snapshot(
@@ -311,23 +317,42 @@ def run_message(message: dict, home: Path) -> Run | None:
             timeout=message.get("timeout"),
             run=run,
         )
-    except AlreadyRunning:
+    except (AlreadyRunning, NotQueued, EndNotRecorded):
         raise
     except Exception as e:  # a snapshot that does not open (another key), a bad config
-        run.status, run.finished_at = "failed", now_iso()
-        run.error = str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}"
+        error = reason_of(e)
+        if run.status == "queued":  # not claimed here: failed only if it still waits
+            history.end_if_queued(run.id, "failed", error)
+            return history.get(run.id) or run
+        run.status, run.error, run.finished_at = "failed", error, now_iso()
         history.save(run)
         return run
 
 
+def reason_of(e: Exception) -> str:
+    """Why a run stopped, as its record says it: a ``StudioError`` says it already; the
+    connection to PostgreSQL lost (the server stopped or restarted, the session ended) is said
+    so; anything else is a bug, named by its type."""
+    if isinstance(e, StudioError):
+        return str(e)
+    kinds = {k.__name__ for k in type(e).__mro__}
+    if type(e).__module__.startswith("psycopg") and kinds & {"OperationalError", "InterfaceError"}:
+        return f"the connection to PostgreSQL ({pg.ENV}) was lost during the run: {e}"
+    return f"{type(e).__name__}: {e}"
+
+
 def _run_claimed(store: ConfigStore, job_id: str, run: Run) -> None:
     """Run a claimed run; if it cannot even begin (its job or connection deleted since the
-    claim), record it failed, so that it does not hold its job while this process lives."""
+    claim), record it failed, so that it does not hold its job while this process lives. A
+    run that is no longer this process's (``NotQueued``), or whose end could not be recorded
+    (``EndNotRecorded``: left to the scheduler's check), keeps its record."""
     try:
         run_job(store, job_id, trigger=run.trigger, run=run)
+    except (NotQueued, EndNotRecorded):
+        pass
     except Exception as e:
         run.status, run.finished_at = "failed", now_iso()
-        run.error = str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}"
+        run.error = reason_of(e)
         open_history(store.home).save(run)
 
 
@@ -455,7 +480,7 @@ class _JobRun:
                 self._deliver()
             run.status = "partial" if run.rows_rejected or run.error else "success"
         except Exception as e:  # a StudioError says what happened; anything else is a bug: say so
-            self._fail(str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}")
+            self._fail(reason_of(e))
         finally:
             self._close()
         return run

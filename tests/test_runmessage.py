@@ -1,7 +1,7 @@
 """The run message of distributed mode (issue 17) without workers: a snapshot with the secrets
 sealed, opened with the same key on another home, refused with another; a message for a run no
-longer queued runs nothing; Redis down fails the run and frees the job; and the embedded
-default, with STUDIO_BROKER_URL unset, is what it was."""
+longer queued runs nothing (``NotQueued``); Redis down fails the run and frees the job; and the
+embedded default, with STUDIO_BROKER_URL unset, is what it was."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from runner.daemon import Daemon
 from studio import broker
 from studio.config.store import ConfigStore
 from studio.errors import StudioError
+from studio.runhistory import NotQueued
 from studio.runs import Snapshot, enqueue, run_message, start_in_background
 from studio.stores import open_history
 from tests.helpers import setup, wait_for
@@ -66,7 +67,8 @@ def test_a_message_runs_its_queued_run_once(store, sandbox, sent, tmp_path):
     done = run_message(json.loads(json.dumps(message)), store.home)  # as a worker gets it
     assert (done.id, done.status, done.rows_written) == (run.id, "success", 4)
     assert done.config_version == message["snapshot"]["version"]
-    assert run_message(message, store.home) is None  # delivered again: nothing runs
+    with pytest.raises(NotQueued, match="no longer queued: it is success"):
+        run_message(message, store.home)  # delivered again: nothing runs
     assert [r.status for r in open_history(store.home).list(job_id=job.id)] == ["success"]
 
 
@@ -145,4 +147,5 @@ def test_a_run_no_worker_takes_within_its_timeout_frees_its_job(store, sandbox, 
     stale = history.get(run.id)
     assert (stale.status, stale.error) == ("interrupted", "no worker took it within 61 minutes")
     assert enqueue(store, job.id).status == "queued"  # the job is free
-    assert run_message(sent[0], store.home) is None  # the lost message, if it comes: nothing
+    with pytest.raises(NotQueued, match="no longer queued: it is interrupted"):
+        run_message(sent[0], store.home)  # the lost message, if it comes: nothing
