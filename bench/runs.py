@@ -1,13 +1,15 @@
 """Benchmarks of the runner.
 
-    python bench/runs.py run [--records 200000] [--rounds 7]   a full run into the entity store
+    python bench/runs.py run [--records 200000] [--rounds 7] [--rows-csv off]
+                                                    a full run into the entity store
     python bench/runs.py daemon [--jobs 10000]      10,000 minute jobs: idle CPU, lateness
 
 ``run``: the engine benchmark's local server serves the records; ``run_job`` pulls them, maps 5
 fields and upserts them into the entity store (plus the run's rows.csv), against a hand-written
 loop that inserts the same rows with ``executemany`` in one transaction. A warm-up of each, then
 rounds in turns; medians of the times and of each round's ratio. Target: within 1.3x, peak RSS
-under 100 MB.
+under 100 MB. ``--rows-csv off`` (to measure what the run's rows.csv costs, by the difference):
+the run writes the file's header and no rows.
 
 ``daemon``: that many active jobs with schedules of every minute and no-op work (the run only
 notes how late it started). Measures the daemon's CPU while idle between ticks, the lateness of
@@ -80,10 +82,14 @@ def hand_written(url: str, home: Path) -> int:
     return n
 
 
-def bench_run(records: int, rounds: int, server_in: str) -> None:
+def bench_run(records: int, rounds: int, server_in: str, rows_csv: bool = True) -> None:
     from engine import interleaved, load, ratio, serve
 
+    from studio import sinks
     from studio.runs import run_job
+
+    if not rows_csv:  # the batches' CSV text neither made nor written (the benchmark only)
+        sinks._plain_csv_text = lambda rows, width: ""
 
     server, url, size = serve(records, 1000, apart=server_in == "process")
     home = Path(tempfile.mkdtemp(prefix="bench-run-"))
@@ -116,7 +122,7 @@ def bench_run(records: int, rounds: int, server_in: str) -> None:
     def engine() -> int:
         return run_job(store, "bench").rows_written
 
-    print(f"server in a {server_in}; {load()}")
+    print(f"server in a {server_in}; rows.csv {'written' if rows_csv else 'off'}; {load()}")
     contenders = {"engine": engine, "hand": lambda: hand_written(url, home)}
     times = interleaved(contenders, rounds, records)
     server.shutdown()
@@ -214,12 +220,13 @@ def main() -> None:
     run.add_argument("--records", type=int, default=200_000)
     run.add_argument("--rounds", type=int, default=7)
     run.add_argument("--server", choices=["process", "thread"], default="process")
+    run.add_argument("--rows-csv", choices=["on", "off"], default="on")
     daemon = sub.add_parser("daemon")
     daemon.add_argument("--jobs", type=int, default=10_000)
     daemon.add_argument("--seconds", type=int, default=130)
     args = parser.parse_args()
     if args.what == "run":
-        bench_run(args.records, args.rounds, args.server)
+        bench_run(args.records, args.rounds, args.server, args.rows_csv == "on")
     else:
         bench_daemon(args.jobs, args.seconds)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -90,24 +91,39 @@ def _plain_csv_text(rows: list[dict], width: int) -> str | None:
 
 class _PendingCsv:
     """A CSV file whose rows of the unit of work wait in a write-only file beside it until
-    ``commit`` appends them (a read-write text file costs a codec reset per write)."""
+    ``commit`` appends them (a read-write text file costs a codec reset per write).
+
+    The pending file starts with the header too: the first commit (an API job's only one) puts
+    it in the place of the file, which holds the header alone until then, instead of copying
+    its rows; later commits (bulk files) copy the rows after its header."""
 
     def __init__(self, path: Path, header: list[str]):
         self.path, self._pending_path = path, path.with_name(f".{path.name}.pending")
+        self._header = _csv_text([header])
         self._file = open_private(path, newline="")
-        csv.writer(self._file).writerow(header)
+        self._file.write(self._header)
+        self._committed = False  # the file holds its header alone
         self._pending = self._open_pending()
 
     def _open_pending(self) -> TextIO:
-        return open_private(self._pending_path, newline="")
+        pending = open_private(self._pending_path, newline="")
+        pending.write(self._header)
+        return pending
 
     def write(self, text: str) -> None:
         self._pending.write(text)
 
     def commit(self) -> None:
         self._pending.close()
-        with open(self._pending_path, newline="", encoding="utf-8") as pending:
-            shutil.copyfileobj(pending, self._file)
+        if not self._committed:
+            self._file.close()
+            os.replace(self._pending_path, self.path)
+            self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+            self._committed = True
+        else:
+            with open(self._pending_path, newline="", encoding="utf-8") as pending:
+                pending.read(len(self._header))
+                shutil.copyfileobj(pending, self._file)
         self._pending = self._open_pending()
 
     def rollback(self) -> None:

@@ -13,6 +13,7 @@ import pytest
 from studio.destination import for_people
 from studio.entities import Entity
 from studio.sinks import _FORMULA_START, RunOutputs, _plain_csv_text
+from tests.helpers import assert_private
 
 COLUMNS = ["id", "name", "code", "description", "updated_at"]
 ENTITY = Entity(name="Things", key="id", fields={c: {"type": "string"} for c in COLUMNS})
@@ -86,7 +87,9 @@ def test_what_the_fast_path_leaves_to_csv(rows):
     assert _plain_csv_text(rows, len(rows[0])) is None
 
 
-def test_run_files_hold_the_committed_batches_as_csv_writes_them(home, tmp_path):
+def test_run_files_hold_the_committed_batches_as_csv_writes_them(home, tmp_path, umask_022):
+    """Three units of work (as bulk files): the first committed (its pending file becomes
+    rows.csv), the second rolled back, the third committed (copied after the first)."""
     folder, raw_path = tmp_path / "run", tmp_path / "raw.csv"
     out = RunOutputs(home, folder, ENTITY, "run1", COLUMNS, raw=raw_path)
     header = ",".join(COLUMNS) + "\r\n"
@@ -105,4 +108,15 @@ def test_run_files_hold_the_committed_batches_as_csv_writes_them(home, tmp_path)
     out.close()
     assert raw_path.read_bytes() == "".join(want_raw).encode()
     assert (folder / "rows.csv").read_bytes() == "".join(want_people).encode()
+    assert sorted(p.name for p in folder.iterdir()) == ["rejects.csv", "rows.csv"]
+    assert_private(folder)
+
+
+def test_a_run_that_commits_nothing_leaves_the_header_alone(home, tmp_path):
+    folder = tmp_path / "run"
+    out = RunOutputs(home, folder, ENTITY, "run1", COLUMNS)
+    out.write(batches(3, 2)[1], [])
+    out.rollback()
+    out.close()
+    assert (folder / "rows.csv").read_bytes() == (",".join(COLUMNS) + "\r\n").encode()
     assert sorted(p.name for p in folder.iterdir()) == ["rejects.csv", "rows.csv"]
