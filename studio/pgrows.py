@@ -161,8 +161,8 @@ class PgWriter:
         if not rows:
             return
         with self.session.lock, self.session.conn.cursor() as cur, cur.copy(self._copy) as copy:
-            for r in rows:
-                copy.write_row(r.values())
+            for r in rows:  # a tuple: psycopg's pure Python COPY indexes the row
+                copy.write_row(tuple(r.values()))
         self.written += len(rows)
 
     def _value(self, name: str, expression: str) -> str:

@@ -192,6 +192,30 @@ def test_a_writer_killed_mid_run_leaves_no_rows(pg, store):
     assert [r["external_id"] for r in open_rows(store.home).read("Suppliers")[0]] == ["Y"]
 
 
+def test_rows_are_copied_with_psycopg_s_pure_python_implementation_too(pg, store):
+    """Without psycopg's C implementation (``psycopg[binary]`` not installable, or not
+    importable: ``PSYCOPG_IMPL=python``), a run's rows still reach PostgreSQL."""
+    code = """
+        from pathlib import Path
+        import psycopg
+        from studio.entities import entity
+        from studio.stores import open_rows
+        assert psycopg.pq.__impl__ == "python", psycopg.pq.__impl__
+        w = open_rows(Path("HOME")).writer(entity("Suppliers"), "run-p", ["external_id", "name"])
+        w.write([{"external_id": str(i), "name": None if i % 2 else f"n{i}"} for i in range(3)])
+        w.commit()
+        w.close()
+        print("written", flush=True)
+    """.replace("HOME", str(store.home))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PSYCOPG_IMPL", "python")
+        written = _script(code, pg, store.home)
+        out, err = written.communicate(timeout=60)
+    assert out.strip() == "written", err
+    rows = sorted(open_rows(store.home).read("Suppliers")[0], key=lambda r: r["external_id"])
+    assert [(r["external_id"], r["name"]) for r in rows] == [("0", "n0"), ("1", None), ("2", "n2")]
+
+
 def test_a_failed_copy_changes_nothing_and_the_writers_go_on(pg, store):
     rows = open_rows(store.home)
     w = rows.writer(entity("Suppliers"), "run-0", ["external_id", "name"])
