@@ -43,6 +43,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -450,6 +451,7 @@ class Bench:
         self.redis.stop()
         if self.postgres:
             self.postgres.stop()
+        shutil.rmtree(self.base, ignore_errors=True)  # homes of millions of rows
 
 
 def main() -> None:
