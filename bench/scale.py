@@ -56,15 +56,10 @@ from urllib.parse import parse_qs, urlsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+sys.path.insert(0, str(ROOT))
 
 from engine import load, record  # noqa: E402
 from runs import FIELDS  # noqa: E402
-
-# bench/runs.py puts this folder first again: there bench/concurrent.py hides the standard
-# library's ``concurrent``, and psycopg, failing to import its C implementation, would fall
-# back to its pure Python one
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 PAGE = 1000
 TICK = os.sysconf("SC_CLK_TCK")
@@ -255,9 +250,6 @@ def machine_busy() -> float:
 
 def embedded_round(home: str, env: dict, jobs: int, conn) -> None:
     """In a spawned process: a daemon with a pool of ``jobs`` threads runs them all at once."""
-    # spawn puts this file's folder first on the path, where bench/concurrent.py would hide the
-    # standard library's ``concurrent`` package
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     os.environ.update(env)
     for name in ("STUDIO_BROKER_URL", "STUDIO_DATABASE_URL"):
         if name not in env:

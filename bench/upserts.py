@@ -24,10 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Not this folder first: there bench/concurrent.py hides the standard library's ``concurrent``,
-# and psycopg, failing to import its C implementation, would fall back to the pure Python one
-# (which PgRows' COPY of dict values does not suit: ``copy.write_row`` indexes its row).
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+sys.path.insert(0, str(ROOT))
 
 COLUMNS = ["external_id", "name", "classification_category_id", "description", "updated_at"]
 BATCH = 1000

@@ -1,6 +1,6 @@
 """Benchmark: two large runs at once, in the daemon's thread pool or in worker processes.
 
-    python bench/concurrent.py [--records 200000] [--rounds 3]
+    python bench/two_runs.py [--records 200000] [--rounds 3]
 
 The engine benchmark's server (in a process of its own) serves ``--records`` products, 1,000 a
 page. Two saved jobs pull them all, map 5 fields and upsert them into the same entity store
@@ -32,9 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# This file's name hides the standard library's ``concurrent`` to scripts of its folder, which
-# Python puts first on the path: look there last.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+sys.path.insert(0, str(ROOT))
 
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor  # noqa: E402
 
@@ -47,7 +45,7 @@ JOBS = ("bench-a", "bench-b")
 def setup(url: str) -> Path:
     from studio.config.store import ConfigStore
 
-    home = Path(tempfile.mkdtemp(prefix="bench-concurrent-"))
+    home = Path(tempfile.mkdtemp(prefix="bench-two-runs-"))
     store = ConfigStore(home)
     store.create("connections", {"kind": "api", "name": "bench", "base_url": url}, source="cli")
     for name in JOBS:
