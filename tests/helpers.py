@@ -7,6 +7,7 @@ imports another test file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -161,6 +162,33 @@ def serve(home, api_port: int) -> subprocess.Popen:
 
 
 # --- the demo configs against this session's sandbox -------------------------------------------
+
+
+@contextlib.contextmanager
+def serving_studio(home: Path, log_folder: Path, port: int | None = None):
+    """The studio (``app.py``) on ``home``, started with ``runner up``'s own command on
+    127.0.0.1 and ``port`` (a free one if None), its secrets from ``home/secrets.toml`` too:
+    its URL."""
+    from runner.up import studio_command
+    from tests.servers import free_port
+
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    with open(log_folder / "streamlit.log", "w") as log:
+        process = subprocess.Popen(
+            studio_command("127.0.0.1", port, home),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_http(f"{url}/_stcore/health")
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 def point_demo_at(store: ConfigStore, sandbox_url: str) -> None:

@@ -9,17 +9,14 @@ outside the project holding ``[auth]`` and ``[access]``, given with ``--secrets.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import requests
 
 from studio.config.store import ConfigStore
 from studio.users import add_user
-from tests.helpers import ROOT, wait_http
+from tests.helpers import serving_studio
 from tests.oidc import auth_secrets, end_session_at_provider, sign_in_with_provider
 from tests.servers import free_port
 
@@ -35,29 +32,12 @@ def studio_with_users(oidc_provider, tmp_path_factory):
     store = ConfigStore(home)
     add_user(store, "ana", PASSWORD, "admin")
     add_user(store, "vera", PASSWORD, "viewer")
-    port = free_port()
+    port = free_port()  # known before it starts: the redirect URI names it
     url = f"http://127.0.0.1:{port}"
-    secrets = folder / "secrets.toml"
-    secrets.write_text(auth_secrets(oidc_provider, url, ACCESS))
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    log = open(folder / "streamlit.log", "w")  # noqa: SIM115 - open while Streamlit runs
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-        "--secrets.files", str(secrets),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"{url}/_stcore/health")
+    # up's own command reads the home's secrets.toml: [auth] and [access] go there
+    (home / "secrets.toml").write_text(auth_secrets(oidc_provider, url, ACCESS))
+    with serving_studio(home, folder, port):
         yield url, home
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 def signed_in_as(page, text: str) -> None:

@@ -5,16 +5,11 @@ change anything from them, and is shown the page a viewer gets."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from studio.config.store import ConfigStore
 from studio.users import add_user, set_role
-from tests.helpers import ROOT, demo, wait_http
-from tests.servers import free_port
+from tests.helpers import demo, serving_studio
 
 PASSWORD = "correct horse battery"
 WAIT = 30_000
@@ -29,26 +24,8 @@ def team_studio(sandbox, tmp_path):
             store.set_status("connections", other.id, "disabled", source="cli")
     add_user(store, "ana", PASSWORD, "admin")
     add_user(store, "ed", PASSWORD, "editor")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - open while Streamlit runs
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"{url}/_stcore/health")
+    with serving_studio(home, tmp_path) as url:
         yield url, store
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 def test_an_editor_made_a_viewer_cannot_add_a_field_from_the_open_builder(team_studio, browser):

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -23,35 +19,9 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from studio.config.store import ConfigStore
 from studio.users import MAX_FAILURES, SLOWDOWN, add_user
-from tests.helpers import ROOT, wait_http
-from tests.servers import free_port
+from tests.helpers import serving_studio
 
 PASSWORD = "correct horse battery"
-
-
-@contextlib.contextmanager
-def serving(home, folder):
-    """The studio on ``home``, as ``runner up`` starts it on 127.0.0.1: its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    log = open(folder / "streamlit.log", "w")  # noqa: SIM115 - open while Streamlit runs
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"{url}/_stcore/health")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +32,7 @@ def studio(tmp_path_factory):
     for name in ("ana", "cy", "dee", "ed"):
         add_user(store, name, PASSWORD, "admin" if name == "ana" else "viewer")
     store.set_status("users", "ed", "disabled", source="cli")
-    with serving(home, folder) as url:
+    with serving_studio(home, folder) as url:
         yield url, home
 
 
@@ -165,7 +135,7 @@ def test_sign_out_ends_the_session_on_the_server_not_only_in_the_browser(studio)
 def open_studio(tmp_path_factory):
     """A laptop's studio: on 127.0.0.1, no users, no single sign-on, open to this machine."""
     folder = tmp_path_factory.mktemp("open-studio")
-    with serving(folder / "home", folder) as url:
+    with serving_studio(folder / "home", folder) as url:
         yield url
 
 
