@@ -32,14 +32,10 @@ worker having to restart. None of its rows is visible either way: they commit wi
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -47,19 +43,17 @@ from psycopg import errors
 from psycopg_pool import PoolTimeout
 
 from studio import pg, pgfiles
-from studio.access import acting_name
-from studio.errors import NotFound
-from studio.runhistory import (
-    _COLUMNS,
-    _HOLDING,
+from studio.historybase import (
+    COLUMNS,
+    COUNTS,
+    HOLDING,
     OWNER,
     AlreadyRunning,
     EndNotRecorded,
-    NotQueued,
+    HistoryBase,
     Run,
-    SlotTaken,
-    now_iso,
-    refusal,
+    run_of,
+    upsert_of,
 )
 
 # Seconds without a heartbeat after which a run's process is taken for gone, and between two
@@ -68,16 +62,13 @@ HEARTBEAT_TIMEOUT = float(os.environ.get("STUDIO_HEARTBEAT_TIMEOUT") or 30)
 HEARTBEAT_EVERY = min(5.0, HEARTBEAT_TIMEOUT / 4)
 END_RETRY_FOR = 4 * HEARTBEAT_TIMEOUT  # seconds a run's end is tried again while out of reach
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)  # the server, not SQL
-_COUNTS = (
-    "requests", "attempts", "pages", "records", "rows_written", "rows_rejected", "discarded",
-    "child_rows", "files",
-)  # fmt: skip
-_HELD = "status IN ('queued', 'running')"
+_HELD = f"status IN {HOLDING}"
+_SELECT = ", ".join(COLUMNS)
 _ALIVE = f"heartbeat > clock_timestamp() - interval '{HEARTBEAT_TIMEOUT} seconds'"
 
 
 def _make_schema(conn) -> None:
-    counts = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in _COUNTS)
+    counts = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in COUNTS)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS runs (id text PRIMARY KEY, job_id text, job_name text,"
         " trigger text, started_by text NOT NULL DEFAULT '', status text, started_at text,"
@@ -153,9 +144,14 @@ def _heartbeat(url: str) -> _Heartbeat:
         return _beats[key]
 
 
-class PgHistory:
+class PgHistory(HistoryBase):
     """The run history in PostgreSQL (``stores.RunStore``). ``home``: where this machine's
     runs keep their scratch folders."""
+
+    _MARK = "%s"
+    _NAME_IS = "lower(job_name) = lower(%s)"
+    _CLAIMED = f"claimed AND {_HELD}"
+    _GONE = "its process stopped beating before the run ended"
 
     def __init__(self, home: Path, url: str | None = None):
         self.home, self.url = home, url or pg.database_url()
@@ -170,139 +166,58 @@ class PgHistory:
         ):
             yield cur
 
-    def new(
-        self,
-        job_id: str,
-        job_name: str,
-        trigger: str,
-        slot: str = "",
-        started_by: str | None = None,
-    ) -> Run:
-        """A run not yet recorded (``RunHistory.new``)."""
-        run = Run(
-            id=uuid.uuid4().hex[:12],
-            job_id=job_id,
-            job_name=job_name,
-            trigger=trigger,
-            started_by=acting_name() if started_by is None else started_by,
-            started_at=now_iso(),
-            slot=slot,
-            owner=OWNER,
-        )
-        run.folder = str(self.home / "runs" / run.id)
-        return run
+    def _claim_state(self, cur: psycopg.Cursor, job_id: str, run_id: str) -> tuple | None:
+        """The run's claim, its row locked, after an advisory lock on the job for the
+        transaction: two processes claiming one job at once are served one after the other,
+        and the scheduler's check, which locks the row too, either interrupts a queued run
+        before this claim (which is then refused) or finds it taken."""
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"studio-claim:{job_id}",))
+        return cur.execute(
+            "SELECT status, claimed, owner, error FROM runs WHERE id = %s FOR UPDATE", (run_id,)
+        ).fetchone()
 
-    def start(
-        self,
-        job_id: str,
-        job_name: str,
-        trigger: str,
-        slot: str = "",
-        *,
-        started_by: str | None = None,
-    ) -> Run:
-        """Record a run without claiming its job (``RunHistory.start``)."""
-        run = self.new(job_id, job_name, trigger, slot, started_by)
-        with self._tx() as cur:
-            self._put(cur, run)
-        return run
-
-    def start_run(
-        self,
-        job_id: str,
-        job_name: str,
-        trigger: str,
-        *,
-        slot: str = "",
-        run: Run | None = None,
-        status: str = "running",
-        started_by: str | None = None,
-    ) -> Run:
-        """Claim the job for a run, or refuse (``RunHistory.start_run``); the holder's life is
-        its heartbeat, not its PID. A ``run`` recorded earlier is claimed only while it is
-        still ``queued`` (``NotQueued`` otherwise, its record untouched): its row is locked
-        first, so the scheduler's check, which locks it too, either interrupts it before (and
-        this claim is refused) or finds it taken."""
-        run = run or self.new(job_id, job_name, trigger, slot, started_by)
-        refused = None
-        with self._tx() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"studio-claim:{job_id}",))
-            stored = cur.execute(
-                "SELECT status, claimed, owner, error FROM runs WHERE id = %s FOR UPDATE",
-                (run.id,),
-            ).fetchone()
-            if lost := refusal(run, stored):
-                raise NotQueued(lost)  # nothing written: the transaction is rolled back
-            held = self._select(
-                cur, f"WHERE job_id = %s AND claimed AND {_HELD}", (job_id,), 1, True
-            )
-            if held and held[0][0].id != run.id:
-                holder, alive = held[0]
-                if alive:
-                    started = holder.started_at.replace("T", " ").replace("+00:00", " UTC")
-                    refused = (
-                        f"job {job_name!r} is already running "
-                        f"(run {holder.id}, started {started}, by {holder.trigger})"
-                    )
-                else:
-                    self._interrupt(cur, holder, "its process stopped beating before the run ended")
-            if refused:
-                run.status, run.error, run.finished_at = "skipped", refused, now_iso()
-                self._put(cur, run)
-            else:
-                run.status, run.started_at, run.owner = status, now_iso(), OWNER
-                self._put(cur, run, claimed=True)
-        if refused:
-            raise AlreadyRunning(refused)
-        return run
-
-    def _put(self, cur: psycopg.Cursor, run: Run, *, claimed: bool = False) -> None:
-        """Insert or update ``run`` (``RunHistory._put``); a run of this process that holds
-        its job (or runs) is kept alive by the heartbeat."""
-        data = run.as_dict() | {"outputs": json.dumps(run.outputs), "slot_claim": run.slot or None}
-        data["claimed"] = claimed
-        keep = "EXCLUDED.claimed" if claimed else "runs.claimed"
-        fixed = ("id", "claimed", "slot_claim")
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in data if c not in fixed)
+    def _put(
+        self, cur: psycopg.Cursor, run: Run, *, claimed: bool = False, if_running: bool = False
+    ) -> bool:
+        """Insert or update ``run`` (``historybase.upsert_of``); a run of this process that
+        holds its job (or runs) is kept alive by the heartbeat."""
+        data, sets = upsert_of(run, claimed)
+        only = " WHERE runs.status = 'running'" if if_running else ""
         try:
             with cur.connection.transaction():  # a savepoint: a refused slot ends nothing else
                 cur.execute(
                     f"INSERT INTO runs ({', '.join(data)}, heartbeat) "
                     f"VALUES ({', '.join('%s' for _ in data)}, now()) "
-                    f"ON CONFLICT (id) DO UPDATE SET {updates}, heartbeat = now(), "
-                    f"claimed = {keep} AND EXCLUDED.status IN ('queued', 'running')",
+                    f"ON CONFLICT (id) DO UPDATE SET {sets}, heartbeat = now(){only}",
                     list(data.values()),
                 )
         except errors.UniqueViolation as e:
             if e.diag.constraint_name == "runs_claimed":
                 raise AlreadyRunning(f"job {run.job_name!r} is already running") from None
-            where = "WHERE job_id = %s AND slot_claim = %s AND id != %s"
-            taken = self._select(cur, where, (run.job_id, run.slot, run.id)) if run.slot else []
-            if not taken:
-                raise
-            raise SlotTaken(
-                f"the slot {run.slot} of job {run.job_name!r} was already taken by run "
-                f"{taken[0].id}: a slot runs once"
-            ) from None
-        if run.status in _HOLDING and run.owner == OWNER:
+            if taken := self._slot_taken(cur, run):
+                raise taken from None
+            raise
+        written = cur.rowcount > 0
+        if written and run.status in HOLDING and run.owner == OWNER:
             running = threading.current_thread() if run.status == "running" else None
             _heartbeat(self.url).add(run.id, running)
         elif beat := _beats.get((os.getpid(), self.url)):
             beat.drop(run.id)  # at once (the heartbeat would find it ended at its next beat)
+        return written
 
-    def save(self, run: Run) -> None:
-        """Record ``run``; one that ended has its files stored with it (``pgfiles``), and
-        their scratch copies deleted once that is committed. The end of a run is tried again
-        while the server is out of reach, for ``END_RETRY_FOR`` seconds; then the run stops
-        beating and ``EndNotRecorded`` is raised (the module's docstring says what follows)."""
-        if run.status in _HOLDING:
-            self._save(run)
-            return
+    def save(self, run: Run, *, if_running: bool = False) -> bool:
+        """Record ``run`` (``if_running``: as ``RunHistory.save``); one that ended has its
+        files stored with it (``pgfiles``), and their scratch copies deleted once that is
+        committed. The end of a run is tried again while the server is out of reach, for
+        ``END_RETRY_FOR`` seconds; then the run stops beating and ``EndNotRecorded`` is raised
+        (the module's docstring says what follows). Whether it was recorded."""
+        if run.status in HOLDING:
+            return self._save(run, if_running=if_running)
         deadline, pause = time.monotonic() + END_RETRY_FOR, 0.5
         while True:
             try:
-                self._save(run, timeout=max(1.0, min(HEARTBEAT_EVERY, END_RETRY_FOR)))
-                return
+                timeout = max(1.0, min(HEARTBEAT_EVERY, END_RETRY_FOR))
+                return self._save(run, timeout, if_running=if_running)
             except _LOST as e:
                 if time.monotonic() + pause > deadline:
                     _heartbeat(self.url).drop(run.id)
@@ -314,43 +229,26 @@ class PgHistory:
                 time.sleep(pause)
                 pause = min(pause * 2, HEARTBEAT_EVERY)
 
-    def _save(self, run: Run, timeout: float | None = None) -> None:
+    def _save(self, run: Run, timeout: float | None = None, *, if_running: bool = False) -> bool:
         with self._tx(timeout) as cur:
-            self._put(cur, run)
-            stored = [] if run.status in _HOLDING else pgfiles.store(cur, run.id, run.outputs)
+            if not self._put(cur, run, if_running=if_running):
+                return False  # no longer running: its record, and its files, stay as they are
+            stored = [] if run.status in HOLDING else pgfiles.store(cur, run.id, run.outputs)
         pgfiles.remove_local(stored)
+        return True
 
-    def save_counts(self, run_id: str, counts: dict[str, int]) -> bool:
-        """A running run's counts so far, and its heartbeat (``RunHistory.save_counts``): best
-        effort, skipped (False) when the row or a connection is not had within a second."""
-        sets = ", ".join(f"{c} = %s" for c in counts)
+    def _update_counts(self, run_id: str, sets: str, values: tuple) -> int | None:
+        """The counts and the heartbeat, within a second (a connection, the run's row)."""
         try:
             with pg.pool(self.url).connection(timeout=1.0) as conn, conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '1s'")
-                conn.execute(
+                return conn.execute(
                     f"UPDATE runs SET {sets}, heartbeat = now() "
                     "WHERE id = %s AND status = 'running'",
-                    (*counts.values(), run_id),
-                )
+                    (*values, run_id),
+                ).rowcount
         except (psycopg.OperationalError, PoolTimeout):  # LockNotAvailable is operational
-            return False
-        return True
-
-    def end_if_queued(self, run_id: str, status: str, reason: str) -> bool:
-        """Record the run ended (``status``) with ``reason`` only if it is still ``queued``
-        (``RunHistory.end_if_queued``): its row locked, as a worker's claim locks it."""
-        with self._tx() as cur:
-            where = "WHERE id = %s AND status = 'queued'"
-            found = self._select(cur, where, (run_id,), 1, lock="FOR UPDATE")
-            if found:
-                self._interrupt(cur, found[0], reason, status)
-        return bool(found)
-
-    def _interrupt(
-        self, cur: psycopg.Cursor, run: Run, reason: str, status: str = "interrupted"
-    ) -> None:
-        run.status, run.error, run.finished_at = status, reason, now_iso()
-        self._put(cur, run)
+            return None
 
     def _select(
         self,
@@ -358,93 +256,20 @@ class PgHistory:
         where: str,
         args: tuple = (),
         limit: int = 1,
+        *,
         alive: bool = False,
-        lock: str = "",
+        lock: bool = False,
     ) -> list:
         """Runs (latest first); with ``alive``, (run, whether its heartbeat is fresh) pairs;
-        ``lock``: "FOR UPDATE" to hold them until the transaction ends."""
+        ``lock``: the rows held until the transaction ends (``FOR UPDATE``)."""
         cur.execute(
-            f"SELECT {', '.join(_COLUMNS)}, COALESCE({_ALIVE}, false) FROM runs {where} "
-            f"ORDER BY started_at DESC, seq DESC LIMIT %s {lock}",
+            f"SELECT {_SELECT}, COALESCE({_ALIVE}, false) FROM runs {where} "
+            f"ORDER BY started_at DESC, seq DESC LIMIT %s {'FOR UPDATE' if lock else ''}",
             (*args, limit),
         )
-        found = []
-        for row in cur.fetchall():
-            data = dict(zip(_COLUMNS, row[:-1], strict=True))
-            run = Run(**(data | {"outputs": json.loads(data["outputs"] or "[]")}))
-            found.append((run, row[-1]) if alive else run)
-        return found
+        found = [(run_of(row[:-1]), row[-1]) for row in cur.fetchall()]
+        return found if alive else [run for run, _ in found]
 
     def _runs(self, where: str = "", args: tuple = (), limit: int = 200) -> list[Run]:
         with pg.pool(self.url).connection() as conn, conn.cursor() as cur:
             return self._select(cur, where, args, limit)
-
-    def get(self, run_id: str) -> Run | None:
-        found = self._runs("WHERE id = %s", (run_id,), 1)
-        return found[0] if found else None
-
-    def find(self, ref: str) -> Run:
-        """The run whose id is ``ref``, or starts with it."""
-        ref = ref.strip().lower()
-        found = self._runs("WHERE id = %s", (ref,), 1) if ref else []
-        if not found and len(ref) >= 4 and ref.isalnum():
-            found = self._runs("WHERE id LIKE %s", (f"{ref}%",), 2)
-        if len(found) != 1:
-            what = "more than one run" if found else "no run"
-            raise NotFound(f"There is {what} whose id starts with {ref!r}")
-        return found[0]
-
-    def list(
-        self,
-        job_id: str | None = None,
-        status: str | None = None,
-        limit: int = 200,
-        *,
-        job_name: str | None = None,
-    ) -> list[Run]:
-        """The latest runs first; ``job_name`` (in any case) finds a deleted job's runs."""
-        clauses, args = [], []
-        if job_id:
-            clauses.append("job_id = %s")
-            args.append(job_id)
-        if job_name:
-            clauses.append("lower(job_name) = lower(%s)")
-            args.append(job_name)
-        if status:
-            clauses.append("status = %s")
-            args.append(status)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self._runs(where, tuple(args), limit)
-
-    def last_success(self, job_id: str) -> str:
-        found = self._runs("WHERE job_id = %s AND status IN ('success', 'partial')", (job_id,), 1)
-        return found[0].started_at if found else ""
-
-    def mark_interrupted(
-        self, reason: str, *, only_mine: bool = False, others: bool = False
-    ) -> int:
-        """Runs left ``running`` or ``queued`` whose heartbeat stopped are interrupted; returns
-        how many (``RunHistory.mark_interrupted``). ``only_mine``: this process's runs only;
-        ``others``: other processes' only."""
-        count = 0
-        with self._tx() as cur:
-            for run, alive in self._select(cur, f"WHERE {_HELD}", (), 100_000, True, "FOR UPDATE"):
-                mine = run.owner == OWNER
-                if (only_mine and not mine) or (others and mine):
-                    continue
-                if not only_mine and not mine and alive:
-                    continue
-                self._interrupt(cur, run, reason)
-                count += 1
-        return count
-
-    def purge(self, days: int) -> int:
-        """Forget runs older than ``days``: their records, their stored files and (on this
-        machine) their folders."""
-        cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
-        old = self._runs("WHERE started_at < %s", (cutoff,), 100_000)
-        for run in old:
-            shutil.rmtree(run.folder, ignore_errors=True)
-        with self._tx() as cur:
-            cur.execute("DELETE FROM runs WHERE started_at < %s", (cutoff,))
-        return len(old)

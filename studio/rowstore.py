@@ -7,7 +7,6 @@ that fails changes nothing. Each row remembers the run that last wrote it.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -15,30 +14,17 @@ from itertools import chain
 from pathlib import Path
 
 from studio.entities import Entity, load_entities
-from studio.errors import StudioError
 from studio.private import private_dir, private_file
+from studio.rowsql import BOOKKEEPING, SEQ, drop_keyed_otherwise, on_update, quote, table_name
 
 DB_FILE = "entities.sqlite"
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
-_BOOKKEEPING = ("_run_id", "_updated_at")  # which run last wrote a row, and when
-# The stage's order of arrival: a name no field can have (fields are identifiers), so no
-# column named ``rowid`` (or anything else) can change the order the rows are copied in.
-_SEQ = '"#seq"'
 # Rows staged by one statement (``INSERT … VALUES (…), (…)``), within SQLite's limit of
 # parameters (32,766 since SQLite 3.32, 999 before).
 _ROWS_PER_INSERT = 100
 # What binding a value can raise before a statement runs: the rows are then staged one by one,
 # which raises what it always has (the statement inserted nothing).
 _BINDING_ERRORS = (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError, ValueError)
-
-
-def table_name(entity: Entity | str) -> str:
-    name = entity if isinstance(entity, str) else entity.name
-    return re.sub(r"[^a-z0-9_]", "_", name.lower())
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def staging_path(home: Path, run_id: str) -> Path:
@@ -67,7 +53,7 @@ def ensure_table(db: sqlite3.Connection, entity: Entity) -> None:
     A table whose primary key is not the entity's key (the entity was re-keyed, or deleted and
     made again under the same name with another key) is made again when it holds no rows; one
     that holds rows is refused, since its rows were keyed by another field."""
-    table = _quote(table_name(entity))
+    table = quote(table_name(entity))
     have = _columns(db, table)
     key = [name for name, at in sorted(have.items(), key=lambda c: c[1]) if at]
     if have and key == [entity.key] and all(n in have for n in entity.fields):
@@ -82,51 +68,21 @@ def ensure_table(db: sqlite3.Connection, entity: Entity) -> None:
                 db.execute("ROLLBACK")
             raise
         return
-    if have and key != [entity.key]:
-        if db.execute(f"SELECT EXISTS (SELECT 1 FROM main.{table})").fetchone()[0]:
-            raise StudioError(
-                f"the table of entity {entity.name!r} is keyed by {', '.join(key) or 'no field'}, "
-                f"not {entity.key!r}, and holds rows: delete them before changing the key"
-            )
-        db.execute(f"DROP TABLE main.{table}")
+    if have and drop_keyed_otherwise(db, f"main.{table}", entity, key):
         have = {}
     if not have:
-        columns = [
-            f"{_quote(n)} {_SQL_TYPES.get(f.type, 'TEXT')}" for n, f in entity.fields.items()
-        ]
+        columns = [f"{quote(n)} {_SQL_TYPES.get(f.type, 'TEXT')}" for n, f in entity.fields.items()]
         db.execute(
             f"CREATE TABLE main.{table} ({', '.join(columns)}, "
-            f"_run_id TEXT, _updated_at TEXT, PRIMARY KEY ({_quote(entity.key)}))"
+            f"_run_id TEXT, _updated_at TEXT, PRIMARY KEY ({quote(entity.key)}))"
         )
         return
     for name, f in entity.fields.items():
         if name not in have:
             db.execute(
-                f"ALTER TABLE main.{table} ADD COLUMN {_quote(name)} "
+                f"ALTER TABLE main.{table} ADD COLUMN {quote(name)} "
                 f"{_SQL_TYPES.get(f.type, 'TEXT')}"
             )
-
-
-def _on_update(fields: list[str], key: str, immutable: Iterable[str]) -> str:
-    """What the upsert does to a row that exists: set its mutable columns (and the run that
-    wrote them), and fill its immutable columns that are NULL (NULL is no value to keep).
-    When every column but the key is immutable, a row is touched only when one of them is
-    filled."""
-    keep = set(immutable) - {key}
-    mutable = [n for n in fields if n != key and n not in keep]
-    fixed = [n for n in fields if n in keep]
-    if not mutable and not fixed:
-        return "DO NOTHING"
-    sets = [f"{_quote(n)}=excluded.{_quote(n)}" for n in mutable]
-    sets += [f"{_quote(n)}=COALESCE(target.{_quote(n)}, excluded.{_quote(n)})" for n in fixed]
-    sets += [f"{_quote(n)}=excluded.{_quote(n)}" for n in _BOOKKEEPING]
-    where = ""
-    if not mutable:
-        filled = " OR ".join(
-            f"(target.{_quote(n)} IS NULL AND excluded.{_quote(n)} IS NOT NULL)" for n in fixed
-        )
-        where = f" WHERE {filled}"
-    return f"DO UPDATE SET {', '.join(sets)}{where}"
 
 
 class EntityWriter:
@@ -162,15 +118,15 @@ class EntityWriter:
         fields = list(columns or entity.fields)
         if entity.key not in fields:
             raise ValueError(f"the key field {entity.key!r} must be written")
-        all_fields = [*fields, *_BOOKKEEPING]
-        names = ", ".join(_quote(n) for n in all_fields)
-        table = _quote(table_name(entity))
+        all_fields = [*fields, *BOOKKEEPING]
+        names = ", ".join(quote(n) for n in all_fields)
+        table = quote(table_name(entity))
         # "WHERE true" lets SQLite tell the upsert clause from a join (its documented quirk).
         # ``{stage}``: the name the stage is attached under for the commit.
         self._copy = (
             f"INSERT INTO main.{table} AS target ({names}) SELECT {names} FROM {{stage}}.rows "
-            f"WHERE true ORDER BY {{stage}}.rows.{_SEQ} "
-            f"ON CONFLICT({_quote(entity.key)}) {_on_update(fields, entity.key, immutable)}"
+            f"WHERE true ORDER BY {{stage}}.rows.{SEQ} "
+            f"ON CONFLICT({quote(entity.key)}) {on_update(fields, entity.key, immutable)}"
         )
         self._stage_path = staging or staging_path(home, run_id)
         private_dir(self._stage_path.parent)
@@ -178,7 +134,7 @@ class EntityWriter:
         self.stage = sqlite3.connect(private_file(self._stage_path), isolation_level=None)
         self.stage.execute("PRAGMA journal_mode=OFF")
         self.stage.execute("PRAGMA synchronous=OFF")
-        self.stage.execute(f"CREATE TABLE rows ({_SEQ} INTEGER PRIMARY KEY, {names})")
+        self.stage.execute(f"CREATE TABLE rows ({SEQ} INTEGER PRIMARY KEY, {names})")
         marks = ", ".join("?" for _ in all_fields)
         self._insert = f"INSERT INTO rows ({names}) VALUES ({marks})"
         self._names, self._width = names, len(fields)
@@ -309,11 +265,11 @@ def read_rows(
     db = connect(home)
     try:
         ensure_table(db, entity)
-        table = _quote(table_name(entity))
-        columns = [*entity.fields, *_BOOKKEEPING]
+        table = quote(table_name(entity))
+        columns = [*entity.fields, *BOOKKEEPING]
         clause, args = "", []
         if where:
-            clause = "WHERE " + " OR ".join(f"CAST({_quote(c)} AS TEXT) LIKE ?" for c in columns)
+            clause = "WHERE " + " OR ".join(f"CAST({quote(c)} AS TEXT) LIKE ?" for c in columns)
             args = [f"%{where}%"] * len(columns)
         total = db.execute(f"SELECT COUNT(*) FROM {table} {clause}", args).fetchone()[0]
         cursor = db.execute(
@@ -333,11 +289,11 @@ def count_rows(home: Path, entity_name: str, column: str | None = None) -> int:
     db = connect(home)
     try:
         table = table_name(entity_name)
-        have = {row[1] for row in db.execute(f"PRAGMA table_info({_quote(table)})")}
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({quote(table)})")}
         if not have or (column is not None and column not in have):
             return 0
-        where = f"WHERE {_quote(column)} IS NOT NULL" if column else ""
-        return db.execute(f"SELECT COUNT(*) FROM {_quote(table)} {where}").fetchone()[0]
+        where = f"WHERE {quote(column)} IS NOT NULL" if column else ""
+        return db.execute(f"SELECT COUNT(*) FROM {quote(table)} {where}").fetchone()[0]
     finally:
         db.close()
 

@@ -19,126 +19,37 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from studio.access import acting_name
-from studio.errors import Conflict, NotFound, StudioError
+from studio.errors import Conflict, NotFound
+from studio.historybase import COLUMNS, HOLDING, HistoryBase, Run, alive_here, run_of, upsert_of
+
+# The names the studio has always imported from here, now shared with pghistory.
+from studio.historybase import COUNTS as COUNTS
+from studio.historybase import OWNER as OWNER
+from studio.historybase import STATUSES as STATUSES
+from studio.historybase import AlreadyRunning as AlreadyRunning
+from studio.historybase import EndNotRecorded as EndNotRecorded
+from studio.historybase import NoLongerRunning as NoLongerRunning
+from studio.historybase import NotQueued as NotQueued
+from studio.historybase import Progress as Progress
+from studio.historybase import SlotTaken as SlotTaken
+from studio.historybase import now_iso as now_iso
 from studio.private import private_dir, private_file
 from studio.rowstore import staging_path
 
 DB_FILE = "runs.sqlite"
 HEARTBEAT_FILE = "runner.json"  # written by the runner daemon every few seconds
-STATUSES = ("queued", "running", "success", "partial", "failed", "skipped", "interrupted")
+_SELECT = ", ".join(COLUMNS)
 
 
-@dataclass
-class Run:
-    id: str
-    job_id: str
-    job_name: str
-    trigger: str  # schedule, manual, api, catch-up
-    started_by: str = ""  # the user who started it; "" for the schedule, the CLI, older runs
-    status: str = "running"
-    started_at: str = ""
-    finished_at: str = ""
-    slot: str = ""
-    requests: int = 0
-    attempts: int = 0  # every try of those requests: transport retries count too
-    pages: int = 0
-    records: int = 0
-    rows_written: int = 0
-    rows_rejected: int = 0
-    discarded: int = 0  # records a discard_if_empty field dropped: neither rows nor rejects
-    child_rows: int = 0  # rows of the job's child entities (studio.children), apart from rows
-    files: int = 0
-    error: str = ""
-    folder: str = ""
-    outputs: list[str] = field(default_factory=list)
-    owner: str = ""  # host:pid of the process that runs it
-    config_version: str = ""  # when the job and its connection it ran were saved (a snapshot's)
+class RunHistory(HistoryBase):
+    """The run history in ``STUDIO_HOME/runs.sqlite`` (``stores.RunStore``): the claim is
+    decided under SQLite's write lock, and a holder lives while its PID does (this host)."""
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-_COLUMNS = [f.name for f in fields(Run)]
-# What a run counts as it goes: saved while it runs, so that its record shows them live.
-COUNTS = (
-    "requests",
-    "attempts",
-    "pages",
-    "records",
-    "rows_written",
-    "rows_rejected",
-    "discarded",
-    "child_rows",
-    "files",
-)
-_HOLDING = ("queued", "running")  # a claimed run keeps its job while in one of these
-
-
-class AlreadyRunning(Conflict):
-    """The job is claimed by another run (the REST API answers 409)."""
-
-
-class SlotTaken(Conflict):
-    """A scheduled slot of the job was already recorded: it never runs twice."""
-
-
-class NotQueued(Conflict):
-    """A run recorded earlier that can no longer be made to run: it ended while it waited
-    (the scheduler's check recorded it interrupted: its sender gone, or no worker took it in
-    time), or another process runs it (a message delivered twice). Its record is left as is."""
-
-
-class EndNotRecorded(StudioError):
-    """A run ended but the history could not record it (PostgreSQL out of reach for longer
-    than ``pghistory.END_RETRY_FOR``): the run is left to the scheduler's check."""
-
-
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive(owner: str) -> bool:
-    """Whether the process ``host:pid`` still runs (only knowable on this host)."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def refusal(run: Run, stored: tuple | None) -> str | None:
-    """Why the recorded ``run`` cannot be made to run by this process, given its record now
-    (``stored``: status, claimed, owner, error; None when not recorded yet): None when it is
-    new, still ``queued``, or ``running`` under this process's claim (Run now claims before
-    its thread runs the run); else the sentence ``NotQueued`` says."""
-    if stored is None:
-        return None
-    status, claimed, owner, error = stored
-    if status == "queued" or (status == "running" and claimed and owner == OWNER):
-        return None
-    if status == "running":
-        return f"run {run.id} is already running in another process ({owner})"
-    return f"run {run.id} is no longer queued: it is {status}" + (f" ({error})" if error else "")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class RunHistory:
     def __init__(self, home: Path):
         self.home = home
         private_dir(home)
@@ -181,10 +92,11 @@ class RunHistory:
         return db
 
     @contextlib.contextmanager
-    def _tx(self, timeout: float = 60) -> Iterator[sqlite3.Connection]:
+    def _tx(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
         """One transaction holding the write lock from its first statement (``BEGIN
         IMMEDIATE``): what it reads cannot change before it writes, in any process."""
-        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        wait = 60 if timeout is None else timeout
+        db = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")
@@ -197,180 +109,77 @@ class RunHistory:
         finally:
             db.close()
 
-    def new(
-        self,
-        job_id: str,
-        job_name: str,
-        trigger: str,
-        slot: str = "",
-        started_by: str | None = None,
-    ) -> Run:
-        """A run not yet recorded; ``started_by`` None: the acting user (``acting_name``)."""
-        run = Run(
-            id=uuid.uuid4().hex[:12],
-            job_id=job_id,
-            job_name=job_name,
-            trigger=trigger,
-            started_by=acting_name() if started_by is None else started_by,
-            started_at=now_iso(),
-            slot=slot,
-            owner=OWNER,
-        )
-        run.folder = str(self.home / "runs" / run.id)
-        return run
+    def _claim_state(self, db: sqlite3.Connection, job_id: str, run_id: str) -> tuple | None:
+        """The run's claim; the transaction's write lock already serves claims one by one."""
+        return db.execute(
+            "SELECT status, claimed, owner, error FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
 
-    def start(
+    def _put(
         self,
-        job_id: str,
-        job_name: str,
-        trigger: str,
-        slot: str = "",
+        db: sqlite3.Connection,
+        run: Run,
         *,
-        started_by: str | None = None,
-    ) -> Run:
-        """Record a run (``running``) without claiming its job: for what ``start_run`` does not
-        start, such as a skipped or queued slot or records pushed to the REST API. A ``slot``
-        is claimed: recording one twice raises ``SlotTaken``."""
-        run = self.new(job_id, job_name, trigger, slot, started_by)
-        with self._tx() as db:
-            self._put(db, run)
-        return run
-
-    def start_run(
-        self,
-        job_id: str,
-        job_name: str,
-        trigger: str,
-        *,
-        slot: str = "",
-        run: Run | None = None,
-        status: str = "running",
-        started_by: str | None = None,
-    ) -> Run:
-        """Claim the job for a run, or refuse: the one way every caller starts a run.
-
-        ``run`` is a run recorded earlier (queued by the daemon) or claimed already (by the
-        studio before its thread runs it); otherwise a new one is recorded. ``status``
-        "queued" claims the job for a run waiting for a worker. ``started_by``: see ``new`` (a
-        ``run`` given keeps its own). The job's current holder
-        blocks the claim while its process lives; a holder whose process is gone is recorded
-        as interrupted and the claim goes ahead, so a crash never blocks a job for good.
-
-        A refused run is recorded as ``skipped`` with the reason (the history says someone
-        tried), then ``AlreadyRunning`` is raised with the same sentence.
-
-        The claim of a ``run`` recorded earlier is conditional, decided under the write lock:
-        it goes ahead only while the run is still ``queued`` (or already ``running`` under
-        this process's claim). A run interrupted meanwhile (the scheduler's check, just as a
-        worker took its message) or taken by another process raises ``NotQueued`` and keeps
-        its record: it is never turned back to ``running``."""
-        run = run or self.new(job_id, job_name, trigger, slot, started_by)
-        refused = None
-        with self._tx() as db:
-            stored = db.execute(
-                "SELECT status, claimed, owner, error FROM runs WHERE id = ?", (run.id,)
-            ).fetchone()
-            if lost := refusal(run, stored):
-                raise NotQueued(lost)  # nothing written: the transaction is rolled back
-            holder = self._select(db, "WHERE job_id = ? AND claimed = 1", (job_id,))
-            if holder and holder[0].id != run.id:
-                if _alive(holder[0].owner):
-                    h = holder[0]
-                    started = h.started_at.replace("T", " ").replace("+00:00", " UTC")
-                    refused = (
-                        f"job {job_name!r} is already running "
-                        f"(run {h.id}, started {started}, by {h.trigger})"
-                    )
-                else:
-                    self._interrupt(db, holder[0], "its process ended before the run did")
-            if refused:
-                run.status, run.error, run.finished_at = "skipped", refused, now_iso()
-                self._put(db, run)
-            else:
-                run.status, run.started_at, run.owner = status, now_iso(), OWNER
-                self._put(db, run, claimed=True)
-        if refused:
-            raise AlreadyRunning(refused)
-        return run
-
-    def _put(self, db: sqlite3.Connection, run: Run, *, claimed: bool = False) -> None:
-        """Insert or update ``run``. A run leaving ``queued``/``running`` gives its job back;
-        ``claimed`` takes it (the unique index refuses a second holder). A run inserted with
-        a slot takes the slot, once per job (updates leave it: rows recorded before slots
-        were claimed may share one)."""
-        data = run.as_dict() | {"outputs": json.dumps(run.outputs), "slot_claim": run.slot or None}
-        if claimed:
-            data["claimed"] = 1
-        keep = "excluded.claimed" if claimed else "claimed"
-        fixed = ("id", "claimed", "slot_claim")
-        updates = ", ".join(f"{c} = excluded.{c}" for c in data if c not in fixed)
+        claimed: bool = False,
+        if_running: bool = False,
+    ) -> bool:
+        """Insert or update ``run`` (``historybase.upsert_of``). A run inserted with a slot
+        takes the slot, once per job (updates leave it: rows recorded before slots were
+        claimed may share one)."""
+        data, sets = upsert_of(run, claimed)
+        only = " WHERE runs.status = 'running'" if if_running else ""
         try:
-            db.execute(
+            cursor = db.execute(
                 f"INSERT INTO runs ({', '.join(data)}) VALUES ({', '.join('?' for _ in data)}) "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}, "
-                f"claimed = {keep} AND excluded.status IN {_HOLDING}",
+                f"ON CONFLICT (id) DO UPDATE SET {sets}{only}",
                 list(data.values()),
             )
         except sqlite3.IntegrityError:
-            where = "WHERE job_id = ? AND slot_claim = ? AND id != ?"
-            taken = self._select(db, where, (run.job_id, run.slot, run.id)) if run.slot else []
-            if not taken:
-                raise
-            raise SlotTaken(
-                f"the slot {run.slot} of job {run.job_name!r} was already taken by run "
-                f"{taken[0].id}: a slot runs once"
-            ) from None
+            if taken := self._slot_taken(db, run):
+                raise taken from None
+            raise
+        return cursor.rowcount > 0
 
-    def save(self, run: Run) -> None:
+    def save(self, run: Run, *, if_running: bool = False) -> bool:
+        """Record ``run``; ``if_running``: only while its record is still ``running`` (the
+        end of a run, which must not overwrite an interruption recorded meanwhile). Whether
+        it was recorded."""
         with self._tx() as db:
-            self._put(db, run)
+            return self._put(db, run, if_running=if_running)
 
-    def save_counts(self, run_id: str, counts: dict[str, int]) -> bool:
-        """Record a running run's counts so far (``COUNTS``), and nothing else: a run that is
-        no longer ``running`` (interrupted by a stopping runner meanwhile) keeps its record.
-
-        Best effort, for people watching: when another process holds the history's write
-        lock for more than a second, this save is skipped (returns False) rather than slow
-        the run; the next one, or the run's end, records the counts."""
-        sets = ", ".join(f"{c} = ?" for c in counts)
+    def _update_counts(self, run_id: str, sets: str, values: tuple) -> int | None:
         try:
             with self._tx(timeout=1.0) as db:
-                db.execute(
+                return db.execute(
                     f"UPDATE runs SET {sets} WHERE id = ? AND status = 'running'",
-                    (*counts.values(), run_id),
-                )
+                    (*values, run_id),
+                ).rowcount
         except sqlite3.OperationalError:  # "database is locked"
-            return False
-        return True
-
-    def end_if_queued(self, run_id: str, status: str, reason: str) -> bool:
-        """Record the run ended (``status``: interrupted, failed) with ``reason`` only if it
-        is still ``queued``, in one transaction: a run a worker took meanwhile keeps running
-        (the scheduler's check of runs no worker took). Whether it was recorded."""
-        with self._tx() as db:
-            found = self._select(db, "WHERE id = ? AND status = 'queued'", (run_id,))
-            if found:
-                self._interrupt(db, found[0], reason, status)
-        return bool(found)
+            return None
 
     def _interrupt(
         self, db: sqlite3.Connection, run: Run, reason: str, status: str = "interrupted"
     ) -> None:
         """Record ``run`` as interrupted and delete the scratch file of its unfinished rows."""
-        run.status, run.error, run.finished_at = status, reason, now_iso()
-        self._put(db, run)
+        super()._interrupt(db, run, reason, status)
         staging_path(self.home, run.id).unlink(missing_ok=True)
 
     def _select(
-        self, db: sqlite3.Connection, where: str, args: tuple = (), limit: int = 1
-    ) -> list[Run]:
+        self,
+        db: sqlite3.Connection,
+        where: str,
+        args: tuple = (),
+        limit: int = 1,
+        *,
+        alive: bool = False,
+        lock: bool = False,  # the transaction's write lock holds every row already
+    ) -> list:
         cursor = db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM runs {where} "
-            "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            f"SELECT {_SELECT} FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
             (*args, limit),
         )
-        rows = [dict(zip(_COLUMNS, r, strict=True)) for r in cursor]
-        return [Run(**(r | {"outputs": json.loads(r["outputs"] or "[]")})) for r in rows]
+        runs = [run_of(row) for row in cursor]
+        return [(r, alive_here(r.owner)) for r in runs] if alive else runs
 
     def _runs(self, where: str = "", args: tuple = (), limit: int = 200) -> list[Run]:
         db = self._db()
@@ -379,91 +188,17 @@ class RunHistory:
         finally:
             db.close()
 
-    def get(self, run_id: str) -> Run | None:
-        found = self._runs("WHERE id = ?", (run_id,), 1)
-        return found[0] if found else None
-
-    def find(self, ref: str) -> Run:
-        """The run whose id is ``ref``, or starts with it (as a person types a long id)."""
-        ref = ref.strip().lower()
-        found = self._runs("WHERE id = ?", (ref,), 1) if ref else []
-        if not found and len(ref) >= 4 and ref.isalnum():
-            found = self._runs("WHERE id LIKE ?", (f"{ref}%",), 2)
-        if len(found) != 1:
-            what = "more than one run" if found else "no run"
-            raise NotFound(f"There is {what} whose id starts with {ref!r}")
-        return found[0]
-
-    def list(
-        self,
-        job_id: str | None = None,
-        status: str | None = None,
-        limit: int = 200,
-        *,
-        job_name: str | None = None,
-    ) -> list[Run]:
-        """The latest runs first; ``job_name`` finds the runs of a job that was deleted."""
-        clauses, args = [], []
-        if job_id:
-            clauses.append("job_id = ?")
-            args.append(job_id)
-        if job_name:
-            clauses.append("job_name = ? COLLATE NOCASE")
-            args.append(job_name)
-        if status:
-            clauses.append("status = ?")
-            args.append(status)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self._runs(where, tuple(args), limit)
-
-    def last_success(self, job_id: str) -> str:
-        """When the job's last successful (or partial) run started; "" if it never had one."""
-        found = self._runs("WHERE job_id = ? AND status IN ('success', 'partial')", (job_id,), 1)
-        return found[0].started_at if found else ""
-
-    def mark_interrupted(
-        self, reason: str, *, only_mine: bool = False, others: bool = False
-    ) -> int:
-        """Runs left ``running`` or ``queued`` by a process that is gone are interrupted;
-        returns how many. A run whose process still lives on this host (a CLI ``run``, the
-        studio's "Run now") is left alone; ``only_mine``: this process's runs only; ``others``:
-        other processes' only (this one lives: a scheduler's runs waiting for a worker).
-
-        An interrupted run's scratch file of unfinished rows is deleted, and (unless
-        ``only_mine``) so is any scratch file left by a run that is no longer running."""
-        count = 0
-        with self._tx() as db:
-            for run in self._select(db, f"WHERE status IN {_HOLDING}", (), 100_000):
-                mine = run.owner == OWNER
-                if (only_mine and not mine) or (others and mine):
-                    continue
-                if not only_mine and not mine and _alive(run.owner):
-                    continue
-                self._interrupt(db, run, reason)
-                count += 1
-            if not only_mine:
-                self._sweep_staging(db)
-        return count
-
-    def _sweep_staging(self, db: sqlite3.Connection) -> None:
-        """Delete the scratch files of runs that are not running (abandoned by a runner that
-        stopped with runs still going: its threads were cut off before they cleaned up)."""
-        live = {r.id for r in self._select(db, f"WHERE status IN {_HOLDING}", (), 100_000)}
+    def _interrupted(self, db: sqlite3.Connection, only_mine: bool) -> None:
+        """An interrupted run's scratch file of unfinished rows is deleted (``_interrupt``),
+        and (unless ``only_mine``) so is any scratch file left by a run that is no longer
+        running: abandoned by a runner that stopped with runs still going, its threads cut
+        off before they cleaned up."""
+        if only_mine:
+            return
+        live = {r.id for r in self._select(db, f"WHERE status IN {HOLDING}", (), 100_000)}
         for path in (self.home / "runs").glob(staging_path(self.home, "*").name):
             if path.name.split(".")[1] not in live:
                 path.unlink(missing_ok=True)
-
-    def purge(self, days: int) -> int:
-        """Forget runs older than ``days`` (their output folders go too)."""
-        import shutil
-
-        cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
-        old = self._runs("WHERE started_at < ?", (cutoff,), 100_000)
-        for run in old:
-            shutil.rmtree(run.folder, ignore_errors=True)
-        with self._tx() as db:
-            db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,))
-        return len(old)
 
 
 def runner_status(home: Path, stale: float = 15.0) -> dict:
@@ -497,7 +232,7 @@ def run_files(run: Run, *, data_only: bool = False) -> list[Path]:
 def data_files(run: Run) -> list[Path]:
     """What a download of the run gives (``run_files(data_only=True)``): refused while the run
     goes on, since its files are not complete, and when it left none."""
-    if run.status in _HOLDING:
+    if run.status in HOLDING:
         raise Conflict(f"Run {run.id} is still {run.status}; download it when done")
     files = run_files(run, data_only=True)
     if not files:

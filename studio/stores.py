@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from studio.entities import Entity
-from studio.runhistory import Run
+from studio.historybase import Progress, Run
 
 
 class RowWriter(Protocol):
@@ -78,9 +78,15 @@ class RunStore(Protocol):
 
     def start_run(self, job_id: str, job_name: str, trigger: str, **kw) -> Run: ...
 
-    def save(self, run: Run) -> None: ...
+    def save(self, run: Run, *, if_running: bool = False) -> bool:
+        """Record ``run``; ``if_running``: only while its record is ``running`` (a run's end,
+        which must not overwrite an interruption recorded meanwhile). Whether recorded."""
+        ...
 
-    def save_counts(self, run_id: str, counts: dict[str, int]) -> bool: ...
+    def save_counts(self, run_id: str, counts: dict[str, int]) -> Progress:
+        """A running run's counts so far: saved, skipped (the history busy), or the run is no
+        longer running (``Progress.ENDED``: it must stop)."""
+        ...
 
     def end_if_queued(self, run_id: str, status: str, reason: str) -> bool: ...
 

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from studio.config.base import ConfigModel, Stamped
 from studio.entities import FieldType, catalog, load_entities
 from studio.errors import ConfigError, Conflict, NotFound, readable
-from studio.rowstore import table_name
+from studio.rowsql import table_name
 
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 # Columns the row store keeps for itself, and names SQLite gives a meaning of its own.
