@@ -11,7 +11,10 @@ page. Two saved jobs pull them all, map 5 fields and upsert them into the same e
   share this interpreter's lock;
 - ``2 processes``: two runs at once in a ``ProcessPoolExecutor`` of 2 spawned workers, started
   and warmed (imports done) before the clock starts, as a daemon would keep them;
-- ``2 processes, cold``: the same with a pool spawned for the two runs (start-up included).
+- ``2 processes, cold``: the same with a pool spawned for the two runs (start-up included);
+- ``daemon``: the two runs started in the embedded daemon (``Daemon.submit``, as two due slots
+  or two REST API starts), which runs them in its worker processes (``runner.processes``); its
+  pool kept from one round to the next, as the daemon keeps it.
 
 For each: the wall time of the pair, the records per second of the pair, the CPU time used
 (this process and its workers) over the wall time (how many cores were busy), and the peak RSS
@@ -109,6 +112,19 @@ def measure(label: str, fn) -> dict:
     }
 
 
+def peak_rss(pool: ProcessPoolExecutor) -> float:
+    """The largest peak RSS (VmHWM) of the pool's workers, in MB."""
+    peak = 0.0
+    for pid in pool._processes:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                hwm = next(line for line in f if line.startswith("VmHWM:"))
+            peak = max(peak, int(hwm.split()[1]) / 1024)
+        except (OSError, StopIteration):
+            pass
+    return peak
+
+
 def pool_cpu(pool: ProcessPoolExecutor) -> float:
     """The CPU time the pool's workers have used so far (they are not children yet waited)."""
     total = 0.0
@@ -120,6 +136,33 @@ def pool_cpu(pool: ProcessPoolExecutor) -> float:
         except OSError:
             pass
     return total
+
+
+def in_the_daemon(home: str, extra: list[float]):
+    """An embedded daemon of 2 workers on ``home``, and the variant running the two jobs in it;
+    its pool's CPU time goes to ``extra``."""
+    from runner.daemon import Daemon
+    from studio.config.store import ConfigStore
+    from studio.stores import open_history
+
+    store = ConfigStore(Path(home))
+    daemon = Daemon(store, workers=2)
+    history = open_history(store.home)
+
+    def in_daemon() -> list:
+        jobs = [store.get("jobs", name) for name in JOBS]
+        pool = daemon.processes._pool
+        before = pool_cpu(pool) if pool else 0.0
+        ids = [daemon.submit(job.id, job.name, "manual", None)[1] for job in jobs]
+        while daemon.running:
+            time.sleep(0.01)
+        pool = daemon.processes._pool
+        extra[0] = pool_cpu(pool) - before
+        runs = [history.get(run_id) for run_id in ids]
+        assert all(run.status == "success" for run in runs), [run.error for run in runs]
+        return [(run.rows_written, peak_rss(pool)) for run in runs]
+
+    return daemon, in_daemon
 
 
 def main() -> None:
@@ -160,11 +203,13 @@ def main() -> None:
         return results  # its workers, waited for, count in this process's children's times
 
     extra = [0.0]
+    daemon, in_daemon = in_the_daemon(home, extra)
     variants = {
         "one run": alone,
         "2 threads": in_threads,
         "2 processes": in_processes_warm,
         "2 processes, cold": in_processes_cold,
+        "daemon": in_daemon,
     }
     for fn in variants.values():  # warm-up
         fn()
@@ -177,6 +222,7 @@ def main() -> None:
             m["cores"] += extra[0] / m["wall"]
             figures[name].append(m)
     warm_pool.shutdown()
+    daemon.processes.close()
     threads.shutdown()
     server.shutdown()
     walls = {name: statistics.median(m["wall"] for m in ms) for name, ms in figures.items()}
@@ -193,7 +239,8 @@ def main() -> None:
         f"2 runs: threads {walls['2 threads'] / walls['one run']:.2f}x one run's time, "
         f"processes {walls['2 processes'] / walls['one run']:.2f}x (cold "
         f"{walls['2 processes, cold'] / walls['one run']:.2f}x); processes/threads "
-        f"{walls['2 processes'] / walls['2 threads']:.2f}x; {load()}"
+        f"{walls['2 processes'] / walls['2 threads']:.2f}x; the daemon "
+        f"{walls['daemon'] / walls['one run']:.2f}x; {load()}"
     )
 
 

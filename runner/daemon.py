@@ -10,19 +10,21 @@ One daemon serves a home: it holds an ``flock`` on ``STUDIO_HOME/runner.lock`` f
 and a second one refuses to start, naming the first one's PID. Even so, each slot is claimed in
 the run history, where a unique index lets it be recorded once per job.
 
-Runs go to a pool of worker threads. A job never runs twice at once: a slot that comes while it
+Runs go to a pool of worker processes (``runner.processes``: two big runs use two cores, where
+threads share one interpreter lock), each watched by a thread of the daemon that does the run's
+bookkeeping when it ends. A job never runs twice at once: a slot that comes while it
 runs is queued once (to run right after) or skipped, per the job's setting, and the history says
 which; a run started elsewhere (``runner run``, the studio's Run now) holds the job in the run
 history, and a slot that comes meanwhile is recorded as skipped, with that run named. On SIGTERM
 or SIGINT the daemon takes no new runs, waits for the running ones up to a grace period, records
-the rest as interrupted and exits 0; on start it records as interrupted the runs a crash left
-"running".
+the rest as interrupted and exits 0; on start, and every ``check_every`` seconds, it records as
+interrupted the runs whose process is gone (a crash left them "running").
 
 With ``STUDIO_BROKER_URL`` set (distributed mode, docs/scale-out.md) the daemon stays the one
 scheduler, but sends each run to the Celery workers (``studio.runs.enqueue``) instead of its
 pool; the same overlap rules hold, by the run history: a job's run ends when its record does.
-Every ``check_every`` seconds it records as interrupted the runs whose worker is gone, and it
-leaves the runs it sent to the workers when it stops.
+The check also records the runs no worker took in time, and the daemon leaves the runs it sent
+to the workers when it stops.
 """
 
 from __future__ import annotations
@@ -34,21 +36,22 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 import schedule as scheduler
 
+from runner.processes import Broken, Processes, outcome
 from studio.broker import broker_url
 from studio.config.jobs import RunSettings
 from studio.config.schedules import Schedule, due, next_runs
 from studio.config.store import ConfigStore
 from studio.errors import Conflict, StudioError
 from studio.private import FILE_MODE, open_private
-from studio.runhistory import HEARTBEAT_FILE, AlreadyRunning, EndNotRecorded, NotQueued, now_iso
-from studio.runs import enqueue, run_job
+from studio.runhistory import HEARTBEAT_FILE, now_iso
+from studio.runs import enqueue, queue_run
 from studio.stores import open_history
 
 LATE = timedelta(minutes=2)  # a slot older than this when found was missed: a catch-up
@@ -101,12 +104,13 @@ class Daemon:
         self.store = store
         self.history = open_history(store.home)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+        self.processes = Processes(workers)  # the runs themselves, each watched by a thread
         self.distributed = bool(broker_url())  # runs go to Celery workers, not the pool
         self.check_every = check_every
         self.json_logs = json_logs
         self.grace = grace
         self.clock = clock
-        self.running: dict[str, Future | str] = {}  # distributed: the run id sent
+        self.running: dict[str, str] = {}  # job id: its run's id
         self.queued: dict[str, tuple[datetime | None, str]] = {}
         self.last_slot: dict[str, datetime] = {}
         self.stopping = threading.Event()
@@ -259,53 +263,66 @@ class Daemon:
             run = self.history.start_run(
                 job_id, name, trigger, slot=stamp, status="queued", started_by=started_by
             )
-            self.running[job_id] = self.pool.submit(self._run, job_id, name, trigger, slot, run.id)
+            self.running[job_id] = run.id
+            self.pool.submit(self._run, job_id, name, trigger, slot, run.id)
             return "started", run.id
 
     def _run(
         self, job_id: str, name: str, trigger: str, slot: datetime | None, run_id: str
     ) -> None:
+        """A run, in a thread of the pool: the run goes to a worker process and this thread
+        waits for its end, then logs it and starts the run queued behind it, if any."""
         try:
             self.log("run-start", job=name, trigger=trigger, slot=slot, run=run_id)
-            run = run_job(
-                self.store, job_id, trigger=trigger, slot=slot, run=self.history.get(run_id)
-            )
-            self.log(
-                "run-end",
-                job=name,
-                run=run.id,
-                status=run.status,
-                records=run.records,
-                rows=run.rows_written,
-                rejected=run.rows_rejected,
-                error=run.error or None,
-            )
-        except AlreadyRunning as e:  # started elsewhere meanwhile; recorded as skipped
-            self.log("skipped", job=name, run=run_id, reason=str(e))
-        except NotQueued as e:  # ended while it waited (the runner stopping): left as it is
-            self.log("dropped", job=name, run=run_id, reason=str(e))
-        except EndNotRecorded as e:  # the database out of reach: interrupted once it is back
-            self.log("run-end-not-recorded", job=name, run=run_id, reason=str(e))
-        except Exception as e:  # a job deleted meanwhile, a broken config: log, keep running
-            self.log("run-error", job=name, error=str(e))
-            run = self.history.get(run_id)
-            if run and run.status in ("queued", "running"):
-                run.status, run.error, run.finished_at = "failed", str(e), now_iso()
-                self.history.save(run)
+            done = self._in_process(job_id, trigger, slot, run_id)
+            event = done.pop("outcome")
+            self.log(event, job=name, run=run_id, **done)
+            if event == "run-error":  # a job deleted meanwhile, a broken config, the history…
+                run = self.history.get(run_id)
+                if run and run.status in ("queued", "running"):
+                    run.status, run.error, run.finished_at = "failed", done["error"], now_iso()
+                    self.history.save(run)
+        except Exception as e:  # the history out of reach: said; the run is left to the next
+            self.log("history-error", job=name, run=run_id, error=str(e))  # start's sweep
         finally:
             with self.lock:
                 self.running.pop(job_id, None)
                 waiting = self.queued.pop(job_id, None)
                 if waiting and not self.stopping.is_set():
                     next_slot, next_id = waiting
-                    self.running[job_id] = self.pool.submit(
-                        self._run,
-                        job_id,
-                        name,
-                        "schedule" if next_slot else trigger,
-                        next_slot,
-                        next_id,
-                    )
+                    self.running[job_id] = next_id
+                    next_trigger = "schedule" if next_slot else trigger
+                    self.pool.submit(self._run, job_id, name, next_trigger, next_slot, next_id)
+
+    def _in_process(self, job_id: str, trigger: str, slot: datetime | None, run_id: str) -> dict:
+        """Run the queued run ``run_id`` in a worker process: ``processes.run_in_process``'s
+        answer. Its message (the job's snapshot) is made now, as it starts, so that a run
+        queued behind another runs the job as it is then; making it claims the run again."""
+        try:
+            _run, message = queue_run(
+                self.store, job_id, trigger=trigger, slot=slot, run=self.history.get(run_id)
+            )
+        except Exception as e:  # the job deleted meanwhile, its connection gone…
+            return outcome(e)
+        try:
+            return self.processes.submit(message, self.store.home).result()
+        except Broken:  # its process died (killed, out of memory) or the grace period ended
+            return self._lost(run_id)
+
+    def _lost(self, run_id: str) -> dict:
+        """Record as interrupted a run whose process died: the SQLite history sees its PID
+        gone (and deletes its scratch file of unfinished rows); PostgreSQL's would wait for
+        its heartbeat to time out, so the run is also recorded here, by its id."""
+        if self.stopping.is_set():
+            reason = "the runner was stopped (grace period over)"
+        else:
+            reason = "the worker process running it died (killed, or out of memory?)"
+        self.history.mark_interrupted(reason, others=True)
+        run = self.history.get(run_id)
+        if run and run.status in ("queued", "running"):
+            run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
+            self.history.save(run)
+        return {"outcome": "run-end", "status": "interrupted", "error": reason}
 
     # --- distributed mode: the runs the workers have ------------------------------------------
 
@@ -354,10 +371,12 @@ class Daemon:
             self.log("enqueued", job=sent.job_name, trigger=sent.trigger, run=sent.id)
 
     def check_workers(self) -> None:
-        """Record as interrupted the runs whose process is gone (a worker killed mid-run: no
-        PID on this host for the SQLite history, no heartbeat for PostgreSQL's), and the runs
-        no worker took within their job's run timeout (a message Redis lost, restarted without
-        persistence, or a queue no worker consumes): else they would hold their jobs for good.
+        """Record as interrupted the runs whose process is gone (a worker killed mid-run, or a
+        worker process a killed daemon left, which exits as it sees its parent gone: no PID on
+        this host for the SQLite history, no heartbeat for PostgreSQL's); in distributed mode
+        also the runs no worker took within their job's run timeout (a message Redis lost,
+        restarted without persistence, or a queue no worker consumes): else they would hold
+        their jobs for good.
 
         Each is interrupted only if still so in the same transaction (``end_if_queued``, the
         claim's conditions): a run a worker takes at that moment is either interrupted first,
@@ -366,6 +385,10 @@ class Daemon:
         count = self.history.mark_interrupted(  # not this daemon's runs waiting for a worker
             "the worker running it stopped before the run ended", others=True
         )
+        if not self.distributed:  # the runs queued here wait for a thread of the pool
+            if count:
+                self.log("interrupted-runs-recorded", count=count)
+            return
         now = datetime.now(UTC)
         with self.lock:
             behind = {run_id for _slot, run_id in self.queued.values()}
@@ -410,8 +433,7 @@ class Daemon:
         jobs.every(1).seconds.do(self.tick)
         jobs.every(5).seconds.do(self.heartbeat)
         jobs.every(1).hours.do(self.purge)
-        if self.distributed:
-            jobs.every(self.check_every).seconds.do(self._checked)
+        jobs.every(self.check_every).seconds.do(self._checked)
         self.purge()
         self.heartbeat()
         self.tick()
@@ -435,11 +457,17 @@ class Daemon:
         deadline = time.monotonic() + self.grace
         while self.running and time.monotonic() < deadline:
             time.sleep(0.1)
-        if self.running:
-            count = self.history.mark_interrupted(
-                "the runner was stopped (grace period over)", only_mine=True
-            )
+        if self.running:  # the processes stop mid-run, then their runs are recorded so
+            self.processes.kill()
+            count = 0
+            for run_id in list(self.running.values()):
+                run = self.history.get(run_id)
+                if run and run.status in ("queued", "running"):
+                    run.status, run.finished_at = "interrupted", now_iso()
+                    run.error = "the runner was stopped (grace period over)"
+                    self.history.save(run)
+                    count += 1
             self.log("interrupted", count=count)
         (self.store.home / HEARTBEAT_FILE).unlink(missing_ok=True)
         sys.stdout.flush()
-        os._exit(0)  # worker threads still inside a run are abandoned: they were recorded
+        os._exit(0)  # the threads watching the processes are abandoned: the runs were recorded

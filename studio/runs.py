@@ -254,7 +254,7 @@ def start_in_background(
     return run
 
 
-def enqueue(
+def queue_run(
     store: ConfigStore,
     ref: str,
     *,
@@ -263,11 +263,11 @@ def enqueue(
     run: Run | None = None,
     started_by: str | None = None,
     timeout: float | None = None,
-) -> Run:
-    """Claim a saved job as ``queued`` and send its run message to the workers (``broker``);
-    the run, which a worker makes ``running``. ``run``: one recorded already (the daemon's run
-    queued behind another). Raises ``AlreadyRunning`` (recorded skipped) as ``run_job`` does;
-    a message Redis does not take leaves the run failed, saying so."""
+) -> tuple[Run, dict]:
+    """Claim a saved job as ``queued`` and make its run message: the run, which whoever takes
+    the message (a Celery worker, a process of the embedded daemon) makes ``running``, and the
+    message (``run_message``'s input). ``run``: one recorded already (the daemon's run queued
+    behind another). Raises ``AlreadyRunning`` (recorded skipped) as ``run_job`` does."""
     snapshot = Snapshot.of(store, ref)  # or NotFound, before anything is claimed
     job_id, name = snapshot.job["id"], snapshot.job["name"]
     history = open_history(store.home)
@@ -285,11 +285,19 @@ def enqueue(
         "timeout": timeout,
         "snapshot": snapshot._asdict(),
     }
+    return run, message
+
+
+def enqueue(store: ConfigStore, ref: str, **how) -> Run:
+    """Claim a saved job as ``queued`` and send its run message to the workers (``broker``);
+    the run, which a worker makes ``running``. ``how``: ``queue_run``'s. A message Redis does
+    not take leaves the run failed, saying so."""
+    run, message = queue_run(store, ref, **how)
     try:
         broker.send(message, run.trigger)
     except StudioError as e:
         run.status, run.error, run.finished_at = "failed", str(e), now_iso()
-        history.save(run)
+        open_history(store.home).save(run)
         raise
     return run
 

@@ -29,6 +29,16 @@ from tests.servers import (
 streamlit_config.set_option("server.address", "127.0.0.1")
 
 
+@pytest.fixture(autouse=True)
+def main_module():
+    """AppTest leaves the page it ran as ``sys.modules["__main__"]``, which a process spawned
+    afterwards (the daemon's worker processes) would import again as it starts, running the
+    page there. The daemon itself runs as ``python -m runner``, a ``__main__`` spawn skips."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "home"

@@ -148,11 +148,12 @@ def runner(*args: str, home) -> subprocess.CompletedProcess:
     )
 
 
-def serve(home, api_port: int) -> subprocess.Popen:
+def serve(home, api_port: int, *options: str) -> subprocess.Popen:
     """``python -m runner serve`` (the daemon and the REST API) on ``home``, logging JSON."""
     env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    command = ["serve", "--json-logs", "--api-port", str(api_port), *options]
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", "serve", "--json-logs", "--api-port", str(api_port)],
+        [sys.executable, "-m", "runner", *command],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,0 +1,156 @@
+"""The embedded daemon's runs in worker processes (``runner.processes``): two runs at once in two
+processes, a worker process killed mid-run, and a stop whose grace period ends mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from runner.daemon import Daemon
+from studio.apitokens import create_token
+from studio.rowstore import read_rows
+from studio.runhistory import RunHistory
+from tests.helpers import serve, setup, wait_for
+from tests.servers import free_port
+
+
+def slow_job(store, name: str, slow: float):
+    """A job reading the sandbox's products a page of 20 at a time, each page ``slow`` s late."""
+    return store.create(
+        "jobs",
+        {
+            "kind": "api",
+            "name": name,
+            "connection_id": "Demo sandbox",
+            "entity": "Products",
+            "calls": [
+                {
+                    "path": "/products",
+                    "query": [{"name": "slow", "value": str(slow)}],
+                    "behavior": {"type": "pagination", "page_size": 20},
+                }
+            ],
+            "content_finder": "$.items",
+            "mapping": [
+                {"extract": "$.id", "generate": "external_id"},
+                {"extract": "$.title", "generate": "name"},
+                {"extract": "$.category.code", "generate": "classification_category_id"},
+            ],
+        },
+        source="cli",
+    )
+
+
+def pid_of(run) -> int:
+    """The PID of the process that claimed ``run`` (its owner, ``host:pid``), on this host."""
+    host, _, pid = run.owner.rpartition(":")
+    assert host == socket.gethostname()
+    return int(pid)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def running(history, ids: list[str]) -> list:
+    return [r for r in map(history.get, ids) if r.status == "running"]
+
+
+def test_two_runs_go_to_two_processes_at_once(store, sandbox):
+    setup(store, sandbox)
+    first, second = slow_job(store, "Products A", 0.2), slow_job(store, "Products B", 0.2)
+    daemon = Daemon(store, workers=2)
+    history = RunHistory(store.home)
+    try:
+        ids = [daemon.submit(j.id, j.name, "manual", None)[1] for j in (first, second)]
+        both = wait_for(
+            lambda: len(found := running(history, ids)) == 2 and found,
+            30,
+            "both runs to run at once",
+        )
+        pids = {pid_of(r) for r in both}
+        assert len(pids) == 2 and os.getpid() not in pids  # two processes, neither this one
+        wait_for(lambda: not daemon.running, 120, "the runs to end")
+        ended = [history.get(i) for i in ids]
+        assert [r.status for r in ended] == ["success", "success"], [r.error for r in ended]
+        assert all(r.records > 20 for r in ended)
+    finally:
+        daemon.processes.close()
+
+
+def test_a_worker_process_killed_mid_run_is_recorded_and_the_next_run_gets_a_new_one(
+    store, sandbox
+):
+    job = setup(store, sandbox)
+    slow = slow_job(store, "Slow products", 1)
+    daemon = Daemon(store, workers=2)
+    history = RunHistory(store.home)
+    try:
+        _what, run_id = daemon.submit(slow.id, slow.name, "manual", None)
+        started = wait_for(
+            lambda: (r := history.get(run_id)).status == "running" and r.records > 0 and r,
+            60,
+            "the run to read its first page",
+        )
+        os.kill(pid_of(started), signal.SIGKILL)  # as the kernel's out-of-memory killer does
+        wait_for(lambda: not daemon.running, 30, "the daemon to see the run end")
+        run = history.get(run_id)
+        assert run.status == "interrupted"
+        assert "worker process running it died" in run.error
+        assert read_rows(store.home, "Products")[1] == 0  # nothing of it is visible
+        _what, next_id = daemon.submit(job.id, job.name, "manual", None)
+        wait_for(lambda: not daemon.running, 60, "the next run to end")
+        after = history.get(next_id)
+        assert after.status == "success", after.error
+        assert pid_of(after) != pid_of(started)  # a new process
+    finally:
+        daemon.processes.close()
+
+
+def test_a_stop_whose_grace_period_ends_stops_the_run_and_records_it(store, sandbox, home):
+    setup(store, sandbox)
+    slow = slow_job(store, "Slow products", 1)
+    token = create_token(store, "processes test")
+    port = free_port()
+    daemon = serve(home, port, "--grace", "1")
+    history = RunHistory(home)
+    try:
+        started = wait_for(lambda: _start(port, token, slow.id), 30, "the REST API to start it")
+        run = wait_for(
+            lambda: (r := history.get(started)).status == "running" and r.records > 0 and r,
+            60,
+            "the run to read its first page",
+        )
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=60)
+        assert daemon.returncode == 0, out
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert '"event": "interrupted", "count": 1' in out
+    ended = history.get(started)
+    assert (ended.status, ended.error) == (
+        "interrupted",
+        "the runner was stopped (grace period over)",
+    )
+    assert wait_for(lambda: gone(pid_of(run)), 10, "the worker process to be gone")
+    assert read_rows(home, "Products")[1] == 0
+
+
+def _start(port: int, token: str, job_id: str) -> str | None:
+    import requests
+
+    try:
+        r = requests.post(
+            f"http://127.0.0.1:{port}/v1/jobs/{job_id}/start",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+    except requests.ConnectionError:
+        return None
+    return r.json()["processId"] if r.status_code in (200, 201) else None
