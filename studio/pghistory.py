@@ -16,7 +16,8 @@ someone next claims the job or calls ``mark_interrupted``. A thread rather than 
 alone, because a run waiting long on one slow request saves no count, and is not dead. Times
 are the server's (``now()``), so the machines' clocks need not agree.
 
-When a run ends, ``save`` stores its files with its record, in one transaction (``pgfiles``).
+When a run ends, ``save`` stores its files with its record, in one transaction (``pgfiles``);
+while it runs, each beat copies what its log and trace gained (``pgfiles.mirror``).
 
 The heartbeat beats only for the runs this process holds and is still executing: a queued claim
 while the process lives, a running run while its thread lives and until its end is recorded.
@@ -130,6 +131,8 @@ class _Heartbeat:
                 with self.lock:
                     for run_id in set(ids) - {r[0] for r in kept}:
                         self.ids.pop(run_id, None)
+            with contextlib.suppress(Exception):  # best effort: a run's end stores them whole
+                pgfiles.mirror(self.url, ids, OWNER, HEARTBEAT_EVERY)  # the log so far, for a crash
 
 
 _beats: dict[tuple[int, str], _Heartbeat] = {}

@@ -426,6 +426,7 @@ class _JobRun:
         self.run.attempts += x.attempts
         if self.trace:  # debug: the whole exchange, headers and bodies, secrets masked
             self.trace.write(json.dumps(x.as_dict(), ensure_ascii=False, default=str) + "\n")
+            self.trace.flush()  # whole lines on disk, for the heartbeat to copy (pgfiles)
         return {
             "label": x.label,
             "method": x.method,
