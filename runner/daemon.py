@@ -44,7 +44,7 @@ from typing import NamedTuple
 import schedule as scheduler
 
 from runner.processes import Broken, Processes, outcome
-from studio.broker import broker_url
+from studio.broker import broker_url, job_queue
 from studio.config.jobs import RunSettings
 from studio.config.schedules import Schedule, due, next_runs
 from studio.config.store import ConfigStore
@@ -396,7 +396,9 @@ class Daemon:
             waited = (now - datetime.fromisoformat(run.started_at)).total_seconds()
             if run.id in behind or waited < 60 or waited < self._timeout(run.job_id):
                 continue
-            reason = f"no worker took it within {waited / 60:.0f} minutes"
+            queue = job_queue(self.store, run.job_id)  # a queue no worker consumes, said
+            took = f"no worker took it from queue {queue!r}" if queue else "no worker took it"
+            reason = f"{took} within {waited / 60:.0f} minutes"
             count += self.history.end_if_queued(run.id, "interrupted", reason)
         if count:
             self.log("interrupted-runs-recorded", count=count)

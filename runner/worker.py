@@ -9,8 +9,11 @@ connection with the secrets sealed, which the worker opens with the same key
 scratch folders.
 
 It consumes the ``studio`` queue (and its priority steps, ``studio.broker``) unless told other
-queues. The pool: prefork by default, one process per CPU, each running one run at a time, so
-that two big runs use two cores; ``--pool solo`` runs one run in the worker's own process (a
+queues: ``--queues studio,onprem`` takes the runs of the connections whose Worker queue is
+``onprem`` too (routing: ``studio.broker.route``), ``--queues onprem`` only those.
+
+The pool: prefork by default, one process per CPU, each running one run at a time, so that two
+big runs use two cores; ``--pool solo`` runs one run in the worker's own process (a
 worker per core then), which is what the tests kill. SIGTERM lets the running runs finish
 (Celery's warm shutdown); SIGKILL leaves them to be recorded interrupted.
 
@@ -25,7 +28,7 @@ import json
 import os
 import socket
 
-from studio.broker import QUEUE, TASK, broker_url, celery_app, shown
+from studio.broker import QUEUE, TASK, broker_url, celery_app, queue_problem, shown
 from studio.config.store import studio_home
 from studio.runhistory import now_iso
 
@@ -80,10 +83,28 @@ def add_worker_command(sub, command) -> None:
         "--concurrency", type=int, help="runs at once (default: the CPUs; 1 with --pool solo)"
     )
     p.add_argument(
-        "--queues", default=QUEUE, help=f"queues to consume, comma-separated (default {QUEUE})"
+        "--queues",
+        default=QUEUE,
+        help=f"queues to consume, comma-separated (default {QUEUE}): a connection's Worker "
+        f"queue sends its jobs' runs to the workers naming it, e.g. {QUEUE},onprem",
     )
     p.add_argument("--name", help="the worker's name (default studio-<pid>@<host>)")
     p.add_argument("--loglevel", default="warning", help="Celery's log level (default warning)")
+
+
+def queue_list(text: str) -> list[str]:
+    """``--queues`` as names, each checked as a connection's Worker queue is: ``onprem:3``
+    (a priority step, not a queue) would otherwise start a worker taking the scheduled runs of
+    ``onprem`` and none of its others, and a name no connection can hold waits for good."""
+    from studio.errors import StudioError
+
+    queues = [q.strip() for q in text.split(",") if q.strip()]
+    if not queues:
+        raise StudioError(f"--queues names no queue: give at least one, e.g. {QUEUE}")
+    for queue in queues:
+        if problem := queue_problem(queue):
+            raise StudioError(f"--queues: {problem}")
+    return queues
 
 
 def work(_store, args: argparse.Namespace) -> int:
@@ -93,16 +114,17 @@ def work(_store, args: argparse.Namespace) -> int:
         from studio.errors import StudioError
 
         raise StudioError("a worker needs STUDIO_BROKER_URL (redis://host:6379/0)")
+    queues = queue_list(args.queues)
     concurrency = 1 if args.pool == "solo" else args.concurrency or os.cpu_count() or 1
     name = args.name or f"studio-{os.getpid()}@{socket.gethostname()}"
     log("worker-start", pid=os.getpid(), broker=shown(url), pool=args.pool,
-        concurrency=concurrency, queues=args.queues, home=str(studio_home()))  # fmt: skip
+        concurrency=concurrency, queues=queues, home=str(studio_home()))  # fmt: skip
     make_app().worker_main(
         [
             "worker",
             f"--pool={args.pool}",
             f"--concurrency={concurrency}",
-            f"--queues={args.queues}",
+            f"--queues={','.join(queues)}",
             f"--hostname={name}",
             f"--loglevel={args.loglevel}",
             "--without-gossip",  # the workers need not know of each other: the history knows

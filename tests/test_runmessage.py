@@ -145,7 +145,10 @@ def test_a_run_no_worker_takes_within_its_timeout_frees_its_job(store, sandbox, 
     history.save(run)  # as if queued an hour ago (the job's run timeout is 60 minutes)
     daemon.check_workers()
     stale = history.get(run.id)
-    assert (stale.status, stale.error) == ("interrupted", "no worker took it within 61 minutes")
+    assert (stale.status, stale.error) == (
+        "interrupted",
+        "no worker took it from queue 'studio' within 61 minutes",
+    )
     assert enqueue(store, job.id).status == "queued"  # the job is free
     with pytest.raises(NotQueued, match="no longer queued: it is interrupted"):
         run_message(sent[0], store.home)  # the lost message, if it comes: nothing

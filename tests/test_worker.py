@@ -36,13 +36,14 @@ LIVE = ("queued", "running")
 
 class Worker:
     """``python -m runner worker --pool solo`` with its log in a file; ``ready`` once Celery
-    consumes."""
+    consumes. ``options``: more of the command's (``--queues onprem``)."""
 
-    def __init__(self, env: dict, log: Path):
+    def __init__(self, env: dict, log: Path, *options: str):
         self.log = log
+        command = [sys.executable, "-m", "runner", "worker", "--pool", "solo", "--loglevel", "info"]
         with open(log, "w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runner", "worker", "--pool", "solo", "--loglevel", "info"],
+                [*command, *options],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from studio.broker import QUEUE, check_queue
 from studio.config.base import (
     SENSITIVE_HEADER,
     ConfigModel,
@@ -18,6 +19,22 @@ from studio.config.base import (
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-_:\[\]]+$")
+
+# Where a connection's job runs go in distributed mode (studio.broker.route): both kinds have it.
+RunQueue = Annotated[
+    str,
+    AfterValidator(check_queue),
+    Field(
+        title="Worker queue",
+        description="Distributed mode (STUDIO_BROKER_URL) only: the queue the runs of this "
+        "connection's jobs are sent to, which only the workers started with --queues naming "
+        "it take (say onprem, for a worker inside the network that reaches this server). "
+        f"Empty: the default queue, {QUEUE}. Letters, digits and - _ . only. A job's source "
+        "connection decides, not its destination's. Runs on this machine (no "
+        "STUDIO_BROKER_URL) ignore it.",
+        json_schema_extra={"pattern": "^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "maxLength": 64},
+    ),
+]
 
 
 # --- API connections ---------------------------------------------------------------------------
@@ -163,6 +180,7 @@ class ApiConnection(Stamped):
         "larger than this once decompressed fails the run: a small gzip or ZIP bomb cannot "
         "fill the disk.",
     )
+    run_queue: RunQueue = ""
 
     @field_validator("base_url")
     @classmethod
@@ -271,6 +289,7 @@ class FileServerConnection(Stamped):
         description="The server folder every path of the connection's jobs is taken from; "
         "a job cannot read or write outside it.",
     )
+    run_queue: RunQueue = ""
 
     @field_validator("host")
     @classmethod
