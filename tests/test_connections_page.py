@@ -189,3 +189,25 @@ def test_a_saved_connection_can_be_tested_from_its_page(home, sandbox):
     )
     at.button(key="conn_test").click().run()
     assert at.error[0].value.startswith("Sandbox: the token endpoint")
+
+
+def test_the_worker_queue_is_saved_shown_and_checked(page, home):
+    """The Worker queue is in both kinds' forms (its help says it only counts with workers), a
+    bad name is refused with the sentence saying why, and the list shows the queues once one
+    connection routes."""
+    page.radio(key="conn.new.kind").set_value("file_server").run()
+    queue = page.text_input(key="conn.new.run_queue")
+    assert queue.label == "Worker queue" and "STUDIO_BROKER_URL" in queue.help
+    page.text_input(key="conn.new.name").input("Partner FTP")
+    page.text_input(key="conn.new.host").input("ftp.partner.example")
+    page.text_input(key="conn.new.username").input("importer")
+    page.text_input(key="conn.new.run_queue").input("onprem:3")
+    page.button(key="conn_save").click().run()
+    [error] = errors(page)
+    assert error.startswith("Worker queue: 'onprem:3' holds ':'")
+    assert ConfigStore(home).list("connections") == []
+    page.text_input(key="conn.new.run_queue").input("onprem")
+    page.button(key="conn_save").click().run()
+    assert errors(page) == [] and not page.exception
+    assert ConfigStore(home).get("connections", "Partner FTP").run_queue == "onprem"
+    assert page.dataframe[0].value["Worker queue"].tolist() == ["onprem"]

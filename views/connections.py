@@ -8,6 +8,7 @@ stored values, while an unsaved edit survives the reruns that switching an optio
 import pandas as pd
 import streamlit as st
 
+from studio.broker import QUEUE
 from studio.config.connections import (
     AUTH_LABELS,
     DEFAULT_PORTS,
@@ -42,6 +43,7 @@ st.html('<style>button[aria-label="Show password"] {display: none}</style>')
 show_flash("conn")
 
 connections = store.list("connections")
+routed = any(c.run_queue for c in connections)  # the column only once a connection routes
 if connections:
     st.dataframe(
         pd.DataFrame(
@@ -52,6 +54,7 @@ if connections:
                     "URL or host": c.target,
                     "Auth": c.auth_label,
                     "Status": c.status,
+                    **({"Worker queue": c.run_queue or QUEUE} if routed else {}),
                     "Updated": c.updated_at,
                 }
                 for c in connections
@@ -318,6 +321,18 @@ else:
             placeholder="-----BEGIN CERTIFICATE-----",
             help=fields["ca_certificate"].description,
         )
+
+# Shown in the embedded mode too, where it is unused (its help says so): the form saves the
+# whole config, so a hidden field would reset a stored queue, and a connection is often set up
+# before the runs go to workers.
+queue_field = ApiConnection.model_fields["run_queue"]
+data["run_queue"] = st.text_input(
+    queue_field.title,
+    current.run_queue if current else "",
+    key=key("run_queue"),
+    placeholder=f"{QUEUE} (the default queue)",
+    help=queue_field.description,
+)
 
 if st.button("Save" if current else "Create", type="primary", key="conn_save") and allowed(
     who, "editor", "save a connection"
