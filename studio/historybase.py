@@ -111,6 +111,16 @@ class NoLongerRunning(Exception):
     Not a ``StudioError``: a unit of work that fails on its own (a file of a bulk import)
     catches those and goes on with the next one, whereas this ends the whole run."""
 
+    @classmethod
+    def of(cls, run_id: str, recorded: Run | None) -> NoLongerRunning:
+        """The stop of run ``run_id``, saying what its record is now (``recorded``)."""
+        said = f"it is {recorded.status}" if recorded else "it is not in the run history"
+        said += f" ({recorded.error})" if recorded and recorded.error else ""
+        return cls(
+            f"run {run_id} is no longer running: {said}; it stopped and dropped the rows it had "
+            "not committed"
+        )
+
 
 class Progress(enum.Enum):
     """What ``save_counts`` did with a running run's counts."""

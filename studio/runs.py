@@ -30,6 +30,7 @@ from studio.entities import Entity, entity, entity_scope, load_entities
 from studio.errors import NotFound, StudioError
 from studio.files import connect
 from studio.filesource import import_files, preview_file
+from studio.historybase import NoLongerRunning, Progress
 from studio.http import Exchange, HttpClient
 from studio.mapping import Mapper
 from studio.private import open_private, private_dir
@@ -367,7 +368,12 @@ def _run_claimed(store: ConfigStore, job_id: str, run: Run) -> None:
 class _JobRun:
     """One run of a saved job, once claimed: its record, its log (and debug trace), its
     deadline, and its counts, which it saves to the history as they grow (at most every
-    ``SAVE_EVERY`` seconds), so that whoever looks at a running run sees how far it got."""
+    ``SAVE_EVERY`` seconds), so that whoever looks at a running run sees how far it got.
+
+    A save that finds the run no longer ``running`` (interrupted meanwhile by the scheduler's
+    check or a stopping runner, while the run still went) stops it (``NoLongerRunning``), and
+    so does the same check just before its rows are committed: its uncommitted rows are
+    dropped, and its end is recorded only while it is still running, so "interrupted" stays."""
 
     def __init__(
         self,
@@ -393,7 +399,8 @@ class _JobRun:
         self.saved = time.monotonic()
 
     def event(self, e: Event, check: bool = True) -> None:
-        """Count an event of the source and log it in run.log."""
+        """Count an event of the source and log it in run.log. ``check``: the run's deadline
+        and whether it still runs (``progress``); the lines said as it ends check neither."""
         if check and time.monotonic() > self.deadline:
             # Cooperative: checked at every request, page and log line of the run.
             raise StudioError(f"stopped: the run took longer than its timeout of {self.limit:g} s")
@@ -403,7 +410,8 @@ class _JobRun:
             self.log.flush()
             if self.on_event:
                 self.on_event(e)
-        self.progress()
+        if check:
+            self.progress()
 
     def _count(self, e: Event) -> dict | None:
         """Count ``e`` into the run; its line of run.log, or None for what is not logged."""
@@ -439,17 +447,20 @@ class _JobRun:
             "error": x.error,
         }
 
-    def progress(self) -> None:
-        """Save the counts so far when ``SAVE_EVERY`` seconds have passed since the last save:
-        called at every event and batch, it costs a clock read but every half second."""
+    def progress(self, now_anyway: bool = False) -> None:
+        """Save the counts so far when ``SAVE_EVERY`` seconds have passed since the last save
+        (``now_anyway``: at once, before a commit): called at every event and batch, it costs a
+        clock read but every half second. Raises ``NoLongerRunning`` when the history says the
+        run is no longer ``running``; a save skipped because the history is busy goes on."""
         now = time.monotonic()
-        if now - self.saved < SAVE_EVERY:
+        if now - self.saved < SAVE_EVERY and not now_anyway:
             return
         self.saved = now
         counts = {c: getattr(self.run, c) for c in COUNTS}
         if self.outputs is not None:  # rows staged so far; the run's own counts come at commit
             counts |= self._written()
-        self.history.save_counts(self.run.id, counts)
+        if self.history.save_counts(self.run.id, counts) is Progress.ENDED:
+            raise NoLongerRunning.of(self.run.id, self.history.get(self.run.id))
 
     def _written(self) -> dict[str, int]:
         """What the run's outputs counted: rows, rejects, discarded records and child rows."""
@@ -476,6 +487,7 @@ class _JobRun:
                 raw=self.raw,
                 immutable=mapper.immutable_fields,
                 children=child_outputs(mapper),
+                before_commit=lambda: self.progress(now_anyway=True),
             )
             if isinstance(job, FileJob):
                 self._read_files()
@@ -488,11 +500,14 @@ class _JobRun:
             if self.job.destination.enabled:
                 self._deliver()
             run.status = "partial" if run.rows_rejected or run.error else "success"
+        except NoLongerRunning as e:  # its record, interrupted, stays as it is
+            self._drop_rows()
+            self.event({"kind": "log", "message": f"stopped: {e}"}, check=False)
         except Exception as e:  # a StudioError says what happened; anything else is a bug: say so
             self._fail(reason_of(e))
         finally:
             self._close()
-        return run
+        return self.run
 
     def _counted(self, records: int) -> None:
         """After each batch of either source: the records so far, saved as they grow."""
@@ -542,18 +557,27 @@ class _JobRun:
 
     def _fail(self, message: str) -> None:
         """The run stopped: its uncommitted rows are dropped and the reason recorded."""
-        if self.outputs is not None:
-            try:
-                self.outputs.rollback()
-            except Exception as e:  # the reason stays the run's error, recorded failed
-                message = f"{message} (and its rows could not be dropped: {e})"
-            self.run.outputs = self.outputs.close()
-            self.outputs = None
+        if dropping := self._drop_rows():
+            message = f"{message} ({dropping})"
         self.run.status, self.run.error = "failed", message
         self.event({"kind": "log", "message": f"failed: {message}"}, check=False)
 
+    def _drop_rows(self) -> str:
+        """Drop the rows not committed yet; what went wrong doing it ("" when nothing did)."""
+        error = ""
+        if self.outputs is not None:
+            try:
+                self.outputs.rollback()
+            except Exception as e:  # the run's own reason stays the one recorded
+                error = f"and its rows could not be dropped: {e}"
+            self.run.outputs = self.outputs.close()
+            self.outputs = None
+        return error
+
     def _close(self) -> None:
-        """Close the run's files and record its end, whatever the end."""
+        """Close the run's files and record its end, whatever the end, but only while its
+        record is ``running``: a run interrupted meanwhile keeps that record (and is returned
+        as recorded)."""
         run = self.run
         if self.raw:
             self.raw.unlink(missing_ok=True)
@@ -563,4 +587,5 @@ class _JobRun:
         if self.trace:
             self.trace.close()
             run.outputs.append(self.trace.name)
-        self.history.save(run)
+        if not self.history.save(run, if_running=True):
+            self.run = self.history.get(run.id) or run

@@ -8,7 +8,7 @@ import csv
 import io
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import chain, repeat
 from operator import contains
@@ -152,7 +152,8 @@ class RunOutputs:
 
     ``children``: a job's child entities, as (entity, columns, immutable columns); their rows
     go to the entity store only (not to the run's files), committed in the same transaction
-    as the parent rows, and are counted apart (``child_rows``)."""
+    as the parent rows, and are counted apart (``child_rows``). ``before_commit``: called as
+    each unit of work commits; what it raises stops the commit."""
 
     def __init__(
         self,
@@ -164,8 +165,10 @@ class RunOutputs:
         raw: Path | None = None,
         immutable: Iterable[str] = (),
         children: Iterable[tuple[Entity, list[str], list[str]]] = (),
+        before_commit: Callable[[], None] = lambda: None,
     ):
         private_dir(folder)
+        self.before_commit = before_commit
         self.folder = folder
         self.fields, self._width = columns, len(columns)
         store = open_rows(home)
@@ -217,6 +220,9 @@ class RunOutputs:
         return [self._rows, *([self._raw] if self._raw else [])]
 
     def commit(self) -> None:
+        """Commit the unit of work, once ``before_commit`` has not raised (the run checks
+        there that it still runs, so that a run interrupted meanwhile commits nothing)."""
+        self.before_commit()
         self.unit.commit()
         for f in self._files():
             f.commit()
