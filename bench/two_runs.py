@@ -222,7 +222,7 @@ def main() -> None:
             m["cores"] += extra[0] / m["wall"]
             figures[name].append(m)
     warm_pool.shutdown()
-    daemon.processes.close()
+    daemon.processes.kill()
     threads.shutdown()
     server.shutdown()
     walls = {name: statistics.median(m["wall"] for m in ms) for name, ms in figures.items()}

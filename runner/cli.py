@@ -183,7 +183,9 @@ def _add_serve(sub) -> None:
         "the daemon: run the active jobs on their schedules (one per STUDIO_HOME)",
         _serve,
     )
-    p.add_argument("--workers", type=int, default=4, help="runs at once, each in a worker process (default 4)")
+    p.add_argument(
+        "--workers", type=int, default=4, help="runs at once, each in a worker process (default 4)"
+    )
     p.add_argument(
         "--grace",
         type=float,

@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import schedule as scheduler
 
-from runner.processes import Broken, Processes, outcome
+from runner.processes import Expired, Processes, outcome
 from studio.broker import broker_url, job_queue
 from studio.config.jobs import RunSettings
 from studio.config.schedules import Schedule, due, next_runs
@@ -304,25 +304,31 @@ class Daemon:
             )
         except Exception as e:  # the job deleted meanwhile, its connection gone…
             return outcome(e)
+        timeout = self._timeout(job_id)
         try:
-            return self.processes.submit(message, self.store.home).result()
-        except Broken:  # its process died (killed, out of memory) or the grace period ended
-            return self._lost(run_id)
+            return self.processes.submit(message, self.store.home, timeout).result()
+        except Expired:  # its process died (killed, out of memory) or the grace period ended
+            return self._lost(run_id, self._died())
+        except TimeoutError:  # stuck past its timeout where its own check could not see it
+            reason = f"stopped: the run took longer than its timeout of {timeout:g} s"
+            return self._lost(run_id, reason + " (its process was stopped)", "failed")
 
-    def _lost(self, run_id: str) -> dict:
-        """Record as interrupted a run whose process died: the SQLite history sees its PID
+    def _died(self) -> str:
+        if self.stopping.is_set():
+            return "the runner was stopped (grace period over)"
+        return "the worker process running it died (killed, or out of memory?)"
+
+    def _lost(self, run_id: str, reason: str, status: str = "interrupted") -> dict:
+        """Record a run whose process ended before it did: the SQLite history sees its PID
         gone (and deletes its scratch file of unfinished rows); PostgreSQL's would wait for
         its heartbeat to time out, so the run is also recorded here, by its id."""
-        if self.stopping.is_set():
-            reason = "the runner was stopped (grace period over)"
-        else:
-            reason = "the worker process running it died (killed, or out of memory?)"
-        self.history.mark_interrupted(reason, others=True)
-        run = self.history.get(run_id)
+        if status == "interrupted":
+            self.history.mark_interrupted(reason, others=True)
+        run = self.history.get(run_id)  # a scratch file left goes at the next check's sweep
         if run and run.status in ("queued", "running"):
-            run.status, run.error, run.finished_at = "interrupted", reason, now_iso()
+            run.status, run.error, run.finished_at = status, reason, now_iso()
             self.history.save(run)
-        return {"outcome": "run-end", "status": "interrupted", "error": reason}
+        return {"outcome": "run-end", "status": status, "error": reason}
 
     # --- distributed mode: the runs the workers have ------------------------------------------
 
@@ -460,16 +466,15 @@ class Daemon:
         while self.running and time.monotonic() < deadline:
             time.sleep(0.1)
         if self.running:  # the processes stop mid-run, then their runs are recorded so
+            left = list(self.running.values())
             self.processes.kill()
-            count = 0
-            for run_id in list(self.running.values()):
+            for run_id in left:  # unless the thread waiting for it recorded it first
                 run = self.history.get(run_id)
                 if run and run.status in ("queued", "running"):
                     run.status, run.finished_at = "interrupted", now_iso()
-                    run.error = "the runner was stopped (grace period over)"
+                    run.error = self._died()
                     self.history.save(run)
-                    count += 1
-            self.log("interrupted", count=count)
+            self.log("interrupted", count=len(left))
         (self.store.home / HEARTBEAT_FILE).unlink(missing_ok=True)
         sys.stdout.flush()
         os._exit(0)  # the threads watching the processes are abandoned: the runs were recorded

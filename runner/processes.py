@@ -8,17 +8,20 @@ snapshot with its secrets sealed, for a run the daemon claimed as ``queued``; th
 makes it ``running`` under its own PID, which the run history's liveness checks see. So the
 daemon keeps the scheduling, the claims and the queue, and a process needs nothing but the home.
 
-The pool is the standard library's ``ProcessPoolExecutor`` (no task queue to run: the daemon is
-the queue) with the spawn start method (the daemon has threads, so fork is unsafe), kept for the
-daemon's life so a run does not pay for starting an interpreter and importing the studio (~0.3
-s). A process is started when a run finds none idle, up to the daemon's ``workers``.
+The pool is Pebble's ``ProcessPool`` rather than the standard library's ``ProcessPoolExecutor``:
+there, one process that dies (killed, out of memory) breaks the whole pool and every run in it,
+and a run cannot be stopped from outside. Pebble fails only the dead process's run
+(``ProcessExpired``) and starts another process, and stops a run that outlives its timeout
+(the run's own check, at each request and page, cannot stop a run stuck in a call). Its
+processes are spawned (the daemon has threads, so fork is unsafe), started with the pool at the
+first run and kept for the daemon's life, so a run does not pay for starting an interpreter and
+importing the studio (~0.3 s); each takes ~60 MB idle.
 
 What a process must not do is outlive the daemon or die with the terminal's Ctrl-C: it ignores
 SIGINT and SIGTERM (a service manager sends SIGTERM to the whole group; the daemon decides, after
 its grace period, what to stop) and exits when its parent is gone (a daemon killed by SIGKILL),
-so that its run, left ``running`` under a dead PID, is recorded interrupted by the next daemon.
-A process that dies (killed, out of memory) breaks the pool: every run in it ends with
-``Broken``, and the next run gets a new pool.
+so that its run, left ``running`` under a dead PID, is recorded interrupted by the daemon's next
+check.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from pathlib import Path
 
-Broken = BrokenProcessPool
+from pebble import ProcessExpired, ProcessPool
+
+Expired = ProcessExpired  # the run's process died
+TIMEOUT_MARGIN = 60.0  # seconds past a run's timeout before its process is stopped from outside
 
 
 def _watch_parent(parent: int) -> None:
@@ -84,50 +89,44 @@ def run_in_process(message: dict, home: str) -> dict:
 
 
 class Processes:
-    """The daemon's pool of worker processes, made again when a dead process broke it."""
+    """The daemon's pool of worker processes, started with its first run."""
 
     def __init__(self, workers: int):
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
 
-    def submit(self, message: dict, home: Path) -> Future:
-        """Run ``message`` in a process: a future of ``run_in_process``'s answer, or of
-        ``Broken`` when a process of the pool died meanwhile."""
+    def submit(self, message: dict, home: Path, timeout: float | None = None) -> Future:
+        """Run ``message`` in a process: a future of ``run_in_process``'s answer; of
+        ``Expired`` when its process died; of ``TimeoutError`` when the run went on
+        ``TIMEOUT_MARGIN`` seconds past ``timeout`` and its process was stopped."""
         with self._lock:
-            for _attempt in range(2):
-                if self._pool is None:
-                    self._pool = ProcessPoolExecutor(
-                        max_workers=self.workers,
-                        mp_context=multiprocessing.get_context("spawn"),
-                        initializer=_start,
-                        initargs=(os.getpid(),),
-                    )
-                try:
-                    return self._pool.submit(run_in_process, message, str(home))
-                except Broken:  # a process died since the last run: a new pool
-                    self._pool.shutdown(wait=False)
-                    self._pool = None
-            raise Broken("the runner's worker processes could not be started")
+            if self._pool is None or not self._pool.active:
+                self._pool = ProcessPool(
+                    max_workers=self.workers,
+                    initializer=_start,
+                    initargs=(os.getpid(),),
+                    context=multiprocessing.get_context("spawn"),
+                )
+            limit = timeout + TIMEOUT_MARGIN if timeout else None
+            return self._pool.schedule(run_in_process, args=(message, str(home)), timeout=limit)
 
     def kill(self) -> None:
-        """Stop every process now, in the middle of its run (the grace period is over): their
-        runs are then recorded interrupted, with nothing left writing. Python 3.14 has
-        ``kill_workers``; before it, the pool's processes are only in ``_processes``."""
+        """Stop every process now, idle or in the middle of its run (the grace period is over,
+        or the daemon is dropped): their runs are then recorded interrupted, with nothing left
+        writing. SIGKILL, since they ignore SIGTERM (Pebble's stop would wait 3 s for each)."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is None:
             return
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        for process in processes:
+        pool.stop()  # first, so that it starts no process in place of those killed
+        for process in _processes(pool):
             process.kill()
-        for process in processes:
-            process.join(5)
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.join(10)
 
-    def close(self) -> None:
-        """Let the processes end once idle (a daemon made and dropped, as the tests do)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+
+def _processes(pool: ProcessPool) -> list:
+    """The pool's processes: Pebble keeps them in its worker manager and has no public way to
+    kill them (Python 3.14's ``ProcessPoolExecutor.kill_workers`` does)."""
+    manager = getattr(getattr(pool, "_pool_manager", None), "worker_manager", None)
+    return list(getattr(manager, "workers", {}).values())

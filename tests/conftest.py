@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit import config as streamlit_config
 
+from runner.processes import Processes
 from studio.config.store import ConfigStore
 from tests.helpers import CHROMIUM, FLAGS, ROOT, server_folder, wait_http
 from tests.servers import (
@@ -27,6 +28,23 @@ from tests.servers import (
 # AppTest runs the pages in this process: they see the studio as ``up`` starts it by default, on
 # 127.0.0.1 (with no users, open as on a laptop; the access tests add users to their home).
 streamlit_config.set_option("server.address", "127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def worker_processes(monkeypatch):
+    """The worker processes of every daemon a test makes are stopped when it ends: a daemon
+    keeps them for its life, which a test's daemon would otherwise extend to the session's."""
+    made = []
+    init = Processes.__init__
+
+    def tracked(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Processes, "__init__", tracked)
+    yield
+    for processes in made:
+        processes.kill()
 
 
 @pytest.fixture(autouse=True)

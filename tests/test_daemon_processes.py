@@ -9,7 +9,7 @@ import socket
 
 from runner.daemon import Daemon
 from studio.apitokens import create_token
-from studio.rowstore import read_rows
+from studio.rowstore import read_rows, staging_path
 from studio.runhistory import RunHistory
 from tests.helpers import serve, setup, wait_for
 from tests.servers import free_port
@@ -80,7 +80,7 @@ def test_two_runs_go_to_two_processes_at_once(store, sandbox):
         assert [r.status for r in ended] == ["success", "success"], [r.error for r in ended]
         assert all(r.records > 20 for r in ended)
     finally:
-        daemon.processes.close()
+        daemon.processes.kill()
 
 
 def test_a_worker_process_killed_mid_run_is_recorded_and_the_next_run_gets_a_new_one(
@@ -88,28 +88,31 @@ def test_a_worker_process_killed_mid_run_is_recorded_and_the_next_run_gets_a_new
 ):
     job = setup(store, sandbox)
     slow = slow_job(store, "Slow products", 1)
+    beside = slow_job(store, "Products beside it", 0.2)
     daemon = Daemon(store, workers=2)
     history = RunHistory(store.home)
     try:
         _what, run_id = daemon.submit(slow.id, slow.name, "manual", None)
+        _what, beside_id = daemon.submit(beside.id, beside.name, "manual", None)
         started = wait_for(
             lambda: (r := history.get(run_id)).status == "running" and r.records > 0 and r,
             60,
             "the run to read its first page",
         )
         os.kill(pid_of(started), signal.SIGKILL)  # as the kernel's out-of-memory killer does
-        wait_for(lambda: not daemon.running, 30, "the daemon to see the run end")
+        wait_for(lambda: not daemon.running, 60, "the daemon to see the runs end")
         run = history.get(run_id)
         assert run.status == "interrupted"
         assert "worker process running it died" in run.error
-        assert read_rows(store.home, "Products")[1] == 0  # nothing of it is visible
+        assert not staging_path(store.home, run_id).exists()  # its uncommitted rows are gone
+        assert history.get(beside_id).status == "success"  # the other run went on
         _what, next_id = daemon.submit(job.id, job.name, "manual", None)
         wait_for(lambda: not daemon.running, 60, "the next run to end")
         after = history.get(next_id)
         assert after.status == "success", after.error
         assert pid_of(after) != pid_of(started)  # a new process
     finally:
-        daemon.processes.close()
+        daemon.processes.kill()
 
 
 def test_a_stop_whose_grace_period_ends_stops_the_run_and_records_it(store, sandbox, home):
@@ -154,3 +157,28 @@ def _start(port: int, token: str, job_id: str) -> str | None:
     except requests.ConnectionError:
         return None
     return r.json()["processId"] if r.status_code in (200, 201) else None
+
+
+def test_a_run_stuck_past_its_timeout_is_stopped_from_outside(store, sandbox, monkeypatch):
+    """A run waiting inside one request (its own timeout check runs between requests) is
+    stopped by the pool once past its timeout and the margin; the other runs go on."""
+    import runner.processes
+
+    job = setup(store, sandbox)
+    stuck = slow_job(store, "Stuck products", 12)  # a page answered after 12 s
+    monkeypatch.setattr(runner.processes, "TIMEOUT_MARGIN", 1.0)
+    daemon = Daemon(store, workers=2)
+    daemon._timeout = lambda job_id: 1.0 if job_id == stuck.id else 60.0
+    history = RunHistory(store.home)
+    try:
+        _what, stuck_id = daemon.submit(stuck.id, stuck.name, "manual", None)
+        _what, other_id = daemon.submit(job.id, job.name, "manual", None)
+        wait_for(lambda: not daemon.running, 30, "the stuck run to be stopped")
+        ended = history.get(stuck_id)
+        assert ended.status == "failed"
+        assert ended.error == (
+            "stopped: the run took longer than its timeout of 1 s (its process was stopped)"
+        )
+        assert history.get(other_id).status == "success"
+    finally:
+        daemon.processes.kill()
