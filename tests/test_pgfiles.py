@@ -21,6 +21,7 @@ import textwrap
 import time
 import tracemalloc
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -188,7 +189,8 @@ def _body(response) -> bytes:
 
     if hasattr(response, "path"):
         return Path(response.path).read_bytes()
-    return asyncio.run(collect())
+    with ThreadPoolExecutor(1) as thread:  # Playwright's tests leave a loop in this thread
+        return thread.submit(asyncio.run, collect()).result()
 
 
 def test_reading_run_files_again_and_again_grows_no_folder_and_leaks_nothing(
@@ -260,14 +262,17 @@ def test_a_large_file_is_read_in_bounded_memory(pg, store, tmp_path):
 
 
 def _chunks(response):
-    """A streamed response's body, chunk by chunk, as the server sends it."""
+    """A streamed response's body, chunk by chunk, as the server sends it; in a thread of its
+    own, since Playwright's tests leave an event loop in this one."""
     loop = asyncio.new_event_loop()
+    thread = ThreadPoolExecutor(1)
     try:
         iterator = response.body_iterator.__aiter__()
         while True:
             try:
-                yield loop.run_until_complete(iterator.__anext__())
+                yield thread.submit(loop.run_until_complete, iterator.__anext__()).result()
             except StopAsyncIteration:
                 return
     finally:
-        loop.close()
+        thread.submit(loop.close).result()
+        thread.shutdown()
