@@ -18,8 +18,9 @@ first run and kept for the daemon's life, so a run does not pay for starting an 
 importing the studio (~0.3 s); each takes ~60 MB idle.
 
 What a process must not do is outlive the daemon or die with the terminal's Ctrl-C: it ignores
-SIGINT and SIGTERM (a service manager sends SIGTERM to the whole group; the daemon decides, after
-its grace period, what to stop) and exits when its parent is gone (a daemon killed by SIGKILL),
+SIGINT, and SIGTERM while it runs a run (a service manager sends SIGTERM to the whole group; the
+daemon decides, after its grace period, what to stop; an idle process exits at once), and exits
+when its parent is gone (a daemon killed by SIGKILL),
 so that its run, left ``running`` under a dead PID, is recorded interrupted by the daemon's next
 check.
 """
@@ -46,11 +47,19 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)  # the daemon is gone: its runs are recorded interrupted by the next one
 
 
+_busy = threading.Event()  # set while this process runs a run
+
+
+def _on_sigterm(_signum, _frame) -> None:
+    if not _busy.is_set():
+        os._exit(0)
+
+
 def _start(parent: int) -> None:
     """Each process, as it starts: the signals and the parent watch above, and the imports a
     run needs, done before its first run instead of during it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     import studio.runs  # noqa: F401
 
@@ -74,10 +83,13 @@ def run_in_process(message: dict, home: str) -> dict:
     constructor takes other arguments) would break the whole pool."""
     from studio.runs import run_message
 
+    _busy.set()
     try:
         run = run_message(message, Path(home))
     except Exception as e:  # the history out of reach before the run started…
         return outcome(e)
+    finally:
+        _busy.clear()
     return {
         "outcome": "run-end",
         "status": run.status,
@@ -114,7 +126,7 @@ class Processes:
     def kill(self) -> None:
         """Stop every process now, idle or in the middle of its run (the grace period is over,
         or the daemon is dropped): their runs are then recorded interrupted, with nothing left
-        writing. SIGKILL, since they ignore SIGTERM (Pebble's stop would wait 3 s for each)."""
+        writing. SIGKILL, since one in a run ignores SIGTERM (Pebble's stop would wait 3 s)."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is None:

@@ -89,6 +89,14 @@ def pool(url: str | None = None):
     return _pools[key]
 
 
+def close_pools() -> None:
+    """Close this process's pools: their threads would otherwise go on trying to reconnect,
+    and log each try, once the server is gone (a test session stopping its own server)."""
+    with _lock:
+        for key in [k for k in _pools if k[0] == os.getpid()]:
+            _pools.pop(key).close()
+
+
 def _first_error(url: str) -> Exception | None:
     """Why a connection fails, or None (the pool would only say that it timed out)."""
     import psycopg

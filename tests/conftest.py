@@ -167,6 +167,9 @@ def postgres_server():
 
     server = PostgresServer()
     yield server
+    from studio.pg import close_pools
+
+    close_pools()
     server.stop()
 
 
