@@ -112,10 +112,10 @@ def measure(label: str, fn) -> dict:
     }
 
 
-def peak_rss(pool: ProcessPoolExecutor) -> float:
-    """The largest peak RSS (VmHWM) of the pool's workers, in MB."""
+def peak_rss(pids: list[int]) -> float:
+    """The largest peak RSS (VmHWM) of the processes ``pids``, in MB."""
     peak = 0.0
-    for pid in pool._processes:
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
                 hwm = next(line for line in f if line.startswith("VmHWM:"))
@@ -125,10 +125,10 @@ def peak_rss(pool: ProcessPoolExecutor) -> float:
     return peak
 
 
-def pool_cpu(pool: ProcessPoolExecutor) -> float:
+def pool_cpu(pids: list[int]) -> float:
     """The CPU time the pool's workers have used so far (they are not children yet waited)."""
     total = 0.0
-    for pid in pool._processes:  # a benchmark may look
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -142,6 +142,7 @@ def in_the_daemon(home: str, extra: list[float]):
     """An embedded daemon of 2 workers on ``home``, and the variant running the two jobs in it;
     its pool's CPU time goes to ``extra``."""
     from runner.daemon import Daemon
+    from runner.processes import pool_processes
     from studio.config.store import ConfigStore
     from studio.stores import open_history
 
@@ -152,15 +153,17 @@ def in_the_daemon(home: str, extra: list[float]):
     def in_daemon() -> list:
         jobs = [store.get("jobs", name) for name in JOBS]
         pool = daemon.processes._pool
-        before = pool_cpu(pool) if pool else 0.0
+        before = pool_cpu(daemon_pids()) if pool else 0.0
         ids = [daemon.submit(job.id, job.name, "manual", None)[1] for job in jobs]
         while daemon.running:
             time.sleep(0.01)
-        pool = daemon.processes._pool
-        extra[0] = pool_cpu(pool) - before
+        extra[0] = pool_cpu(daemon_pids()) - before
         runs = [history.get(run_id) for run_id in ids]
         assert all(run.status == "success" for run in runs), [run.error for run in runs]
-        return [(run.rows_written, peak_rss(pool)) for run in runs]
+        return [(run.rows_written, peak_rss(daemon_pids())) for run in runs]
+
+    def daemon_pids() -> list[int]:
+        return [p.pid for p in pool_processes(daemon.processes._pool)]  # a benchmark may look
 
     return daemon, in_daemon
 
@@ -192,9 +195,9 @@ def main() -> None:
         return [f.result() for f in futures]
 
     def in_processes_warm() -> list:
-        before = pool_cpu(warm_pool)
+        before = pool_cpu(list(warm_pool._processes))
         results = in_processes(warm_pool)
-        extra[0] = pool_cpu(warm_pool) - before
+        extra[0] = pool_cpu(list(warm_pool._processes)) - before
         return results
 
     def in_processes_cold() -> list:

@@ -132,12 +132,12 @@ class Processes:
         if pool is None:
             return
         pool.stop()  # first, so that it starts no process in place of those killed
-        for process in _processes(pool):
+        for process in pool_processes(pool):
             process.kill()
         pool.join(10)
 
 
-def _processes(pool: ProcessPool) -> list:
+def pool_processes(pool: ProcessPool) -> list:
     """The pool's processes: Pebble keeps them in its worker manager and has no public way to
     kill them (Python 3.14's ``ProcessPoolExecutor.kill_workers`` does)."""
     manager = getattr(getattr(pool, "_pool_manager", None), "worker_manager", None)
