@@ -182,9 +182,9 @@ class Daemon:
         if version != self._version:  # reload only when the store changed
             try:
                 self._jobs = [
-                    Scheduled(j.id, j.name, j.schedule, j.created_at, j.run)
+                    Scheduled(j.id, j.name, j.schedule, j.anchor, j.run)
                     for j in self.store.list("jobs", reveal=False)
-                    if j.status == "active" and j.schedule.type != "manual" and j.created_at
+                    if j.status == "active" and j.schedule.type != "manual" and j.anchor
                 ]
                 self._version = version
                 self._next.clear()

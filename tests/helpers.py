@@ -254,6 +254,42 @@ def slow_products(store: ConfigStore, seconds: float) -> None:
     )
 
 
+def products_job(store: ConfigStore, name: str, slow: float = 0.0, page_size: int = 20, **job):
+    """A job of the sandbox's 95 products on the demo connection, ``page_size`` a page, each
+    page ``slow`` seconds late (the sandbox's ``?slow=``), every minute unless ``job`` says."""
+    query = [{"name": "slow", "value": str(slow)}] if slow else []
+    return store.create(
+        "jobs",
+        {
+            "kind": "api",
+            "name": name,
+            "connection_id": "Demo sandbox",
+            "entity": "Products",
+            "schedule": {"type": "minutes", "every": 1},
+            "calls": [
+                {
+                    "path": "/products",
+                    "query": query,
+                    "behavior": {"type": "pagination", "page_size": page_size},
+                }
+            ],
+            "content_finder": "$.items",
+            "mapping": [
+                {"extract": "$.id", "generate": "external_id"},
+                {"extract": "$.title", "generate": "name"},
+                {"extract": "$.category.code", "generate": "classification_category_id"},
+            ],
+            **job,
+        },
+        source="cli",
+    )
+
+
+def pid_of(run) -> int:
+    """The PID of the process that claimed ``run`` (its owner, ``host:pid``)."""
+    return int(run.owner.rpartition(":")[2])
+
+
 def bulk_suppliers_job(**overrides) -> dict:
     """ "Suppliers files": the ``;``-separated CSV files of the connection "FTP"'s ``in``
     folder into Suppliers, each moved to ``done`` once imported."""

@@ -4,14 +4,14 @@ process (`python -m runner serve`) killed mid-run and restarted."""
 from __future__ import annotations
 
 import signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from runner.daemon import Daemon
 from studio.apitokens import create_token
 from studio.config.schedules import Schedule
 from studio.rowstore import read_rows
 from studio.runhistory import RunHistory, runner_status
-from tests.helpers import serve, setup, wait_for
+from tests.helpers import products_job, serve, setup, wait_for
 from tests.servers import free_port
 
 
@@ -135,30 +135,10 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
     daemon = serve(home, api_port)
     try:
         wait_for(lambda: runner_status(home)["up"], 30, "the heartbeat")
-        job = store.create(
-            "jobs",
-            {
-                "kind": "api",
-                "name": "Slow products",
-                "connection_id": "Demo sandbox",
-                "entity": "Products",
-                "schedule": {"type": "minutes", "every": 1},
-                "calls": [
-                    {
-                        "path": "/products",
-                        "query": [{"name": "slow", "value": "2"}],
-                        "behavior": {"type": "pagination", "page_size": 20},
-                    }
-                ],
-                "content_finder": "$.items",
-                "mapping": [
-                    {"extract": "$.id", "generate": "external_id"},
-                    {"extract": "$.title", "generate": "name"},
-                    {"extract": "$.category.code", "generate": "classification_category_id"},
-                ],
-            },
-            source="cli",
-        )
+        # every minute, pages 2 s late, counting from 10 minutes ago: this minute's slot is due
+        anchor = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+        every_minute = {"type": "minutes", "every": 1, "anchor": anchor}
+        job = products_job(store, "Slow products", 2, schedule=every_minute)
         history = RunHistory(home)
         [started] = wait_for(
             lambda: [r for r in history.list(job_id=job.id) if r.status == "running"],
@@ -197,6 +177,26 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
     finally:
         if restarted.poll() is None:
             restarted.kill()
+
+
+def test_interval_slots_count_from_the_schedules_anchor(store, sandbox):
+    """An imported job keeps its days: its schedule's anchor, which the studio's next runs
+    count from, is what the daemon counts from too, not the job's creation here."""
+    job = setup(store, sandbox)
+    every_two_hours = {"type": "hourly", "every": 2, "anchor": job.created_at - timedelta(hours=1)}
+    store.modify(
+        "jobs",
+        job.id,
+        lambda j: j.model_copy(update={"schedule": Schedule.model_validate(every_two_hours)}),
+        source="cli",
+    )
+    daemon = Daemon(store, clock=lambda: job.created_at + timedelta(minutes=61))
+    daemon.tick()  # the anchor's slots: an hour before the creation, then an hour after it
+    wait_idle(daemon)
+    runs = RunHistory(store.home).list(job_id=job.id)
+    assert [(r.trigger, r.status) for r in runs] == [("schedule", "success")]
+    slot = job.created_at.replace(second=0, microsecond=0) + timedelta(hours=1)
+    assert datetime.fromisoformat(runs[0].slot) == slot
 
 
 def test_a_stored_job_that_no_longer_validates_does_not_stop_the_runner(store, sandbox, capsys):

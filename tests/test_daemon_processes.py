@@ -5,48 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 
 from runner.daemon import Daemon
 from studio.apitokens import create_token
 from studio.rowstore import read_rows, staging_path
 from studio.runhistory import RunHistory
-from tests.helpers import serve, setup, wait_for
+from tests.helpers import pid_of, products_job, serve, setup, wait_for
 from tests.servers import free_port
 
-
-def slow_job(store, name: str, slow: float):
-    """A job reading the sandbox's products a page of 20 at a time, each page ``slow`` s late."""
-    return store.create(
-        "jobs",
-        {
-            "kind": "api",
-            "name": name,
-            "connection_id": "Demo sandbox",
-            "entity": "Products",
-            "calls": [
-                {
-                    "path": "/products",
-                    "query": [{"name": "slow", "value": str(slow)}],
-                    "behavior": {"type": "pagination", "page_size": 20},
-                }
-            ],
-            "content_finder": "$.items",
-            "mapping": [
-                {"extract": "$.id", "generate": "external_id"},
-                {"extract": "$.title", "generate": "name"},
-                {"extract": "$.category.code", "generate": "classification_category_id"},
-            ],
-        },
-        source="cli",
-    )
-
-
-def pid_of(run) -> int:
-    """The PID of the process that claimed ``run`` (its owner, ``host:pid``), on this host."""
-    host, _, pid = run.owner.rpartition(":")
-    assert host == socket.gethostname()
-    return int(pid)
+MANUAL = {"type": "manual"}
 
 
 def gone(pid: int) -> bool:
@@ -63,7 +30,10 @@ def running(history, ids: list[str]) -> list:
 
 def test_two_runs_go_to_two_processes_at_once(store, sandbox):
     setup(store, sandbox)
-    first, second = slow_job(store, "Products A", 0.2), slow_job(store, "Products B", 0.2)
+    first, second = (
+        products_job(store, "Products A", 0.2, schedule=MANUAL),
+        products_job(store, "Products B", 0.2, schedule=MANUAL),
+    )
     daemon = Daemon(store, workers=2)
     history = RunHistory(store.home)
     try:
@@ -87,8 +57,8 @@ def test_a_worker_process_killed_mid_run_is_recorded_and_the_next_run_gets_a_new
     store, sandbox
 ):
     job = setup(store, sandbox)
-    slow = slow_job(store, "Slow products", 1)
-    beside = slow_job(store, "Products beside it", 0.2)
+    slow = products_job(store, "Slow products", 1, schedule=MANUAL)
+    beside = products_job(store, "Products beside it", 0.2, schedule=MANUAL)
     daemon = Daemon(store, workers=2)
     history = RunHistory(store.home)
     try:
@@ -117,7 +87,7 @@ def test_a_worker_process_killed_mid_run_is_recorded_and_the_next_run_gets_a_new
 
 def test_a_stop_whose_grace_period_ends_stops_the_run_and_records_it(store, sandbox, home):
     setup(store, sandbox)
-    slow = slow_job(store, "Slow products", 1)
+    slow = products_job(store, "Slow products", 1, schedule=MANUAL)
     token = create_token(store, "processes test")
     port = free_port()
     daemon = serve(home, port, "--grace", "1")
@@ -165,7 +135,7 @@ def test_a_run_stuck_past_its_timeout_is_stopped_from_outside(store, sandbox, mo
     import runner.processes
 
     job = setup(store, sandbox)
-    stuck = slow_job(store, "Stuck products", 12)  # a page answered after 12 s
+    stuck = products_job(store, "Stuck products", 12, schedule=MANUAL)  # a page answered after 12 s
     monkeypatch.setattr(runner.processes, "TIMEOUT_MARGIN", 1.0)
     daemon = Daemon(store, workers=2)
     daemon._timeout = lambda job_id: 1.0 if job_id == stuck.id else 60.0

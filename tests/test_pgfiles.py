@@ -33,7 +33,7 @@ from studio.runhistory import archive_of, run_files
 from studio.runlog import timeline
 from studio.stores import open_history
 from tests.dbservers import empty_database
-from tests.helpers import ROOT, setup, wait_for
+from tests.helpers import ROOT, products_job, setup, wait_for
 
 GONE = "the worker running it stopped before the run ended"
 MB = 1 << 20
@@ -49,30 +49,14 @@ def pg(module_database, monkeypatch, store) -> str:
 def _slow_products(store, sandbox):
     """Products in pages of 10, each taking a second, with the debug trace on."""
     setup(store, sandbox)
-    return store.create(
-        "jobs",
-        {
-            "kind": "api",
-            "name": "Slow products",
-            "connection_id": "Demo sandbox",
-            "entity": "Products",
-            "schedule": {"type": "manual"},
-            "debug_until": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-            "calls": [
-                {
-                    "path": "/products",
-                    "query": [{"name": "slow", "value": "1.0"}],
-                    "behavior": {"type": "pagination", "page_size": 10},
-                }
-            ],
-            "content_finder": "$.items",
-            "mapping": [
-                {"extract": "$.id", "generate": "external_id"},
-                {"extract": "$.title", "generate": "name"},
-                {"extract": "$.category.code", "generate": "classification_category_id"},
-            ],
-        },
-        source="cli",
+    debug_until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    return products_job(
+        store,
+        "Slow products",
+        1.0,
+        page_size=10,
+        schedule={"type": "manual"},
+        debug_until=debug_until,
     )
 
 

@@ -23,7 +23,7 @@ from studio.runhistory import EndNotRecorded
 from studio.runs import run_job
 from studio.stores import open_history
 from tests.dbservers import empty_database, store_sql
-from tests.helpers import ROOT, setup, wait_for
+from tests.helpers import ROOT, products_job, setup, wait_for
 
 GONE = "the worker running it stopped before the run ended"
 
@@ -64,30 +64,7 @@ def _rows_of(store, run_id: str) -> int:
 def _slow_job(store, sandbox):
     """Products, 5 pages of 20, each taking half a second."""
     setup(store, sandbox)
-    return store.create(
-        "jobs",
-        {
-            "kind": "api",
-            "name": "Slow products",
-            "connection_id": "Demo sandbox",
-            "entity": "Products",
-            "schedule": {"type": "manual"},
-            "calls": [
-                {
-                    "path": "/products",
-                    "query": [{"name": "slow", "value": "0.5"}],
-                    "behavior": {"type": "pagination", "page_size": 20},
-                }
-            ],
-            "content_finder": "$.items",
-            "mapping": [
-                {"extract": "$.id", "generate": "external_id"},
-                {"extract": "$.title", "generate": "name"},
-                {"extract": "$.category.code", "generate": "classification_category_id"},
-            ],
-        },
-        source="cli",
-    )
+    return products_job(store, "Slow products", 0.5, schedule={"type": "manual"})
 
 
 def _run_until_cut(store, sandbox, postgres_server, url) -> tuple[str, dict, threading.Thread]:

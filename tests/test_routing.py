@@ -23,8 +23,8 @@ from studio.config.store import ConfigStore
 from studio.errors import ConfigError
 from studio.runs import Snapshot, enqueue, start_in_background
 from studio.stores import open_history
-from tests.helpers import ROOT, bulk_suppliers_job, setup, wait_for
-from tests.test_worker import Worker, ended, pid_of, products_job
+from tests.helpers import ROOT, bulk_suppliers_job, pid_of, products_job, setup, wait_for
+from tests.test_worker import Worker, ended
 
 
 def partner(store: ConfigStore, name: str, queue: str):

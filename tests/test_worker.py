@@ -27,7 +27,7 @@ from studio.runhistory import AlreadyRunning
 from studio.runs import start_in_background
 from studio.stores import open_history
 from tests.dbservers import store_sql
-from tests.helpers import ROOT, setup, wait_for
+from tests.helpers import ROOT, pid_of, products_job, setup, wait_for
 from tests.servers import Api
 
 HEARTBEAT = 3  # seconds without a heartbeat after which a PostgreSQL run's worker is gone
@@ -143,36 +143,6 @@ def store(cluster, sandbox, monkeypatch) -> ConfigStore:
         store.set_status("jobs", job.id, "disabled", source="cli")
 
 
-def products_job(store: ConfigStore, name: str, slow: float = 0.0, **job):
-    """A job of 95 products in 5 pages, each ``slow`` seconds, every minute."""
-    query = [{"name": "slow", "value": str(slow)}] if slow else []
-    return store.create(
-        "jobs",
-        {
-            "kind": "api",
-            "name": name,
-            "connection_id": "Demo sandbox",
-            "entity": "Products",
-            "schedule": {"type": "minutes", "every": 1},
-            "calls": [
-                {
-                    "path": "/products",
-                    "query": query,
-                    "behavior": {"type": "pagination", "page_size": 20},
-                }
-            ],
-            "content_finder": "$.items",
-            "mapping": [
-                {"extract": "$.id", "generate": "external_id"},
-                {"extract": "$.title", "generate": "name"},
-                {"extract": "$.category.code", "generate": "classification_category_id"},
-            ],
-            **job,
-        },
-        source="cli",
-    )
-
-
 def ended(store: ConfigStore, run_id: str, timeout: float = 60):
     history = open_history(store.home)
     return wait_for(
@@ -181,10 +151,6 @@ def ended(store: ConfigStore, run_id: str, timeout: float = 60):
         f"run {run_id} to end",
         interval=0.1,
     )
-
-
-def pid_of(run) -> int:
-    return int(run.owner.rpartition(":")[2])
 
 
 def rows_of(store: ConfigStore, run_id: str) -> int:
