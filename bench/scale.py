@@ -1,4 +1,4 @@
-"""Benchmark: N large jobs at once, in the embedded daemon's thread pool or on 2 Celery workers.
+"""Benchmark: N large jobs at once, in the embedded daemon or on 2 Celery workers.
 
     python bench/scale.py [--jobs 8] [--records 200000] [--rounds 3] [--pool solo]
                           [--backends sqlite,postgresql] [--upserts 200000]
@@ -10,9 +10,11 @@ Debian's ``redis-server`` and a PostgreSQL cluster of its own (``tests/dbservers
 off, so the figures are the database's work, not the disk's). Then N jobs (5 mapped fields,
 ``bench/runs.py``'s, one a datetime) on one home per backend, and, for each backend:
 
-- ``embedded``: a ``Daemon`` (``runner/daemon.py``, no broker) with a thread pool of N, which
-  starts all N jobs at once (``submit``, as due slots do) and ends when its pool has run them.
-  It runs in a spawned process of its own, made for the round (start-up not timed).
+- ``embedded``: a ``Daemon`` (``runner/daemon.py``, no broker) of N workers, which starts all
+  N jobs at once (``submit``, as due slots do) in its N worker processes (``runner/processes.py``)
+  and ends when they have run them. It runs in a spawned process of its own, made for the round,
+  its worker processes started before the clock (start-up not timed); its CPU and memory are
+  those of the daemon's process and its worker processes.
 - ``workers``: 2 ``python -m runner worker`` processes, started and ready before the clock;
   this process claims and sends the N runs (``studio.runs.enqueue``, as ``runner run --queue``
   and the daemon do) and waits until the run history has recorded all N ended. The pool is
@@ -42,7 +44,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -249,12 +250,14 @@ def machine_busy() -> float:
 
 
 def embedded_round(home: str, env: dict, jobs: int, conn) -> None:
-    """In a spawned process: a daemon with a pool of ``jobs`` threads runs them all at once."""
+    """In a spawned process: a daemon of ``jobs`` workers runs them all at once, in its worker
+    processes, started and their imports done before the clock, as a running daemon has them."""
     os.environ.update(env)
     for name in ("STUDIO_BROKER_URL", "STUDIO_DATABASE_URL"):
         if name not in env:
             os.environ.pop(name, None)
     from runner.daemon import Daemon
+    from runner.processes import pool_processes
     from studio.config.store import ConfigStore
 
     store = ConfigStore(Path(home))
@@ -262,9 +265,12 @@ def embedded_round(home: str, env: dict, jobs: int, conn) -> None:
     daemon.log = lambda event, **data: None  # its run-start and run-end lines
     assert not daemon.distributed
     todo = [(j.id, j.name) for j in store.list("jobs") if j.name.startswith("bench-")]
+    pool = daemon.processes.start()
+    if pool.active:  # Pebble starts the processes as the pool starts; a pool's idle processes
+        time.sleep(5)  # are done importing within a few seconds
     conn.send("ready")
     conn.recv()  # the go
-    cpu0, busy0, started = os.times(), machine_busy(), time.perf_counter()
+    cpu0, busy0, started = tree_cpu(os.getpid()), machine_busy(), time.perf_counter()
     ids = [daemon.submit(job_id, name, "manual", None)[1] for job_id, name in todo]
     while True:
         with daemon.lock:
@@ -272,15 +278,17 @@ def embedded_round(home: str, env: dict, jobs: int, conn) -> None:
                 break
         time.sleep(0.01)
     wall = time.perf_counter() - started
-    cpu1, busy1 = os.times(), machine_busy()
+    cpu1, busy1 = tree_cpu(os.getpid()), machine_busy()
+    rss = [peak_rss(os.getpid())] + [peak_rss(p.pid) for p in pool_processes(pool)]
     daemon.pool.shutdown(wait=True)
+    daemon.processes.kill()
     runs = [daemon.history.get(i) for i in ids]
     conn.send(
         {
             "wall": wall,
-            "cpu": (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system),
+            "cpu": cpu1 - cpu0,
             "busy": (busy1 - busy0) / wall,
-            "rss": [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024],
+            "rss": [max(rss)],
             "statuses": sorted({r.status for r in runs}),
             "rows": sum(r.rows_written for r in runs),
             "errors": [r.error for r in runs if r.error][:2],
@@ -517,7 +525,7 @@ def report(results: dict, args, backends: list[str]) -> None:
     expect = args.jobs * args.records
     print(
         f"\n{args.jobs} jobs x {args.records:,} records, medians of {args.rounds} rounds "
-        f"(embedded: a daemon's pool of {args.jobs} threads; workers: {args.workers} x "
+        f"(embedded: a daemon of {args.jobs} worker processes; workers: {args.workers} x "
         f"--pool {args.pool})"
     )
     head = (

@@ -112,6 +112,12 @@ class Processes:
         """Run ``message`` in a process: a future of ``run_in_process``'s answer; of
         ``Expired`` when its process died; of ``TimeoutError`` when the run went on
         ``TIMEOUT_MARGIN`` seconds past ``timeout`` and its process was stopped."""
+        limit = timeout + TIMEOUT_MARGIN if timeout else None
+        return self.start().schedule(run_in_process, args=(message, str(home)), timeout=limit)
+
+    def start(self) -> ProcessPool:
+        """The pool, started now if it is not (its processes then import the studio, in the
+        background): a daemon's first run does it, a benchmark before its clock starts."""
         with self._lock:
             if self._pool is None or not self._pool.active:
                 self._pool = ProcessPool(
@@ -120,8 +126,7 @@ class Processes:
                     initargs=(os.getpid(),),
                     context=multiprocessing.get_context("spawn"),
                 )
-            limit = timeout + TIMEOUT_MARGIN if timeout else None
-            return self._pool.schedule(run_in_process, args=(message, str(home)), timeout=limit)
+            return self._pool
 
     def kill(self) -> None:
         """Stop every process now, idle or in the middle of its run (the grace period is over,
