@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import schedule as scheduler
 
-from runner.processes import Expired, Processes, outcome
+from runner.processes import IDLE_FOR, Expired, Processes, outcome
 from studio.broker import broker_url, job_queue
 from studio.config.jobs import RunSettings
 from studio.config.schedules import Schedule, due, next_runs
@@ -415,6 +415,12 @@ class Daemon:
         except Exception as e:  # the history out of reach: said, and tried at the next check
             self.log("history-error", error=str(e))
 
+    def release(self) -> None:
+        """Stop the worker processes once idle for ``IDLE_FOR``: their memory back between
+        runs far apart."""
+        if self.processes.release_if_idle(IDLE_FOR):
+            self.log("worker-processes-stopped", idle_for_seconds=IDLE_FOR)
+
     def _timeout(self, job_id: str) -> float:
         try:
             return self.store.get("jobs", job_id).run.timeout_minutes * 60.0
@@ -442,6 +448,7 @@ class Daemon:
         jobs.every(5).seconds.do(self.heartbeat)
         jobs.every(1).hours.do(self.purge)
         jobs.every(self.check_every).seconds.do(self._checked)
+        jobs.every(60).seconds.do(self.release)
         self.purge()
         self.heartbeat()
         self.tick()

@@ -13,9 +13,9 @@ there, one process that dies (killed, out of memory) breaks the whole pool and e
 and a run cannot be stopped from outside. Pebble fails only the dead process's run
 (``ProcessExpired``) and starts another process, and stops a run that outlives its timeout
 (the run's own check, at each request and page, cannot stop a run stuck in a call). Its
-processes are spawned (the daemon has threads, so fork is unsafe), started with the pool at the
-first run and kept for the daemon's life, so a run does not pay for starting an interpreter and
-importing the studio (~0.3 s); each takes ~60 MB idle.
+processes are spawned (the daemon has threads, so fork is unsafe), started with the pool at a
+run and kept while runs come, so a run does not pay for starting an interpreter and importing
+the studio (~0.3 s); each takes ~60 MB idle, given back after ``IDLE_FOR`` without a run.
 
 What a process must not do is outlive the daemon or die with the terminal's Ctrl-C: it ignores
 SIGINT, and SIGTERM while it runs a run (a service manager sends SIGTERM to the whole group; the
@@ -39,6 +39,7 @@ from pebble import ProcessExpired, ProcessPool
 
 Expired = ProcessExpired  # the run's process died
 TIMEOUT_MARGIN = 60.0  # seconds past a run's timeout before its process is stopped from outside
+IDLE_FOR = 600.0  # seconds without a run after which the processes are stopped
 
 
 def _watch_parent(parent: int) -> None:
@@ -101,19 +102,48 @@ def run_in_process(message: dict, home: str) -> dict:
 
 
 class Processes:
-    """The daemon's pool of worker processes, started with its first run."""
+    """The daemon's pool of worker processes, started with its first run and stopped once idle
+    for ``IDLE_FOR`` (``release_if_idle``): a daemon whose jobs run hourly does not keep its
+    processes' memory between them, and one busy all day pays the start-up once."""
 
     def __init__(self, workers: int):
         self.workers = workers
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
+        self._runs = 0  # runs sent and not ended
+        self._idle_since = time.monotonic()
 
     def submit(self, message: dict, home: Path, timeout: float | None = None) -> Future:
         """Run ``message`` in a process: a future of ``run_in_process``'s answer; of
         ``Expired`` when its process died; of ``TimeoutError`` when the run went on
         ``TIMEOUT_MARGIN`` seconds past ``timeout`` and its process was stopped."""
         limit = timeout + TIMEOUT_MARGIN if timeout else None
-        return self.start().schedule(run_in_process, args=(message, str(home)), timeout=limit)
+        with self._lock:
+            self._runs += 1
+        try:
+            future = self.start().schedule(run_in_process, args=(message, str(home)), timeout=limit)
+        except BaseException:
+            self._ended(None)
+            raise
+        future.add_done_callback(self._ended)
+        return future
+
+    def _ended(self, _future) -> None:
+        with self._lock:
+            self._runs -= 1
+            if not self._runs:
+                self._idle_since = time.monotonic()
+
+    def release_if_idle(self, idle_for: float = 0.0) -> bool:
+        """Stop the processes if no run has been in them for ``idle_for`` seconds (the
+        daemon's check, with ``IDLE_FOR``); the next run starts new ones. Whether it did."""
+        with self._lock:  # taken out of use in the same step as the check: a run sent
+            idle = self._pool is not None and not self._runs  # next starts a new pool
+            if not idle or time.monotonic() - self._idle_since < idle_for:
+                return False
+            pool, self._pool = self._pool, None
+        _stop(pool)
+        return True
 
     def start(self) -> ProcessPool:
         """The pool, started now if it is not (its processes then import the studio, in the
@@ -134,12 +164,15 @@ class Processes:
         writing. SIGKILL, since one in a run ignores SIGTERM (Pebble's stop would wait 3 s)."""
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        pool.stop()  # first, so that it starts no process in place of those killed
-        for process in pool_processes(pool):
-            process.kill()
-        pool.join(10)
+        if pool is not None:
+            _stop(pool)
+
+
+def _stop(pool: ProcessPool) -> None:
+    pool.stop()  # first, so that it starts no process in place of those killed
+    for process in pool_processes(pool):
+        process.kill()
+    pool.join(10)
 
 
 def pool_processes(pool: ProcessPool) -> list:

@@ -127,7 +127,7 @@ def _get(url: str, token: str):
 
 def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, home):
     """Real `python -m runner serve`: a slow job (five pages of two seconds) is picked up
-    without a restart, runs at its minute, is killed with SIGKILL mid-run; the restarted daemon
+    without a restart, runs at its slot, is killed with SIGKILL mid-run; the restarted daemon
     records the run as interrupted, and no row of it was written."""
     setup(store, sandbox)
     store.delete("jobs", "Suppliers every minute", source="cli")
@@ -135,10 +135,12 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
     daemon = serve(home, api_port)
     try:
         wait_for(lambda: runner_status(home)["up"], 30, "the heartbeat")
-        # every minute, pages 2 s late, counting from 10 minutes ago: this minute's slot is due
-        anchor = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
-        every_minute = {"type": "minutes", "every": 1, "anchor": anchor}
-        job = products_job(store, "Slow products", 2, schedule=every_minute)
+        # every 5 minutes, pages 2 s late, counting from 10 minutes before this minute: this
+        # minute's slot is due at once, and the next one only after the test
+        this_minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        anchor = (this_minute - timedelta(minutes=10)).isoformat()
+        every_5 = {"type": "minutes", "every": 5, "anchor": anchor}
+        job = products_job(store, "Slow products", 2, schedule=every_5)
         history = RunHistory(home)
         [started] = wait_for(
             lambda: [r for r in history.list(job_id=job.id) if r.status == "running"],
@@ -154,6 +156,7 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
         if daemon.poll() is None:
             daemon.kill()
     assert [r.status for r in RunHistory(home).list(job_id=job.id)] == ["running"]
+    store.set_status("jobs", job.id, "disabled", source="cli")  # no next minute's run meanwhile
     restarted = serve(home, api_port)
     try:
         wait_for(
@@ -168,7 +171,6 @@ def test_the_daemon_as_a_process_killed_mid_run_and_restarted(store, sandbox, ho
             lambda: _get(f"http://127.0.0.1:{api_port}/v1/imports", token), 20, "the REST API"
         )
         assert [j["name"] for j in listed] == ["Slow products"]
-        store.set_status("jobs", job.id, "disabled", source="cli")
         restarted.send_signal(signal.SIGTERM)
         out, _ = restarted.communicate(timeout=60)
         assert restarted.returncode == 0

@@ -152,3 +152,19 @@ def test_a_run_stuck_past_its_timeout_is_stopped_from_outside(store, sandbox, mo
         assert history.get(other_id).status == "success"
     finally:
         daemon.processes.kill()
+
+
+def test_idle_processes_are_stopped_and_the_next_run_starts_new_ones(store, sandbox):
+    job = setup(store, sandbox)
+    daemon = Daemon(store, workers=2)
+    history = RunHistory(store.home)
+    _what, first = daemon.submit(job.id, job.name, "manual", None)
+    wait_for(lambda: not daemon.running, 60, "the first run to end")
+    assert not daemon.processes.release_if_idle(600)  # idle for less than that: kept
+    pid = pid_of(history.get(first))
+    assert daemon.processes.release_if_idle(0)
+    assert wait_for(lambda: gone(pid), 10, "the idle process to be stopped")
+    _what, second = daemon.submit(job.id, job.name, "manual", None)
+    wait_for(lambda: not daemon.running, 60, "the second run to end")
+    assert history.get(second).status == "success"
+    assert pid_of(history.get(second)) != pid
