@@ -278,10 +278,7 @@ class Daemon:
             event = done.pop("outcome")
             self.log(event, job=name, run=run_id, **done)
             if event == "run-error":  # a job deleted meanwhile, a broken config, the history…
-                run = self.history.get(run_id)
-                if run and run.status in ("queued", "running"):
-                    run.status, run.error, run.finished_at = "failed", done["error"], now_iso()
-                    self.history.save(run)
+                self.history.end_if_held(run_id, "failed", done["error"])
         except Exception as e:  # the history out of reach: said; the run is left to the next
             self.log("history-error", job=name, run=run_id, error=str(e))  # start's sweep
         finally:
@@ -299,7 +296,7 @@ class Daemon:
         answer. Its message (the job's snapshot) is made now, as it starts, so that a run
         queued behind another runs the job as it is then; making it claims the run again."""
         try:
-            _run, message = queue_run(
+            _claimed, message = queue_run(
                 self.store, job_id, trigger=trigger, slot=slot, run=self.history.get(run_id)
             )
         except Exception as e:  # the job deleted meanwhile, its connection gone…
@@ -319,15 +316,10 @@ class Daemon:
         return "the worker process running it died (killed, or out of memory?)"
 
     def _lost(self, run_id: str, reason: str, status: str = "interrupted") -> dict:
-        """Record a run whose process ended before it did: the SQLite history sees its PID
-        gone (and deletes its scratch file of unfinished rows); PostgreSQL's would wait for
-        its heartbeat to time out, so the run is also recorded here, by its id."""
-        if status == "interrupted":
-            self.history.mark_interrupted(reason, others=True)
-        run = self.history.get(run_id)  # a scratch file left goes at the next check's sweep
-        if run and run.status in ("queued", "running"):
-            run.status, run.error, run.finished_at = status, reason, now_iso()
-            self.history.save(run)
+        """Record a run whose process ended before it did, by its id (the check would find a
+        dead PID soon, but PostgreSQL's history only once the heartbeat times out); its
+        scratch file of unfinished rows goes with it."""
+        self.history.end_if_held(run_id, status, reason)
         return {"outcome": "run-end", "status": status, "error": reason}
 
     # --- distributed mode: the runs the workers have ------------------------------------------
@@ -476,11 +468,7 @@ class Daemon:
             left = list(self.running.values())
             self.processes.kill()
             for run_id in left:  # unless the thread waiting for it recorded it first
-                run = self.history.get(run_id)
-                if run and run.status in ("queued", "running"):
-                    run.status, run.finished_at = "interrupted", now_iso()
-                    run.error = self._died()
-                    self.history.save(run)
+                self.history.end_if_held(run_id, "interrupted", self._died())
             self.log("interrupted", count=len(left))
         (self.store.home / HEARTBEAT_FILE).unlink(missing_ok=True)
         sys.stdout.flush()

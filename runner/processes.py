@@ -20,9 +20,8 @@ the studio (~0.3 s); each takes ~60 MB idle, given back after ``IDLE_FOR`` witho
 What a process must not do is outlive the daemon or die with the terminal's Ctrl-C: it ignores
 SIGINT, and SIGTERM while it runs a run (a service manager sends SIGTERM to the whole group; the
 daemon decides, after its grace period, what to stop; an idle process exits at once), and exits
-when its parent is gone (a daemon killed by SIGKILL),
-so that its run, left ``running`` under a dead PID, is recorded interrupted by the daemon's next
-check.
+when its parent is gone (a daemon killed by SIGKILL), so that its run, left ``running`` under a
+dead PID, is recorded interrupted by the daemon's next check.
 """
 
 from __future__ import annotations
@@ -36,6 +35,8 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from pebble import ProcessExpired, ProcessPool
+
+from studio.runhistory import AlreadyRunning, EndNotRecorded, NotQueued
 
 Expired = ProcessExpired  # the run's process died
 TIMEOUT_MARGIN = 60.0  # seconds past a run's timeout before its process is stopped from outside
@@ -67,8 +68,6 @@ def _start(parent: int) -> None:
 
 def outcome(e: Exception) -> dict:
     """What a run that raised ``e`` came to, as plain data: the log line's event and reason."""
-    from studio.runhistory import AlreadyRunning, EndNotRecorded, NotQueued
-
     if isinstance(e, AlreadyRunning):  # recorded skipped by the claim
         return {"outcome": "skipped", "reason": str(e)}
     if isinstance(e, NotQueued):  # ended while it waited (the runner stopping): left as it is

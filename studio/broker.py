@@ -36,7 +36,8 @@ TASK = "studio.run"  # the task's name, shared by senders and workers
 PRIORITY = {"manual": 0, "api": 0, "schedule": 3, "catch-up": 6}  # 0 goes first
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 STEP_SEP = ":"  # Redis names a queue's priority steps studio, studio:3, studio:6
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+QUEUE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # the JSON Schema's pattern too
+_QUEUE_NAME = re.compile(QUEUE_NAME)
 # Keys kombu's Redis transport keeps beside the queues: a queue of that name would be mixed up
 # with its bookkeeping of the messages being delivered.
 RESERVED = ("unacked", "unacked_index", "unacked_mutex")

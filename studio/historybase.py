@@ -349,8 +349,18 @@ class HistoryBase:
         is still ``queued``, in one transaction (its row locked, as a worker's claim locks
         it): a run a worker took meanwhile keeps running (the scheduler's check of runs no
         worker took). Whether it was recorded."""
+        return self._end_if(run_id, status, reason, "status = 'queued'")
+
+    def end_if_held(self, run_id: str, status: str, reason: str) -> bool:
+        """Record the run ended with ``reason`` only if it is still ``queued`` or ``running``,
+        in one transaction: a run whose process was stopped or died (the daemon's), which
+        nothing else records; one that ended meanwhile keeps its end. Whether it was
+        recorded."""
+        return self._end_if(run_id, status, reason, f"status IN {HOLDING}")
+
+    def _end_if(self, run_id: str, status: str, reason: str, condition: str) -> bool:
         with self._tx() as h:
-            where = f"WHERE id = {self._MARK} AND status = 'queued'"
+            where = f"WHERE id = {self._MARK} AND {condition}"
             found = self._select(h, where, (run_id,), lock=True)
             if found:
                 self._interrupt(h, found[0], reason, status)

@@ -77,9 +77,7 @@ def store(cur, run_id: str, outputs: list[str]) -> list[Path]:
     them, for the caller to delete once it commits. A file stored before is replaced, but a
     diagnostic file the heartbeat copied in part (``mirror``) gets the rest appended."""
     paths = [Path(p) for p in outputs if Path(p).is_file()]
-    sizes = dict(
-        cur.execute("SELECT name, size FROM run_files WHERE run_id = %s", (run_id,)).fetchall()
-    )
+    sizes = _sizes(cur, run_id)
     for position, path in enumerate(paths):
         size, done = path.stat().st_size, sizes.get(path.name)
         if path.name in LIVE and done is not None and done <= size:
@@ -90,10 +88,7 @@ def store(cur, run_id: str, outputs: list[str]) -> list[Path]:
             _append(cur, run_id, path, done, size - done)
             continue
         cur.execute("DELETE FROM run_files WHERE run_id = %s AND name = %s", (run_id, path.name))
-        cur.execute(
-            "INSERT INTO run_files (run_id, name, position, size) VALUES (%s, %s, %s, 0)",
-            (run_id, path.name, position),
-        )
+        _new_file(cur, run_id, path.name, position)
         _append(cur, run_id, path, 0, size)
     return paths
 
@@ -143,10 +138,20 @@ def mirror(url: str, run_ids: list[str], owner: str, timeout: float = 5.0) -> No
                 _mirror_run(cur, run_id, Path(found[0]))
 
 
-def _mirror_run(cur, run_id: str, folder: Path) -> None:
-    sizes = dict(
-        cur.execute("SELECT name, size FROM run_files WHERE run_id = %s", (run_id,)).fetchall()
+def _sizes(cur, run_id: str) -> dict[str, int]:
+    """The run's stored files and how many bytes of each are stored so far."""
+    return dict(cur.execute("SELECT name, size FROM run_files WHERE run_id = %s", (run_id,)))
+
+
+def _new_file(cur, run_id: str, name: str, position: int) -> None:
+    cur.execute(
+        "INSERT INTO run_files (run_id, name, position, size) VALUES (%s, %s, %s, 0)",
+        (run_id, name, position),
     )
+
+
+def _mirror_run(cur, run_id: str, folder: Path) -> None:
+    sizes = _sizes(cur, run_id)
     for position, name in enumerate(LIVE, start=1000):  # the end gives each its place
         path = folder / name
         try:
@@ -164,10 +169,7 @@ def _mirror_run(cur, run_id: str, folder: Path) -> None:
         if not count:
             continue  # a line being written: the next beat copies it whole
         if name not in sizes:
-            cur.execute(
-                "INSERT INTO run_files (run_id, name, position, size) VALUES (%s, %s, %s, 0)",
-                (run_id, name, position),
-            )
+            _new_file(cur, run_id, name, position)
         _append(cur, run_id, path, done, count)
 
 

@@ -240,13 +240,6 @@ def data_files(run: Run) -> list[Path]:
     return files
 
 
-def run_archive(run: Run, *, data_only: bool = False) -> tuple[str, bytes, str]:
-    """One download for a run's output: the file itself when there is one, a ZIP when there
-    are several (file name, content, MIME type)."""
-    name, mime, content = archive_of(run, data_only=data_only)
-    return name, content(), mime
-
-
 def archive_of(run: Run, *, data_only: bool = False) -> tuple[str, str, Callable[[], bytes]]:
     """The download's name and MIME type now, and its content when asked (``content()``): a
     page that redraws every second names the file without zipping it each time."""

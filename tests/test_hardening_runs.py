@@ -38,7 +38,7 @@ def test_run_files_are_neutralised_but_the_store_and_destination_keep_values(
 ):
     """rows.csv (and so the REST and Runs page downloads) quote what a spreadsheet would run;
     the entity store keeps the values, and so does a destination that asks for them as is."""
-    from studio.runhistory import run_archive
+    from studio.runhistory import archive_of
 
     root = ftp_server.root / "hostile"
     (root / "in").mkdir(parents=True, exist_ok=True)
@@ -81,8 +81,8 @@ def test_run_files_are_neutralised_but_the_store_and_destination_keep_values(
 
     quoted = [[f"S{i}", "'" + value, "-5"] for i, value in enumerate(HOSTILE)]
     assert csv_rows(Path(run.folder, "rows.csv").read_text()) == quoted  # a number stays
-    _name, data, _mime = run_archive(run)  # what the Runs page downloads: rows, rejects, log
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    _name, _mime, content = archive_of(run)  # what the Runs page downloads: rows, rejects, log
+    with zipfile.ZipFile(io.BytesIO(content())) as archive:
         assert csv_rows(archive.read("rows.csv").decode()) == quoted
     api = Api(store)
     try:

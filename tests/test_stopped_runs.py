@@ -127,3 +127,20 @@ def test_counts_say_saved_skipped_or_ended(store, backend):
     history.mark_interrupted(REASON, only_mine=True)
     assert history.save_counts(run.id, {"records": 30}) is Progress.ENDED
     assert history.get(run.id).records == 10
+
+
+def test_a_run_is_ended_from_outside_only_while_it_is_held(store, backend):
+    """The daemon records the run of a worker process that died or was stopped: queued or
+    running, it is ended with the reason; ended already, it keeps its own end."""
+    history = open_history(store.home)
+    queued = history.start_run("job-1", "Job", "manual", status="queued")
+    assert history.end_if_held(queued.id, "interrupted", "its process died")
+    running = history.start_run("job-1", "Job", "manual")
+    assert history.end_if_held(running.id, "failed", "stopped past its timeout")
+    assert (history.get(running.id).status, history.get(running.id).error) == (
+        "failed",
+        "stopped past its timeout",
+    )
+    assert not history.end_if_held(running.id, "interrupted", "too late")
+    assert history.get(queued.id).status == "interrupted"
+    assert history.get(running.id).error == "stopped past its timeout"

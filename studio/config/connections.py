@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from studio.broker import QUEUE, check_queue
+from studio.broker import QUEUE, QUEUE_NAME, check_queue
 from studio.config.base import (
     SENSITIVE_HEADER,
     ConfigModel,
@@ -32,7 +32,7 @@ RunQueue = Annotated[
         f"Empty: the default queue, {QUEUE}. Letters, digits and - _ . only. A job's source "
         "connection decides, not its destination's. Runs on this machine (no "
         "STUDIO_BROKER_URL) ignore it.",
-        json_schema_extra={"pattern": "^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "maxLength": 64},
+        json_schema_extra={"pattern": f"^$|^{QUEUE_NAME}$", "maxLength": 64},
     ),
 ]
 
